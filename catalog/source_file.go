@@ -1,0 +1,39 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+)
+
+// FileSource is an image in a local file (or a device node read as a file).
+type FileSource struct{ Path string }
+
+func (s FileSource) Name() string { return s.Path }
+
+// Open opens the file at off; the size is the file's length at that moment.
+func (s FileSource) Open(_ context.Context, off int64) (io.ReadCloser, int64, error) {
+	f, err := os.Open(s.Path)
+	if err != nil {
+		return nil, -1, &sourceError{err: fileErr(s.Path, err), permanent: true}
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err == nil {
+		_, err = f.Seek(off, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, -1, &sourceError{err: err}
+	}
+	return f, size, nil
+}
+
+func fileErr(path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w: check the path", path, ErrNotFound)
+	}
+	return err
+}

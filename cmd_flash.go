@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"bty/catalog"
+	"bty/flash"
+)
+
+// version is set with -ldflags "-X main.version=..."; empty means the module
+// version from the build info.
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 && (v == "" || v == "(devel)") {
+				v = "devel-" + s.Value[:12]
+			}
+		}
+		if v != "" && v != "(devel)" {
+			return v
+		}
+	}
+	return "devel"
+}
+
+const usageText = `bty puts a system image on a disk: fast, safely, the same way every time.
+
+Usage:
+  bty --image IMG --disk DISK --yes [--sha256 HEX] [--verify] [--json]
+  bty disks [--json] [--all]
+  bty images [--catalog SRC]... [--json]
+  bty catalog check SRC
+  bty serve --images DIR [--catalog SRC]... [--listen ADDR]
+
+IMG is a local path, an http(s):// URL, or a catalog entry name.
+DISK is a block device (/dev/sdX, /dev/disk/by-id/...) or a regular file, which
+is created or resized to the image size.
+
+Flags:
+`
+
+// flashFlags are the flags of the flash command.
+type flashFlags struct {
+	image, disk, sha256 string
+	yes, verify, json   bool
+	noReboot            bool
+	catalogs            multiFlag
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func parseFlashFlags(e env, args []string) (*flashFlags, error) {
+	var f flashFlags
+	var showVersion bool
+	fs := flag.NewFlagSet("bty", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.StringVar(&f.image, "image", "", "image to flash: path, http(s) URL or catalog entry name")
+	fs.StringVar(&f.disk, "disk", "", "target: block device, /dev/disk/by-id link, or regular file")
+	fs.BoolVar(&f.yes, "yes", false, "flash without a prompt (headless; the target must be named exactly)")
+	fs.StringVar(&f.sha256, "sha256", "", "expected sha256 of the image bytes (overrides a .sha256 sidecar)")
+	fs.BoolVar(&f.verify, "verify", false, "read the target back after writing and compare")
+	fs.BoolVar(&f.json, "json", false, "print progress and the result as JSON lines on stdout")
+	fs.BoolVar(&f.noReboot, "no-reboot", false, "never reboot (server-driven mode)")
+	fs.Var(&f.catalogs, "catalog", "catalog source (TOML file, http(s) URL, oras:// ref); repeatable")
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(e.stderr, usageText)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usagef("%v (see bty --help)", err)
+	}
+	if showVersion {
+		fmt.Fprintf(e.stdout, "bty %s\n", versionString())
+		return nil, flag.ErrHelp
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q (see bty --help)", fs.Arg(0))
+	}
+	if f.sha256 != "" {
+		f.sha256 = strings.ToLower(strings.TrimSpace(f.sha256))
+		if !isHex64(f.sha256) {
+			return nil, usagef("--sha256 %q is not 64 hex digits", f.sha256)
+		}
+	}
+	return &f, nil
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func cmdFlash(ctx context.Context, e env, args []string) error {
+	f, err := parseFlashFlags(e, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.image == "" && f.disk == "":
+		return usagef("nothing to do: give --image IMG --disk DISK --yes (see bty --help)")
+	case f.image == "":
+		return usagef("--image is missing: name the image to flash")
+	case f.disk == "":
+		return usagef("--disk is missing: name the target disk or file")
+	case !f.yes:
+		return usagef("the interactive wizard is not built yet: add --yes to flash %s to %s without a prompt", f.image, f.disk)
+	}
+	return headless(ctx, e, f)
+}
+
+// headless runs one flash without a TUI, reporting on stderr or as JSON lines.
+func headless(ctx context.Context, e env, f *flashFlags) error {
+	rep := newReport(e, f.json)
+	err := func() error {
+		img, err := catalog.Resolve(ctx, f.image)
+		if err != nil {
+			return err
+		}
+		want := img.SHA256
+		if f.sha256 != "" {
+			want = f.sha256
+		}
+		target, err := checkTarget(f.disk)
+		if err != nil {
+			return err
+		}
+		res, err := flash.Flash(ctx, img.Source, target, flash.Options{
+			SHA256:     want,
+			Size:       img.Size,
+			FormatHint: img.Format,
+			Verify:     f.verify,
+			Progress:   rep.progress,
+		})
+		if err != nil {
+			return err
+		}
+		rep.result(img.Name, target, res)
+		return nil
+	}()
+	if err != nil {
+		rep.fail(err, exitCode(err))
+		if f.json {
+			return reported{err}
+		}
+	}
+	return err
+}
+
+// checkTarget is the headless safety check until disks gives full verdicts: a
+// path under /dev must exist; anything else is a file to create or overwrite.
+func checkTarget(disk string) (string, error) {
+	if _, err := os.Stat(disk); err != nil && strings.HasPrefix(disk, "/dev/") {
+		return "", fmt.Errorf("%w: %s does not exist: check the name with bty disks", flash.ErrRefused, disk)
+	}
+	return disk, nil
+}

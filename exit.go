@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"bty/flash"
+)
+
+// Exit codes, as DESIGN.md defines them.
+const (
+	exitOK        = 0
+	exitIO        = 1   // failed while writing or reading the target
+	exitUsage     = 2   // usage or unreadable input
+	exitRefused   = 3   // refused by a safety check
+	exitIntegrity = 4   // digest or length mismatch, corrupt or truncated, tarball
+	exitSource    = 5   // source unavailable
+	exitCancelled = 130 // SIGINT/SIGTERM
+)
+
+// exitTable maps error categories to exit codes; the first match wins, so the
+// more specific categories come first.
+var exitTable = []struct {
+	err  error
+	code int
+}{
+	{context.Canceled, exitCancelled},
+	{errUsage, exitUsage},
+	{flash.ErrIntegrity, exitIntegrity},
+	{flash.ErrRefused, exitRefused},
+	{flash.ErrUnsupported, exitIntegrity},
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	for _, m := range exitTable {
+		if errors.Is(err, m.err) {
+			return m.code
+		}
+	}
+	var ioe *flash.IOError
+	if errors.As(err, &ioe) {
+		if ioe.Side == flash.SideSource {
+			return exitSource
+		}
+		return exitIO
+	}
+	return exitIO
+}
+
+// errUsage is a bad flag or argument.
+var errUsage = errors.New("usage")
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+}
+
+// reported marks an error that was already printed (e.g. in a JSON result line).
+type reported struct{ error }
+
+func (r reported) Unwrap() error { return r.error }
+
+func isReported(err error) bool {
+	var r reported
+	return errors.As(err, &r)
+}

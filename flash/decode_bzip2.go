@@ -1,0 +1,20 @@
+package flash
+
+import (
+	"context"
+	"io"
+
+	"github.com/dsnet/compress/bzip2"
+)
+
+// bzip2: dsnet's decoder, faster than the standard library's and bzip2 -dc.
+// Concatenated streams (pbzip2, lbzip2) are read as one.
+var bzip2Prober = prober{
+	format:   Bzip2,
+	match:    func(h []byte) bool { return len(h) >= 4 && hasPrefix(h, "BZh") && h[3] >= '1' && h[3] <= '9' },
+	suffixes: []string{".bz2", ".bzip2"},
+	decode:   func(r io.Reader) (io.Reader, error) { return bzip2.NewReader(r, nil) },
+	size:     unknownSize,
+}
+
+func unknownSize(context.Context, []byte, io.ReaderAt, int64) int64 { return -1 }

@@ -1,0 +1,18 @@
+// Package flash owns the byte pipeline that puts an image on a target:
+//
+//	Source.Open(off) -> resumeReader (retry with Range, count, sha256, length/digest check)
+//	  -> sniff (magic bytes) -> decoder (raw, gzip, xz, zstd, bzip2, or native qcow2)
+//	  -> aligned 1 MiB blocks from a bounded pool, each known zero or not
+//	  -> writer: O_DIRECT|O_EXCL pwrite at absolute offsets, several in flight;
+//	     zero ranges become BLKZEROOUT on a device or holes in a file
+//
+// The order is chosen for crash safety: the first and last MiB of the target are
+// wiped first, the image's first MiB is held back in memory, everything else is
+// written, the source's length and digest are checked, and only then is the first
+// MiB written. A flash that fails, is cancelled or loses power leaves a target with
+// no partition table. Finish: fdatasync, BLKRRPART, the backup GPT moved to the end
+// of a larger disk, and with Options.Verify a read-back of every written range.
+//
+// flash imports no other package of this module: sources are anything that
+// satisfies Source.
+package flash

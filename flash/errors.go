@@ -1,0 +1,59 @@
+package flash
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Categories. Every error Flash returns wraps at most one of them; the caller maps
+// them to exit codes.
+var (
+	// ErrIntegrity: the bytes are not what they should be (digest or length
+	// mismatch, corrupt or truncated stream, a tarball instead of a disk image).
+	ErrIntegrity = errors.New("integrity check failed")
+	// ErrRefused: a safety check refused the target (too small, in use, the
+	// source itself).
+	ErrRefused = errors.New("refused")
+	// ErrUnsupported: the image uses a feature bty cannot write (qcow2 backing
+	// file, external data file, encryption).
+	ErrUnsupported = errors.New("unsupported image")
+)
+
+// Specific errors, each in one category.
+var (
+	ErrDigestMismatch = fmt.Errorf("%w: sha256 mismatch", ErrIntegrity)
+	ErrLengthMismatch = fmt.Errorf("%w: length mismatch", ErrIntegrity)
+	ErrCorrupt        = fmt.Errorf("%w: corrupt or truncated stream", ErrIntegrity)
+	ErrTarball        = fmt.Errorf("%w: the image is a tar archive, not a disk image; extract first and flash the disk image inside", ErrIntegrity)
+	ErrTooLarge       = fmt.Errorf("%w: image is larger than the target", ErrRefused)
+	ErrTargetInUse    = fmt.Errorf("%w: target is in use (mounted, held, or opened exclusively by another program)", ErrRefused)
+	ErrTargetIsSource = fmt.Errorf("%w: target is the image file itself", ErrRefused)
+)
+
+// Side says which end of the pipeline failed.
+type Side string
+
+const (
+	SideSource Side = "source"
+	SideTarget Side = "target"
+)
+
+// IOError is a failure to read the source or to write the target that is not an
+// integrity or safety problem: a network that stayed down, a disk that returned EIO.
+type IOError struct {
+	Side Side
+	Err  error
+}
+
+func (e *IOError) Error() string { return fmt.Sprintf("%s: %v", e.Side, e.Err) }
+func (e *IOError) Unwrap() error { return e.Err }
+
+// permanent is implemented by source errors that retrying cannot fix (not found,
+// access denied, the content changed between attempts). Every other source error
+// is retried with backoff.
+type permanent interface{ Permanent() bool }
+
+func isPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p) && p.Permanent()
+}

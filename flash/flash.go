@@ -1,0 +1,260 @@
+package flash
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// Options tune a flash. The zero value flashes without digest check, read-back or
+// progress reports.
+type Options struct {
+	// SHA256 is the expected digest of the source bytes (lower-case hex); empty
+	// means not checked (the digest is still computed and reported).
+	SHA256 string
+	// Size is the expected length of the source bytes; zero means unknown.
+	Size int64
+	// FormatHint is a format name from a catalog ("img.xz", "qcow2"...); empty
+	// means the source name's suffix is the hint. The bytes decide; a hint that
+	// disagrees is reported in Result.Warnings.
+	FormatHint string
+	// Verify reads every written range back and compares it.
+	Verify bool
+	// Progress, if set, is called from another goroutine at most every
+	// ProgressInterval (zero: 200 ms) and at each phase change.
+	Progress         func(Progress)
+	ProgressInterval time.Duration
+	// Retry is the resume policy for sources that break mid-stream.
+	Retry Retry
+	// Blocks is the number of 1 MiB buffers in the pool; zero means 24.
+	Blocks int
+}
+
+// Result describes a finished flash.
+type Result struct {
+	Format       Format // from the magic bytes
+	FormatHint   Format // from the name or catalog, "" when none
+	SHA256       string // of the source bytes as delivered
+	SourceBytes  int64  // length of the source bytes
+	ImageSize    int64  // decoded image size
+	Written      int64  // bytes written
+	Zeroed       int64  // bytes zeroed without writing data (BLKZEROOUT, holes)
+	Duration     time.Duration
+	Verified     bool     // read back and compared
+	GPTRelocated bool     // the backup GPT was moved to the end of the disk
+	Retries      int      // times the source was reopened after a failure
+	Warnings     []string // format disagreement, busy partition table re-read
+}
+
+// Flash writes the image from src to the block device or regular file at
+// target, in the crash-safe order described in the package comment.
+func Flash(ctx context.Context, src Source, target string, opt Options) (res *Result, err error) {
+	start := time.Now()
+	rr := newResumeReader(ctx, src, opt.Size, opt.SHA256, opt.Retry)
+	defer rr.Close()
+	var w atomic.Pointer[writer]
+	var verified atomic.Int64
+	var imageSize atomic.Int64
+	imageSize.Store(-1)
+	rep := newReporter(opt.Progress, opt.ProgressInterval, func() Progress {
+		p := Progress{SourceBytes: rr.count.Load(), SourceTotal: rr.total.Load(), ImageSize: imageSize.Load(), Verified: verified.Load()}
+		if w := w.Load(); w != nil {
+			p.Written, p.Zeroed = w.written.Load(), w.zeroed.Load()
+		}
+		return p
+	})
+	defer rep.close()
+
+	// Open the source and decide the format before touching the target, so a
+	// missing, corrupt or tar source leaves the target as it was.
+	br := bufio.NewReaderSize(rr, 1<<20)
+	head, err := br.Peek(sniffLen)
+	if err != nil && err != io.EOF {
+		return nil, classify(ctx, rr, err, "")
+	}
+	if len(head) == 0 {
+		if err := rr.failed(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s is empty", ErrIntegrity, src.Name())
+	}
+	p := probeOf(head)
+	res = &Result{Format: p.format, FormatHint: hintOf(opt.FormatHint, src.Name())}
+	if res.FormatHint != "" && res.FormatHint != res.Format {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: the bytes are %s but the name says %s; writing it as %s", src.Name(), res.Format, res.FormatHint, res.Format))
+	}
+	ra := sourceReaderAt{ctx: ctx, src: src}
+	size := p.size(ctx, head, ra, rr.size)
+
+	var q *qcow2Image
+	var dec *bufio.Reader
+	if p.format == Qcow2 {
+		if q, err = parseQcow2(ra, rr.size); err != nil {
+			return nil, classify(ctx, rr, err, p.format)
+		}
+		size = q.VirtualSize
+	} else {
+		var r io.Reader = br
+		if p.decode != nil {
+			if r, err = p.decode(br); err != nil {
+				return nil, classify(ctx, rr, err, p.format)
+			}
+		}
+		dec = bufio.NewReaderSize(r, 64<<10)
+		dhead, err := dec.Peek(sniffLen)
+		if err != nil && err != io.EOF {
+			return nil, classify(ctx, rr, err, p.format)
+		}
+		if isTar(dhead) {
+			return nil, fmt.Errorf("%w (%s)", ErrTarball, src.Name())
+		}
+	}
+	imageSize.Store(size)
+
+	t, err := openTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	if t.sameFile(src.Name()) {
+		return nil, fmt.Errorf("%w: %s", ErrTargetIsSource, target)
+	}
+	if t.isDev && size > t.size {
+		return nil, fmt.Errorf("%w: the image is %d bytes, %s has %d", ErrTooLarge, size, target, t.size)
+	}
+
+	rep.setPhase(PhaseWriting)
+	if err := t.prepare(); err != nil {
+		return nil, err
+	}
+	blocks := opt.Blocks
+	if blocks <= 0 {
+		blocks = 24
+	}
+	wr := newWriter(ctx, t, newPool(blocks), opt.Verify)
+	w.Store(wr)
+	if q != nil {
+		err = q.stream(br, wr)
+	} else {
+		err = copyBlocks(ctx, dec, wr)
+	}
+	if err == nil {
+		// Read the source to its end: the length and digest checks run there.
+		_, err = io.Copy(io.Discard, br)
+	}
+	derr := wr.drain()
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case derr != nil:
+		return nil, derr
+	case err != nil:
+		return nil, classify(ctx, rr, err, p.format)
+	}
+	if err := rr.failed(); err != nil {
+		return nil, err
+	}
+
+	// The image is on the target but for its first MiB, and the source checked
+	// out. Finish in an order that keeps the target unbootable until the end.
+	rep.setPhase(PhaseFinishing)
+	res.ImageSize = wr.end
+	imageSize.Store(wr.end)
+	if err := t.finishSize(wr.end); err != nil {
+		return nil, err
+	}
+	if err := wr.writePieces(); err != nil {
+		return nil, err
+	}
+	if t.isDev && t.size > wr.end {
+		if backup, off, ok := relocateGPT(wr.head, t.align, t.size); ok {
+			if err := t.writeAt(backup, off); err != nil {
+				return nil, err
+			}
+			res.GPTRelocated = true
+		}
+	}
+	if err := wr.writeHead(); err != nil {
+		return nil, err
+	}
+	if err := t.sync(); err != nil {
+		return nil, err
+	}
+	if err := t.rereadPartitions(); err != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%v: the kernel still shows the old partitions until they are closed or the machine reboots", err))
+	}
+	if opt.Verify {
+		rep.setPhase(PhaseVerifying)
+		if err := wr.readBack(func(n int64) { verified.Add(n) }); err != nil {
+			return nil, err
+		}
+		res.Verified = true
+	}
+	res.SHA256 = rr.sum()
+	res.SourceBytes = rr.off
+	res.Written, res.Zeroed = wr.written.Load(), wr.zeroed.Load()
+	res.Retries = rr.retries
+	res.Duration = time.Since(start)
+	rep.setPhase(PhaseDone)
+	return res, nil
+}
+
+// copyBlocks reads the decoded stream into pool blocks and hands each to the
+// writer at its offset.
+func copyBlocks(ctx context.Context, r io.Reader, w *writer) error {
+	for off := int64(0); ; {
+		b, err := w.pool.get(w.ctx)
+		if err != nil {
+			return err
+		}
+		n, err := io.ReadFull(r, b)
+		if n > 0 {
+			if werr := w.block(off, b, n); werr != nil {
+				return werr
+			}
+			off += int64(n)
+		} else {
+			w.pool.put(b)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func hintOf(hint, name string) Format {
+	if hint != "" {
+		return FormatFromName(hint)
+	}
+	return FormatFromName(name)
+}
+
+// classify turns a pipeline error into one of the package's categories. A
+// failure of the source (cut, digest, length) explains whatever the decoder then
+// said; an error the decoder raised on its own means corrupt data.
+func classify(ctx context.Context, rr *resumeReader, err error, f Format) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if ferr := rr.failed(); ferr != nil {
+		return ferr
+	}
+	var ioe *IOError
+	if errors.Is(err, ErrIntegrity) || errors.Is(err, ErrRefused) || errors.Is(err, ErrUnsupported) || errors.As(err, &ioe) {
+		return err
+	}
+	if f == "" {
+		return &IOError{Side: SideSource, Err: err}
+	}
+	return fmt.Errorf("%w: %s: %w", ErrCorrupt, f, err)
+}

@@ -1,0 +1,210 @@
+package flash
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// Source is where the image bytes come from: a file, an HTTP URL, a registry blob.
+type Source interface {
+	// Name is the file name or URL of the bytes; its suffix is a format hint.
+	Name() string
+	// Open returns the bytes from offset off to the end, and the total size of the
+	// source (-1 when unknown). Errors that report Permanent() == true are not
+	// retried; any other error from Open or from reading is retried by reopening
+	// at the offset reached.
+	Open(ctx context.Context, off int64) (rc io.ReadCloser, size int64, err error)
+}
+
+// Retry is the resume policy for sources that break mid-stream.
+type Retry struct {
+	// Attempts is how many times in a row a source may fail without delivering a
+	// byte before the flash gives up. Zero means 6.
+	Attempts int
+	// Backoff is the wait before the first retry; it doubles up to 8 s. Zero means
+	// 250 ms.
+	Backoff time.Duration
+}
+
+func (r Retry) attempts() int {
+	if r.Attempts > 0 {
+		return r.Attempts
+	}
+	return 6
+}
+
+func (r Retry) backoff() time.Duration {
+	if r.Backoff > 0 {
+		return r.Backoff
+	}
+	return 250 * time.Millisecond
+}
+
+// resumeReader reads a Source from start to end, reopening it at the offset
+// reached after a failure, and hashes and counts the bytes as delivered. At the end
+// of the stream it checks the length against the size the source announced (and
+// the expected size, if any) and the digest against the expected one, and returns
+// ErrLengthMismatch or ErrDigestMismatch instead of io.EOF.
+type resumeReader struct {
+	ctx     context.Context
+	src     Source
+	retry   Retry
+	rc      io.ReadCloser
+	off     int64
+	size    int64 // announced by the source, -1 unknown
+	want    int64 // expected by the caller, 0 unknown
+	digest  string
+	h       hash.Hash
+	err     error // sticky: the first error that ended the stream, or io.EOF
+	retries int   // total reopenings, for the result
+	count   atomic.Int64 // r.off, readable by the progress reporter
+	total   atomic.Int64 // r.size, likewise
+}
+
+func newResumeReader(ctx context.Context, src Source, wantSize int64, wantDigest string, retry Retry) *resumeReader {
+	r := &resumeReader{ctx: ctx, src: src, retry: retry, size: -1, want: wantSize, digest: wantDigest, h: sha256.New()}
+	r.total.Store(-1)
+	return r
+}
+
+// open opens the source at the current offset, retrying failures with backoff.
+func (r *resumeReader) open() error {
+	wait := r.retry.backoff()
+	var last error
+	for attempt := 0; attempt < r.retry.attempts(); attempt++ {
+		if attempt > 0 {
+			r.retries++
+			t := time.NewTimer(wait)
+			select {
+			case <-r.ctx.Done():
+				t.Stop()
+				return r.ctx.Err()
+			case <-t.C:
+			}
+			wait = min(wait*2, 8*time.Second)
+		}
+		rc, size, err := r.src.Open(r.ctx, r.off)
+		if err == nil {
+			if size >= 0 {
+				if r.size >= 0 && size != r.size {
+					rc.Close()
+					return &IOError{Side: SideSource, Err: fmt.Errorf("%s: size changed from %d to %d bytes between attempts", r.src.Name(), r.size, size)}
+				}
+				r.size = size
+				r.total.Store(size)
+			}
+			r.rc = rc
+			return nil
+		}
+		if r.ctx.Err() != nil {
+			return r.ctx.Err()
+		}
+		last = err
+		if isPermanent(err) {
+			break
+		}
+	}
+	return &IOError{Side: SideSource, Err: last}
+}
+
+func (r *resumeReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	failures := 0
+	for {
+		if r.rc == nil {
+			if err := r.open(); err != nil {
+				r.err = err
+				return 0, err
+			}
+		}
+		n, err := r.rc.Read(p)
+		if n > 0 {
+			r.h.Write(p[:n])
+			r.off += int64(n)
+			r.count.Store(r.off)
+			return n, nil
+		}
+		if err == nil {
+			continue
+		}
+		r.rc.Close()
+		r.rc = nil
+		if r.ctx.Err() != nil {
+			r.err = r.ctx.Err()
+			return 0, r.err
+		}
+		if err == io.EOF && (r.size < 0 || r.off >= r.size) {
+			r.err = r.finish()
+			return 0, r.err
+		}
+		if err == io.EOF {
+			err = fmt.Errorf("stream ended at byte %d of %d", r.off, r.size)
+		}
+		// A cut mid-stream: reopen at r.off.
+		failures++
+		if failures >= r.retry.attempts() || isPermanent(err) {
+			r.err = &IOError{Side: SideSource, Err: err}
+			return 0, r.err
+		}
+	}
+}
+
+// finish runs the end-of-stream checks.
+func (r *resumeReader) finish() error {
+	if r.want > 0 && r.off != r.want {
+		return fmt.Errorf("%w: %s delivered %d bytes, expected %d", ErrLengthMismatch, r.src.Name(), r.off, r.want)
+	}
+	if r.size >= 0 && r.off != r.size {
+		return fmt.Errorf("%w: %s delivered %d bytes, announced %d", ErrLengthMismatch, r.src.Name(), r.off, r.size)
+	}
+	if r.digest != "" && r.sum() != r.digest {
+		return fmt.Errorf("%w: %s has sha256 %s, expected %s", ErrDigestMismatch, r.src.Name(), r.sum(), r.digest)
+	}
+	return io.EOF
+}
+
+func (r *resumeReader) sum() string { return hex.EncodeToString(r.h.Sum(nil)) }
+
+// failed reports the error that ended the stream, if it was not a clean end.
+func (r *resumeReader) failed() error {
+	if r.err == nil || r.err == io.EOF {
+		return nil
+	}
+	return r.err
+}
+
+func (r *resumeReader) Close() error {
+	if r.rc != nil {
+		return r.rc.Close()
+	}
+	return nil
+}
+
+// sourceReaderAt reads a Source at random offsets (for qcow2 metadata and the xz
+// index), one Open per call. It does not hash.
+type sourceReaderAt struct {
+	ctx context.Context
+	src Source
+}
+
+func (s sourceReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	rc, _, err := s.src.Open(s.ctx, off)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.ReadFull(rc, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	return n, err
+}

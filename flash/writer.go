@@ -1,0 +1,366 @@
+package flash
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// imageSink receives a decoded image as pieces at absolute offsets, in any order.
+// Ranges never delivered read as zero. p is only valid during the call.
+type imageSink interface {
+	Data(off int64, p []byte) error
+	Zero(off, n int64) error
+}
+
+// job is one I/O for a writer goroutine: a data write from a pool block, or a
+// zero range.
+type job struct {
+	off  int64
+	buf  []byte // nil for a zero range
+	n    int64  // length of a zero range
+	blk  []byte // pool block to return after the write, if any
+	zero bool
+}
+
+// piece is an unaligned fragment written through the page cache at the end.
+type piece struct {
+	off int64
+	p   []byte // nil: n zero bytes
+	n   int64
+}
+
+// extent is a range the writer made, remembered for read-back verification.
+type extent struct {
+	off, n int64
+	zero   bool
+	sum    [32]byte
+}
+
+// writer turns image pieces into aligned direct writes and zero ranges, holds the
+// image's first MiB back, and keeps several writes in flight. Its methods other
+// than the goroutines' are called from one producer goroutine.
+type writer struct {
+	t      *target
+	pool   *pool
+	jobs   chan job
+	g      *errgroup.Group
+	ctx    context.Context
+	verify bool
+
+	head    []byte // the image's first MiB, written last
+	end     int64  // highest image offset seen
+	zOff    int64  // pending zero range, coalesced
+	zLen    int64
+	pieces  []piece
+	acc     []byte // accumulating block for Data; acc[i] is image offset accBase+i
+	accBase int64
+	accLo   int64 // first offset filled in acc
+	accHi   int64 // one past the last offset filled
+
+	written, zeroed atomic.Int64
+	mu              sync.Mutex
+	extents         []extent
+}
+
+// inFlight is how many writes run at once: enough to keep a device queue busy
+// while the producer decodes the next blocks.
+const inFlight = 4
+
+// zeroSlice is the largest range one BLKZEROOUT call is given.
+const zeroSlice = 32 << 20
+
+func newWriter(ctx context.Context, t *target, p *pool, verify bool) *writer {
+	g, ctx := errgroup.WithContext(ctx)
+	w := &writer{t: t, pool: p, jobs: make(chan job, inFlight), g: g, ctx: ctx, verify: verify, head: alignedBuf(headSize)}
+	for range inFlight {
+		g.Go(w.run)
+	}
+	return w
+}
+
+func (w *writer) run() error {
+	for j := range w.jobs {
+		if err := w.do(j); err != nil {
+			// Keep draining so the producer never blocks on a dead queue.
+			for j := range w.jobs {
+				w.release(j)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writer) do(j job) error {
+	defer w.release(j)
+	if j.zero {
+		// In slices, so a cancel is noticed within a second even where the
+		// kernel has to write the zeros itself (a USB stick without WRITE
+		// ZEROES manages some 30 MB/s).
+		for off, end := j.off, j.off+j.n; off < end; {
+			if err := w.ctx.Err(); err != nil {
+				return err
+			}
+			n := min(end-off, zeroSlice)
+			if err := w.t.zeroRange(off, n); err != nil {
+				return err
+			}
+			w.zeroed.Add(n)
+			off += n
+		}
+		w.record(extent{off: j.off, n: j.n, zero: true})
+		return nil
+	}
+	if err := w.t.writeAt(j.buf, j.off); err != nil {
+		return err
+	}
+	w.written.Add(int64(len(j.buf)))
+	if w.verify {
+		w.record(extent{off: j.off, n: int64(len(j.buf)), sum: sha256.Sum256(j.buf)})
+	}
+	return nil
+}
+
+func (w *writer) release(j job) {
+	if j.blk != nil {
+		w.pool.put(j.blk)
+	}
+}
+
+func (w *writer) record(e extent) {
+	if !w.verify {
+		return
+	}
+	w.mu.Lock()
+	w.extents = append(w.extents, e)
+	w.mu.Unlock()
+}
+
+func (w *writer) send(j job) error {
+	select {
+	case w.jobs <- j:
+		return nil
+	case <-w.ctx.Done():
+		w.release(j)
+		return w.ctx.Err()
+	}
+}
+
+// grow notes that the image reaches end, refusing an image that overruns a device.
+func (w *writer) grow(end int64) error {
+	if w.t.isDev && end > w.t.size {
+		return fmt.Errorf("%w: the image needs more than %d bytes, %s has %d", ErrTooLarge, end-1, w.t.path, w.t.size)
+	}
+	w.end = max(w.end, end)
+	return nil
+}
+
+// block takes a pool block holding n image bytes at off (a multiple of
+// blockSize) and gives it back to the pool when written.
+func (w *writer) block(off int64, blk []byte, n int) error {
+	if err := w.grow(off + int64(n)); err != nil {
+		w.pool.put(blk)
+		return err
+	}
+	p := blk[:n]
+	if isZero(p) {
+		w.pool.put(blk)
+		return w.zero(off, int64(n))
+	}
+	if off < headSize {
+		k := copy(w.head[off:], p)
+		if k == n {
+			w.pool.put(blk)
+			return nil
+		}
+		return w.write(off+int64(k), p[k:], blk)
+	}
+	return w.write(off, p, blk)
+}
+
+// write submits p at off (p's address is congruent to off modulo 4096): the
+// aligned middle as a direct write, unaligned edges as pieces for the end.
+func (w *writer) write(off int64, p []byte, blk []byte) error {
+	a := w.t.align
+	end := off + int64(len(p))
+	lo, hi := alignDown(off+a-1, a), alignDown(end, a)
+	if lo >= hi {
+		w.deferPiece(off, p)
+		if blk != nil {
+			w.pool.put(blk)
+		}
+		return nil
+	}
+	if lo > off {
+		w.deferPiece(off, p[:lo-off])
+	}
+	if hi < end {
+		w.deferPiece(hi, p[hi-off:])
+	}
+	return w.send(job{off: lo, buf: p[lo-off : hi-off], blk: blk})
+}
+
+func (w *writer) deferPiece(off int64, p []byte) {
+	w.pieces = append(w.pieces, piece{off: off, p: append([]byte(nil), p...), n: int64(len(p))})
+}
+
+// zero notes that [off, off+n) is zero; adjacent ranges are merged into one
+// BLKZEROOUT.
+func (w *writer) zero(off, n int64) error {
+	if end := off + n; off < headSize {
+		// The head buffer starts zeroed.
+		off = min(end, headSize)
+		n = end - off
+	}
+	if n <= 0 {
+		return nil
+	}
+	if w.zLen > 0 && w.zOff+w.zLen == off {
+		w.zLen += n
+		return nil
+	}
+	if err := w.flushZero(); err != nil {
+		return err
+	}
+	w.zOff, w.zLen = off, n
+	return nil
+}
+
+func (w *writer) flushZero() error {
+	off, n := w.zOff, w.zLen
+	w.zLen = 0
+	if n == 0 {
+		return nil
+	}
+	a := w.t.align
+	lo, hi := alignDown(off+a-1, a), alignDown(off+n, a)
+	if lo >= hi {
+		lo, hi = off, off
+	}
+	if w.t.isDev {
+		// Unaligned edges of a zero range are written as zeros at the end.
+		if lo > off {
+			w.pieces = append(w.pieces, piece{off: off, n: lo - off})
+		}
+		if hi < off+n {
+			w.pieces = append(w.pieces, piece{off: hi, n: off + n - hi})
+		}
+	}
+	if hi > lo {
+		return w.send(job{off: lo, n: hi - lo, zero: true})
+	}
+	return nil
+}
+
+// Data implements imageSink for decoders that deliver pieces (qcow2): contiguous
+// pieces are gathered into pool blocks before they are written.
+func (w *writer) Data(off int64, p []byte) error {
+	if err := w.grow(off + int64(len(p))); err != nil {
+		return err
+	}
+	if off < headSize {
+		k := copy(w.head[off:], p)
+		off, p = off+int64(k), p[k:]
+	}
+	for len(p) > 0 {
+		if w.acc == nil || off != w.accHi || off-w.accBase >= blockSize {
+			if err := w.flushAcc(); err != nil {
+				return err
+			}
+			b, err := w.pool.get(w.ctx)
+			if err != nil {
+				return err
+			}
+			w.acc, w.accBase, w.accLo, w.accHi = b, alignDown(off, 4096), off, off
+		}
+		k := copy(w.acc[off-w.accBase:], p)
+		off, p = off+int64(k), p[k:]
+		w.accHi = off
+	}
+	return nil
+}
+
+func (w *writer) flushAcc() error {
+	if w.acc == nil {
+		return nil
+	}
+	b, lo, hi := w.acc, w.accLo, w.accHi
+	w.acc = nil
+	p := b[lo-w.accBase : hi-w.accBase]
+	if isZero(p) {
+		w.pool.put(b)
+		return w.zero(lo, hi-lo)
+	}
+	return w.write(lo, p, b)
+}
+
+// Zero implements imageSink.
+func (w *writer) Zero(off, n int64) error {
+	if err := w.grow(off + n); err != nil {
+		return err
+	}
+	return w.zero(off, n)
+}
+
+// drain submits what is pending and waits for every write in flight.
+func (w *writer) drain() error {
+	err := w.flushAcc()
+	if err == nil {
+		err = w.flushZero()
+	}
+	close(w.jobs)
+	if werr := w.g.Wait(); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// writePieces writes the unaligned fragments through the page cache, after every
+// direct write has completed.
+func (w *writer) writePieces() error {
+	for _, pc := range w.pieces {
+		p := pc.p
+		if p == nil {
+			p = make([]byte, pc.n)
+		}
+		if err := w.t.writeBuffered(p, pc.off); err != nil {
+			return err
+		}
+		if pc.p == nil {
+			w.zeroed.Add(pc.n)
+			w.record(extent{off: pc.off, n: pc.n, zero: true})
+		} else {
+			w.written.Add(pc.n)
+			w.record(extent{off: pc.off, n: pc.n, sum: sha256.Sum256(p)})
+		}
+	}
+	return nil
+}
+
+// writeHead writes the held-back first MiB (or the whole image, if smaller).
+func (w *writer) writeHead() error {
+	n := min(w.end, headSize)
+	a := w.t.align
+	aligned := alignDown(n, a)
+	if !w.t.direct {
+		aligned = 0
+	}
+	if aligned > 0 {
+		if err := w.t.writeAt(w.head[:aligned], 0); err != nil {
+			return err
+		}
+	}
+	if aligned < n {
+		if err := w.t.writeBuffered(w.head[aligned:n], aligned); err != nil {
+			return err
+		}
+	}
+	w.written.Add(n)
+	w.record(extent{off: 0, n: n, sum: sha256.Sum256(w.head[:n])})
+	return nil
+}

@@ -1,0 +1,63 @@
+// Command bty puts a pre-built system image on a disk: fast, safely, and the same
+// way every time. main is the composition root: it parses flags, wires the
+// packages together, runs, and maps errors to exit codes (exit.go).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// env is what a command needs from the process; tests substitute it.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	// SIGINT/SIGTERM cancel the context; the pipeline stops within a second and
+	// the error maps to exit 130.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := env{stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	err := dispatch(ctx, e, args)
+	code := exitCode(err)
+	if err != nil && !isReported(err) {
+		fmt.Fprintf(stderr, "bty: %v\n", err)
+	}
+	return code
+}
+
+// command is a subcommand: bty NAME args...
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, e env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"disks", "list disks with their safety verdicts", cmdDisks},
+		{"images", "list the images of the image root and catalogs", cmdImages},
+		{"catalog", "catalog check SRC: validate a catalog", cmdCatalog},
+		{"serve", "serve an image directory as an HTTP catalog", cmdServe},
+	}
+}
+
+func dispatch(ctx context.Context, e env, args []string) error {
+	if len(args) > 0 {
+		for _, c := range commands() {
+			if args[0] == c.name {
+				return c.run(ctx, e, args[1:])
+			}
+		}
+	}
+	return cmdFlash(ctx, e, args)
+}
