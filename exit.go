@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"bty/catalog"
 	"bty/flash"
 )
 
@@ -30,6 +31,8 @@ var exitTable = []struct {
 	{flash.ErrIntegrity, exitIntegrity},
 	{flash.ErrRefused, exitRefused},
 	{flash.ErrUnsupported, exitIntegrity},
+	{catalog.ErrInvalidSidecar, exitUsage},
+	{catalog.ErrUnavailable, exitSource},
 }
 
 func exitCode(err error) int {

@@ -211,7 +211,7 @@ func copyBlocks(ctx context.Context, r io.Reader, w *writer) error {
 		if err != nil {
 			return err
 		}
-		n, err := io.ReadFull(r, b)
+		n, err := fill(r, b)
 		if n > 0 {
 			if werr := w.block(off, b, n); werr != nil {
 				return werr
@@ -220,7 +220,7 @@ func copyBlocks(ctx context.Context, r io.Reader, w *writer) error {
 		} else {
 			w.pool.put(b)
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
@@ -230,6 +230,21 @@ func copyBlocks(ctx context.Context, r io.Reader, w *writer) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// fill reads until b is full or the reader fails; unlike io.ReadFull it passes a
+// decoder's io.ErrUnexpectedEOF (a truncated stream) through unchanged, and
+// returns io.EOF for a clean end whether or not b got bytes.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := r.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func hintOf(hint, name string) Format {

@@ -62,8 +62,8 @@ type resumeReader struct {
 	want    int64 // expected by the caller, 0 unknown
 	digest  string
 	h       hash.Hash
-	err     error // sticky: the first error that ended the stream, or io.EOF
-	retries int   // total reopenings, for the result
+	err     error        // sticky: the first error that ended the stream, or io.EOF
+	retries int          // total reopenings, for the result
 	count   atomic.Int64 // r.off, readable by the progress reporter
 	total   atomic.Int64 // r.size, likewise
 }

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// btyBin is the binary under test, built once by TestMain.
+var btyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bty-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	btyBin = filepath.Join(dir, "bty")
+	out, err := exec.Command("go", "build", "-o", btyBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what a run of the binary did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// runBty runs the binary with args and returns its output and exit code.
+func runBty(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, btyBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run bty %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// requireRoot skips a test that needs loop devices or mounts.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for loop devices (CI runs as root)")
+	}
+}
+
+// requireTool skips a test when a command it needs is missing.
+func requireTool(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("%s is not installed (.ci/run installs it)", n)
+		}
+	}
+}
+
+// newLoop creates a loop device over a file of size bytes filled with random
+// data, with the given logical sector size, and detaches it when the test ends.
+func newLoop(t *testing.T, size int64, sector int) string {
+	t.Helper()
+	requireRoot(t)
+	back := filepath.Join(t.TempDir(), "backing")
+	writeFile(t, back, randomBytes(t, int(size)))
+	out, err := exec.Command("losetup", "--find", "--show", "--sector-size", fmt.Sprint(sector), back).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup: %v: %s", err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
+		}
+	})
+	return dev
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readDev reads the first n bytes of a device or file.
+func readDev(t *testing.T, dev string, n int) []byte {
+	t.Helper()
+	f, err := os.Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatalf("read %s: %v", dev, err)
+	}
+	return b
+}
+
+// sh runs a shell command line, failing the test if it fails.
+func sh(t *testing.T, script string) {
+	t.Helper()
+	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+}
+
+// firstDiff describes where two byte slices first differ, for failure messages.
+func firstDiff(a, b []byte) string {
+	if len(a) != len(b) {
+		return fmt.Sprintf("lengths %d and %d", len(a), len(b))
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return fmt.Sprintf("first difference at byte %d (%#x vs %#x)", i, a[i], b[i])
+		}
+	}
+	return "equal"
+}
