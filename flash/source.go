@@ -147,12 +147,16 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 			return 0, r.err
 		}
 		if err == io.EOF {
-			err = fmt.Errorf("stream ended at byte %d of %d", r.off, r.size)
+			err = fmt.Errorf("%w: %s ended at byte %d of %d", ErrLengthMismatch, r.src.Name(), r.off, r.size)
 		}
-		// A cut mid-stream: reopen at r.off.
+		// A cut mid-stream: reopen at r.off. A source that keeps ending early
+		// is truncated (an integrity failure), not unavailable.
 		failures++
 		if failures >= r.retry.attempts() || isPermanent(err) {
-			r.err = &IOError{Side: SideSource, Err: err}
+			if !errors.Is(err, ErrIntegrity) {
+				err = &IOError{Side: SideSource, Err: err}
+			}
+			r.err = err
 			return 0, r.err
 		}
 	}
