@@ -1,0 +1,78 @@
+package fleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Mode is what the server wants the machine to do.
+type Mode string
+
+const (
+	ModeFlash       Mode = "flash"
+	ModeInteractive Mode = "interactive"
+	ModeInventory   Mode = "inventory"
+	ModeExit        Mode = "exit"
+)
+
+// Plan is the server's answer to GET /pxe/<mac>/plan.
+type Plan struct {
+	Mode             Mode   `json:"mode"`
+	Image            string `json:"image,omitempty"`
+	TargetDiskSerial string `json:"target_disk_serial,omitempty"`
+	Name             string `json:"name,omitempty"`
+	Format           string `json:"format,omitempty"`
+	DiskImageSHA     string `json:"disk_image_sha,omitempty"`
+	Catalog          string `json:"catalog,omitempty"`
+}
+
+// ParsePlan decodes and checks a plan; an error says what is wrong, and the
+// caller falls back to the wizard with it.
+func ParsePlan(b []byte) (Plan, error) {
+	var p Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return Plan{}, fmt.Errorf("plan is not valid JSON: %w", err)
+	}
+	switch p.Mode {
+	case ModeFlash:
+		var missing []string
+		if p.Image == "" {
+			missing = append(missing, "image")
+		}
+		if p.TargetDiskSerial == "" {
+			missing = append(missing, "target_disk_serial")
+		}
+		if len(missing) > 0 {
+			return Plan{}, fmt.Errorf("flash plan is missing %s", strings.Join(missing, " and "))
+		}
+		if p.DiskImageSHA != "" {
+			p.DiskImageSHA = strings.ToLower(strings.TrimSpace(p.DiskImageSHA))
+			if !isHex64(p.DiskImageSHA) {
+				return Plan{}, fmt.Errorf("flash plan: disk_image_sha %q is not 64 hex digits", p.DiskImageSHA)
+			}
+		}
+	case ModeInteractive:
+		if p.Catalog == "" {
+			return Plan{}, fmt.Errorf("interactive plan is missing catalog")
+		}
+	case ModeInventory, ModeExit:
+	case "":
+		return Plan{}, fmt.Errorf("plan has no mode")
+	default:
+		return Plan{}, fmt.Errorf("plan has unknown mode %q", p.Mode)
+	}
+	return p, nil
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
