@@ -1,0 +1,84 @@
+package disks
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// Resolve finds the disk a DISK argument names: a device path (/dev/sda), a link
+// to one (/dev/disk/by-id/..., followed inside Roots.Dev), or serial:S, which
+// matches the one disk whose serial is exactly S (a disk without a serial never
+// matches; an eMMC's boot areas, which repeat the card's serial, are skipped). Errors wrap ErrNotFound, ErrAmbiguous or ErrBadSpec. A regular file
+// as DISK (an image being produced) is the caller's to handle before Resolve.
+func Resolve(r Roots, spec string) (Disk, error) {
+	if serial, ok := strings.CutPrefix(spec, "serial:"); ok {
+		if serial == "" {
+			return Disk{}, fmt.Errorf("%q: empty serial: %w", spec, ErrBadSpec)
+		}
+		ds, err := List(r)
+		if err != nil {
+			return Disk{}, err
+		}
+		var match []Disk
+		for _, d := range ds {
+			// The boot and RPMB areas of an eMMC report the card's serial, but
+			// the card is the disk the serial names.
+			if d.Serial != "" && d.Serial == serial && d.EMMCArea == "" {
+				match = append(match, d)
+			}
+		}
+		switch len(match) {
+		case 0:
+			return Disk{}, fmt.Errorf("serial %q: no disk has it: %w", serial, ErrNotFound)
+		case 1:
+			return match[0], nil
+		}
+		var paths []string
+		for _, d := range match {
+			paths = append(paths, d.Path)
+		}
+		return Disk{}, fmt.Errorf("serial %q: %d disks have it (%s): %w", serial, len(match), strings.Join(paths, ", "), ErrAmbiguous)
+	}
+	if !strings.HasPrefix(filepath.Clean(spec), "/dev/") {
+		return Disk{}, fmt.Errorf("%q: want a /dev path, a /dev/disk/by-id link or serial:SERIAL: %w", spec, ErrBadSpec)
+	}
+	ds, err := List(r)
+	if err != nil {
+		return Disk{}, err
+	}
+	p, err := resolveDevLink(r.dev(), spec)
+	if err != nil {
+		return Disk{}, fmt.Errorf("%s: %w", spec, err)
+	}
+	for _, d := range ds {
+		if d.Path == p {
+			return d, nil
+		}
+		for _, part := range d.Partitions {
+			if part.Path == p {
+				return Disk{}, fmt.Errorf("%s is partition %d of %s; give the whole disk: %w", spec, part.Number, d.Path, ErrBadSpec)
+			}
+		}
+	}
+	if p != spec {
+		return Disk{}, fmt.Errorf("%s (%s): not a disk bty can write: %w", spec, p, ErrNotFound)
+	}
+	return Disk{}, fmt.Errorf("%s: not a disk bty can write: %w", spec, ErrNotFound)
+}
+
+// ResolveTarget is Resolve plus the headless rule: a Refused disk is an error
+// (*RefusedError, wrapping ErrRefused) and a disk that needs confirmation is
+// allowed, because every form Resolve accepts names one disk exactly. The caller
+// asks for --yes before it calls this without a human to confirm.
+func ResolveTarget(r Roots, spec string, c Check) (Disk, Verdict, error) {
+	d, err := Resolve(r, spec)
+	if err != nil {
+		return Disk{}, Verdict{}, err
+	}
+	v := d.Verdict(c)
+	if v.Level == Refused {
+		return d, v, &RefusedError{Disk: d.Path, Reasons: v.Reasons}
+	}
+	return d, v, nil
+}
