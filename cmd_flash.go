@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 
 	"bty/catalog"
+	"bty/disks"
 	"bty/flash"
 )
 
@@ -149,7 +151,11 @@ func headless(ctx context.Context, e env, f *flashFlags) error {
 		if f.sha256 != "" {
 			want = f.sha256
 		}
-		target, err := checkTarget(f.disk)
+		imagePath := ""
+		if fs, ok := img.Source.(catalog.FileSource); ok {
+			imagePath = fs.Path
+		}
+		target, err := headlessTarget(e, f.disk, imagePath)
 		if err != nil {
 			return err
 		}
@@ -175,11 +181,34 @@ func headless(ctx context.Context, e env, f *flashFlags) error {
 	return err
 }
 
-// checkTarget is the headless safety check until disks gives full verdicts: a
-// path under /dev must exist; anything else is a file to create or overwrite.
-func checkTarget(disk string) (string, error) {
-	if _, err := os.Stat(disk); err != nil && strings.HasPrefix(disk, "/dev/") {
-		return "", fmt.Errorf("%w: %s does not exist: check the name with bty disks", flash.ErrRefused, disk)
+// diskRoots are the /sys, /proc, /dev and /run roots disks reads; the
+// BTY_SYSFS, BTY_PROCFS, BTY_DEVFS and BTY_RUNDIR variables point them at fixture
+// trees in tests (DESIGN.md: roots are parameters).
+func diskRoots(e env) disks.Roots {
+	return disks.Roots{Sys: e.getenv("BTY_SYSFS"), Proc: e.getenv("BTY_PROCFS"), Dev: e.getenv("BTY_DEVFS"), Run: e.getenv("BTY_RUNDIR")}
+}
+
+// headlessTarget applies the headless rule to DISK: a regular file (or a new
+// path outside /dev) is a disk image being produced; anything else must name
+// one disk exactly and not be refused by its verdict. imagePath is the local
+// image file, if any, so the disk holding it is refused.
+func headlessTarget(e env, spec, imagePath string) (string, error) {
+	if isFileTarget(spec) {
+		return spec, nil
 	}
-	return disk, nil
+	d, _, err := disks.ResolveTarget(diskRoots(e), spec, disks.Check{ImagePath: imagePath})
+	if err != nil {
+		return "", err
+	}
+	return d.Path, nil
+}
+
+func isFileTarget(spec string) bool {
+	if strings.HasPrefix(spec, "serial:") {
+		return false
+	}
+	if fi, err := os.Stat(spec); err == nil {
+		return fi.Mode().IsRegular()
+	}
+	return !strings.HasPrefix(filepath.Clean(spec), "/dev/")
 }
