@@ -13,6 +13,7 @@ import (
 	"bty/catalog"
 	"bty/disks"
 	"bty/flash"
+	"bty/fleet"
 )
 
 // version is set with -ldflags "-X main.version=..."; empty means the module
@@ -41,6 +42,7 @@ const usageText = `bty puts a system image on a disk: fast, safely, the same way
 
 Usage:
   bty --image IMG --disk DISK --yes [--sha256 HEX] [--verify] [--json]
+  bty --server URL --mac MAC [--no-reboot]
   bty disks [--json] [--all]
   bty images [--catalog SRC]... [--json]
   bty catalog check SRC
@@ -58,6 +60,7 @@ type flashFlags struct {
 	image, disk, sha256 string
 	yes, verify, json   bool
 	noReboot            bool
+	server, mac         string
 	catalogs            multiFlag
 }
 
@@ -77,7 +80,9 @@ func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 	fs.StringVar(&f.sha256, "sha256", "", "expected sha256 of the image bytes (overrides a .sha256 sidecar)")
 	fs.BoolVar(&f.verify, "verify", false, "read the target back after writing and compare")
 	fs.BoolVar(&f.json, "json", false, "print progress and the result as JSON lines on stdout")
-	fs.BoolVar(&f.noReboot, "no-reboot", false, "never reboot (server-driven mode)")
+	fs.BoolVar(&f.noReboot, "no-reboot", false, "server-driven mode: print what would be done instead of rebooting")
+	fs.StringVar(&f.server, "server", "", "server-driven mode: the bty server URL (else bty.server= on the kernel command line)")
+	fs.StringVar(&f.mac, "mac", "", "server-driven mode: this machine's MAC (else bty.mac= on the kernel command line)")
 	fs.Var(&f.catalogs, "catalog", "catalog source (TOML file, http(s) URL, oras:// ref); repeatable")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -125,6 +130,13 @@ func cmdFlash(ctx context.Context, e env, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	cmdline, err := fleet.ReadCmdline(cmdlinePath(e))
+	if err != nil {
+		return err
+	}
+	if serverMode(f, cmdline) {
+		return runServer(ctx, e, f, cmdline)
 	}
 	switch {
 	case f.image == "" && f.disk == "":

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"bty/fleet"
+)
+
+// serverMode reports whether this run is server-driven: --server was given, or
+// nothing was asked on the command line and the kernel's has bty.server=.
+func serverMode(f *flashFlags, cmdline fleet.Cmdline) bool {
+	return f.server != "" || (f.image == "" && f.disk == "" && cmdline["bty.server"] != "")
+}
+
+func cmdlinePath(e env) string {
+	if p := e.getenv("BTY_CMDLINE"); p != "" {
+		return p
+	}
+	return "/proc/cmdline"
+}
+
+// runServer follows the server's plan for this machine (WIRE.md section 5).
+func runServer(ctx context.Context, e env, f *flashFlags, cmdline fleet.Cmdline) error {
+	cfg, err := fleet.NewConfig(f.server, f.mac, cmdline)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	log := e.stderr
+	if errf, ok := e.stderr.(*os.File); ok {
+		log = fleet.ConsoleWriter(errf, e.getenv("BTY_CONSOLE"))
+	}
+	r := &fleet.Runner{Client: &fleet.Client{Config: cfg}, Roots: diskRoots(e), Log: log}
+	out := r.Run(ctx)
+	switch out.Action {
+	case fleet.Exit:
+		return nil
+	case fleet.Reboot:
+		return reboot(log, f.noReboot)
+	}
+	// Wizard: the TUI opens here once it exists; without a terminal the
+	// failure's exit code is what a script sees.
+	if out.Err != nil {
+		return reported{out.Err}
+	}
+	return fmt.Errorf("%w: %s", errFallback, out.Why)
+}
+
+// reboot syncs and reboots the machine, or with --no-reboot says it would.
+func reboot(log io.Writer, dryRun bool) error {
+	if dryRun {
+		fmt.Fprintln(log, "bty: would sync and reboot now (--no-reboot)")
+		return nil
+	}
+	fmt.Fprintln(log, "bty: syncing and rebooting")
+	return rebootSystem()
+}

@@ -1,0 +1,216 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	"bty/catalog"
+	"bty/disks"
+	"bty/flash"
+)
+
+// Action is what the caller does after Run.
+type Action int
+
+const (
+	// Reboot: the flash succeeded or the inventory was posted; sync and reboot.
+	Reboot Action = iota
+	// Exit: the server said to boot the local disk; exit 0.
+	Exit
+	// Wizard: open the wizard with Outcome.Catalog and the pre-filled choices;
+	// without a terminal, exit with Outcome.Err's code.
+	Wizard
+)
+
+// Outcome is how a server-driven run ended.
+type Outcome struct {
+	Action  Action
+	Catalog string // Wizard: the catalog to open
+	Image   string // Wizard: pre-filled image, when a flash plan failed
+	Disk    string // Wizard: pre-filled disk (serial:S)
+	Why     string // Wizard: why it fell back, to show
+	Err     error  // Wizard after a failed flash: the failure
+}
+
+// Runner follows one machine's plan.
+type Runner struct {
+	Client *Client
+	Roots  disks.Roots
+	// Log gets the milestones (bty: flash starting, bty: write 50%, ...).
+	Log io.Writer
+	// LSHW returns lshw's JSON tree, or nil; nil means run `lshw -json` when it
+	// is installed.
+	LSHW func(ctx context.Context) json.RawMessage
+	// Flash is the engine's options for the flash (progress is added).
+	Flash flash.Options
+}
+
+func (r *Runner) say(format string, args ...any) {
+	if r.Log != nil {
+		fmt.Fprintf(r.Log, "bty: "+format+"\n", args...)
+	}
+}
+
+// Run posts the inventory (in the background), fetches the plan and follows it.
+// Before it returns it gives the inventory post up to five seconds to land.
+func (r *Runner) Run(ctx context.Context) Outcome {
+	inv := r.postInventory(ctx)
+	out := r.follow(ctx, inv)
+	waitFor(inv, 5*time.Second)
+	return out
+}
+
+func (r *Runner) follow(ctx context.Context, inv func() error) Outcome {
+	fallback := Outcome{Action: Wizard, Catalog: r.Client.Server + "/catalog.toml"}
+	plan, err := r.Client.Plan(ctx)
+	if err != nil {
+		fallback.Why = fmt.Sprintf("no plan from %s: %v", r.Client.Server, err)
+		r.say("%s; opening the wizard with %s", fallback.Why, fallback.Catalog)
+		return fallback
+	}
+	switch plan.Mode {
+	case ModeExit:
+		r.say("the server says boot the local disk; exiting")
+		return Outcome{Action: Exit}
+	case ModeInventory:
+		if err := inv(); err != nil {
+			r.say("inventory not posted: %v", err)
+		} else {
+			r.say("inventory posted")
+		}
+		return Outcome{Action: Reboot}
+	case ModeInteractive:
+		return Outcome{Action: Wizard, Catalog: plan.Catalog, Why: "the server asks for the wizard"}
+	}
+	return r.flash(ctx, plan)
+}
+
+// flash follows a flash plan: the disk by exact serial, the digest verified,
+// the status posted before anything waits for a human.
+func (r *Runner) flash(ctx context.Context, plan Plan) Outcome {
+	disk := "serial:" + plan.TargetDiskSerial
+	fail := func(err error) Outcome {
+		reason := err.Error()
+		r.say("flash failed: %s", reason)
+		if perr := r.Client.PostStatus(context.WithoutCancel(ctx), Failed(reason)); perr != nil {
+			r.say("%v", perr)
+		}
+		return Outcome{Action: Wizard, Catalog: r.Client.Server + "/catalog.toml", Image: plan.Image, Disk: disk, Why: "flash failed: " + reason, Err: err}
+	}
+	d, _, err := disks.ResolveTarget(r.Roots, disk, disks.Check{})
+	if err != nil {
+		return fail(err)
+	}
+	img, err := catalog.Resolve(ctx, plan.Image)
+	if err != nil {
+		return fail(err)
+	}
+	opt := r.Flash
+	opt.SHA256 = plan.DiskImageSHA
+	if opt.SHA256 == "" {
+		opt.SHA256 = img.SHA256
+	}
+	opt.FormatHint = plan.Format
+	opt.Progress = r.milestones()
+	r.say("flash starting: %s to %s (serial %s)", plan.Image, d.Path, plan.TargetDiskSerial)
+	res, err := flash.Flash(ctx, img.Source, d.Path, opt)
+	if err != nil {
+		return fail(err)
+	}
+	r.say("flash complete: %s in %s, sha256 %s", d.Path, res.Duration.Round(time.Millisecond), res.SHA256)
+	if err := r.Client.PostStatus(context.WithoutCancel(ctx), Status{Status: "done"}); err != nil {
+		r.say("%v", err)
+	}
+	return Outcome{Action: Reboot}
+}
+
+// milestones reports each quarter of the write once.
+func (r *Runner) milestones() func(flash.Progress) {
+	next := 25
+	return func(p flash.Progress) {
+		f := p.Fraction()
+		if p.Phase != flash.PhaseWriting || f < 0 {
+			return
+		}
+		for next < 100 && f*100 >= float64(next) {
+			r.say("write %d%%", next)
+			next += 25
+		}
+	}
+}
+
+// postInventory starts the inventory post and returns a func that waits for it.
+func (r *Runner) postInventory(ctx context.Context) func() error {
+	var wg sync.WaitGroup
+	var err error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ds, lerr := disks.List(r.Roots)
+		if lerr != nil {
+			err = lerr
+			return
+		}
+		inv := Inventory{Disks: disks.Inventory(ds)}
+		if r.LSHW != nil {
+			inv.LSHW = r.LSHW(ctx)
+		} else {
+			inv.LSHW = lshw(ctx)
+		}
+		err = r.Client.PostInventory(ctx, inv)
+	}()
+	return func() error { wg.Wait(); return err }
+}
+
+func waitFor(f func() error, d time.Duration) {
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+// lshw runs `lshw -json -quiet` when it is installed; its tree is optional.
+func lshw(ctx context.Context) json.RawMessage {
+	path, err := exec.LookPath("lshw")
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "-json", "-quiet").Output()
+	if err != nil || !json.Valid(out) {
+		return nil
+	}
+	return out
+}
+
+// ConsoleWriter returns stderr, plus /dev/console (at path) when stderr is not
+// already that console, so an observer on the serial console follows too.
+func ConsoleWriter(stderr *os.File, path string) io.Writer {
+	if path == "" {
+		return stderr
+	}
+	c, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return stderr
+	}
+	if same(stderr, c) {
+		c.Close()
+		return stderr
+	}
+	return io.MultiWriter(stderr, c)
+}
+
+func same(a, b *os.File) bool {
+	fa, err1 := a.Stat()
+	fb, err2 := b.Stat()
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+}
