@@ -18,9 +18,10 @@ var xzProber = prober{
 	format:   Xz,
 	match:    func(h []byte) bool { return hasPrefix(h, xzMagic) },
 	suffixes: []string{".xz"},
-	decode: func(r io.Reader) (io.Reader, error) {
-		return xz.ReaderConfig{DictCap: 1 << 30}.NewReader(r)
-	},
+	// The dictionary is sized by each block's header (8 MiB for xz -6, 64
+	// MiB for -9): ReaderConfig.DictCap is a minimum that is allocated up
+	// front, so it stays at the default.
+	decode: func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) },
 	size: xzSize,
 }
 
