@@ -9,10 +9,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 func main() {
+	// Keep the heap small: decoders allocate a dictionary per stream or block
+	// and the garbage would otherwise pile up to several times the live heap.
+	// GOMEMLIMIT still overrides this.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(64 << 20)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

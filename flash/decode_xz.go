@@ -14,6 +14,8 @@ const xzMagic = "\xfd7zXZ\x00"
 // xz: ulikunitz's pure-Go decoder (the design card's choice). Concatenated streams
 // and stream padding are read as one image. The decoded size is the sum of the
 // uncompressed sizes in each stream's index, read from the end of the source.
+// Images of several blocks (xz -T0, pixz) are decoded a block per core
+// (decode_xz_parallel.go).
 var xzProber = prober{
 	format:   Xz,
 	match:    func(h []byte) bool { return hasPrefix(h, xzMagic) },
@@ -22,14 +24,37 @@ var xzProber = prober{
 	// MiB for -9): ReaderConfig.DictCap is a minimum that is allocated up
 	// front, so it stays at the default.
 	decode: func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) },
-	size: xzSize,
+	size: func(_ context.Context, _ []byte, ra io.ReaderAt, srcSize int64) int64 {
+		blocks, ok := xzIndex(ra, srcSize)
+		if !ok {
+			return -1
+		}
+		var total int64
+		for _, b := range blocks {
+			total += b.size
+		}
+		return total
+	},
 }
 
-// xzSize walks the streams backwards from the end of the source: stream padding,
-// footer, index, blocks, header. It returns -1 if anything does not add up.
-func xzSize(_ context.Context, _ []byte, ra io.ReaderAt, srcSize int64) int64 {
+// xzBlock is one block of an xz file, located through the stream indexes.
+type xzBlock struct {
+	comp     int64    // offset of the block in the source
+	unpadded int64    // the index's unpadded size
+	out      int64    // offset of its output in the image
+	size     int64    // uncompressed size
+	header   [12]byte // the header of the stream it belongs to
+}
+
+// padded is the block's length in the source.
+func (b xzBlock) padded() int64 { return (b.unpadded + 3) &^ 3 }
+
+// xzIndex walks the streams backwards from the end of the source (stream
+// padding, footer, index, blocks, header) and returns every block in file
+// order; ok is false if anything does not add up.
+func xzIndex(ra io.ReaderAt, srcSize int64) (blocks []xzBlock, ok bool) {
 	if ra == nil || srcSize < 32 {
-		return -1
+		return nil, false
 	}
 	read := func(off, n int64) []byte {
 		if off < 0 || n <= 0 || n > 16<<20 {
@@ -41,14 +66,13 @@ func xzSize(_ context.Context, _ []byte, ra io.ReaderAt, srcSize int64) int64 {
 		}
 		return b
 	}
-	var total int64
-	pos := srcSize
-	for pos > 0 {
+	var streams [][]xzBlock
+	for pos := srcSize; pos > 0; {
 		// Stream padding: zero bytes in multiples of four.
 		for {
 			w := read(pos-4, 4)
 			if w == nil {
-				return -1
+				return nil, false
 			}
 			if !bytes.Equal(w, []byte{0, 0, 0, 0}) {
 				break
@@ -57,13 +81,13 @@ func xzSize(_ context.Context, _ []byte, ra io.ReaderAt, srcSize int64) int64 {
 		}
 		footer := read(pos-12, 12)
 		if footer == nil || string(footer[10:12]) != "YZ" {
-			return -1
+			return nil, false
 		}
 		indexLen := (int64(binary.LittleEndian.Uint32(footer[4:8])) + 1) * 4
 		indexStart := pos - 12 - indexLen
 		idx := read(indexStart, indexLen)
 		if idx == nil || idx[0] != 0 {
-			return -1
+			return nil, false
 		}
 		idx = idx[1:]
 		next := func() (int64, bool) {
@@ -75,24 +99,42 @@ func xzSize(_ context.Context, _ []byte, ra io.ReaderAt, srcSize int64) int64 {
 			return int64(v), true
 		}
 		records, ok := next()
-		if !ok {
-			return -1
+		if !ok || records > indexLen {
+			return nil, false
 		}
-		var blocks int64
+		var stream []xzBlock
+		var blocksLen int64
 		for i := int64(0); i < records; i++ {
 			unpadded, ok1 := next()
-			uncompressed, ok2 := next()
+			size, ok2 := next()
 			if !ok1 || !ok2 {
-				return -1
+				return nil, false
 			}
-			blocks += (unpadded + 3) &^ 3
-			total += uncompressed
+			b := xzBlock{unpadded: unpadded, size: size}
+			stream = append(stream, b)
+			blocksLen += b.padded()
 		}
-		start := indexStart - blocks - 12
-		if h := read(start, 6); h == nil || string(h) != xzMagic {
-			return -1
+		start := indexStart - blocksLen - 12
+		h := read(start, 12)
+		if h == nil || string(h[:6]) != xzMagic {
+			return nil, false
 		}
+		comp := start + 12
+		for i := range stream {
+			copy(stream[i].header[:], h)
+			stream[i].comp = comp
+			comp += stream[i].padded()
+		}
+		streams = append(streams, stream)
 		pos = start
 	}
-	return total
+	var out int64
+	for i := len(streams) - 1; i >= 0; i-- {
+		for _, b := range streams[i] {
+			b.out = out
+			out += b.size
+			blocks = append(blocks, b)
+		}
+	}
+	return blocks, true
 }

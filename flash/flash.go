@@ -2,6 +2,7 @@ package flash
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,6 +92,7 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	size := p.size(ctx, head, ra, rr.size)
 
 	var q *qcow2Image
+	var blocks []xzBlock // set when xz blocks are decoded in parallel
 	var dec *bufio.Reader
 	if p.format == Qcow2 {
 		if q, err = parseQcow2(ra, rr.size); err != nil {
@@ -98,15 +100,25 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 		}
 		size = q.VirtualSize
 	} else {
-		var r io.Reader = br
+		if p.format == Xz {
+			blocks = xzParallelBlocks(ra, rr.size)
+		}
+		in := io.Reader(br)
+		if blocks != nil {
+			// The workers read br; the tar check decodes the start of the
+			// first block from the bytes already buffered.
+			buffered, _ := br.Peek(br.Buffered())
+			in = bytes.NewReader(buffered)
+		}
+		var r io.Reader = in
 		if p.decode != nil {
-			if r, err = p.decode(br); err != nil {
+			if r, err = p.decode(in); err != nil {
 				return nil, classify(ctx, rr, err, p.format)
 			}
 		}
 		dec = bufio.NewReaderSize(r, 64<<10)
 		dhead, err := dec.Peek(sniffLen)
-		if err != nil && err != io.EOF {
+		if err != nil && err != io.EOF && blocks == nil {
 			return nil, classify(ctx, rr, err, p.format)
 		}
 		if isTar(dhead) {
@@ -131,15 +143,18 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	if err := t.prepare(); err != nil {
 		return nil, err
 	}
-	blocks := opt.Blocks
-	if blocks <= 0 {
-		blocks = 24
+	buffers := opt.Blocks
+	if buffers <= 0 {
+		buffers = 24
 	}
-	wr := newWriter(ctx, t, newPool(blocks), opt.Verify)
+	wr := newWriter(ctx, t, newPool(buffers), opt.Verify)
 	w.Store(wr)
-	if q != nil {
+	switch {
+	case q != nil:
 		err = q.stream(br, wr)
-	} else {
+	case blocks != nil:
+		err = xzParallel(ctx, br, blocks, wr)
+	default:
 		err = copyBlocks(ctx, dec, wr)
 	}
 	if err == nil {

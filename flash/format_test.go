@@ -89,7 +89,7 @@ func TestXzSize(t *testing.T) {
 		{"truncated", one[:len(one)-3], -1},
 		{"garbage", bytes.Repeat([]byte{7}, 100), -1},
 	} {
-		if got := xzSize(context.Background(), tc.b, bytes.NewReader(tc.b), int64(len(tc.b))); got != tc.want {
+		if got := xzProber.size(context.Background(), tc.b, bytes.NewReader(tc.b), int64(len(tc.b))); got != tc.want {
 			t.Errorf("xzSize(%s) = %d, want %d", tc.name, got, tc.want)
 		}
 	}
@@ -102,7 +102,7 @@ func TestXzSize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := xzSize(context.Background(), out, bytes.NewReader(out), int64(len(out))); got != int64(len(data)) {
+		if got := xzProber.size(context.Background(), out, bytes.NewReader(out), int64(len(out))); got != int64(len(data)) {
 			t.Errorf("xzSize(xz -T2 multi-block) = %d, want %d", got, len(data))
 		}
 	}

@@ -1,0 +1,160 @@
+package flash
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/ulikunitz/xz"
+	"golang.org/x/sync/errgroup"
+)
+
+// xz blocks are independent: xz -T0 and pixz cut an image into blocks of a few
+// MiB so they can be decoded on several cores, which is how bty gets the pure-Go
+// decoder closer to xz's speed. The source is still read once, from start to end
+// (it is hashed on the way); each block's bytes go to a worker that decodes them
+// as a stream of its own (the stream header, the block, a one-record index and a
+// footer) and delivers the output at the block's offset in the image.
+
+// maxParallelBlock bounds the compressed size of a block decoded in parallel:
+// the workers, the queue and the reader each hold one, and memory must stay
+// flat.
+const maxParallelBlock = 16 << 20
+
+// xzParallelBlocks returns the blocks of a source worth decoding in parallel,
+// or nil.
+func xzParallelBlocks(ra io.ReaderAt, srcSize int64) []xzBlock {
+	if runtime.GOMAXPROCS(0) < 2 {
+		return nil
+	}
+	blocks, ok := xzIndex(ra, srcSize)
+	if !ok || len(blocks) < 2 {
+		return nil
+	}
+	for _, b := range blocks {
+		if b.padded() > maxParallelBlock {
+			return nil
+		}
+	}
+	return blocks
+}
+
+type xzJob struct {
+	b   xzBlock
+	buf []byte
+}
+
+// xzParallel reads the source r sequentially and decodes its blocks on
+// GOMAXPROCS workers into sink.
+func xzParallel(ctx context.Context, r io.Reader, blocks []xzBlock, sink imageSink) error {
+	workers := runtime.GOMAXPROCS(0)
+	g, ctx := errgroup.WithContext(ctx)
+	jobs := make(chan xzJob, 1)
+	free := make(chan []byte, workers+2)
+	for range workers + 2 {
+		free <- nil
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		var pos int64
+		for _, b := range blocks {
+			if _, err := io.CopyN(io.Discard, r, b.comp-pos); err != nil {
+				return err
+			}
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if int64(cap(buf)) < b.padded() {
+				buf = make([]byte, b.padded())
+			}
+			buf = buf[:b.padded()]
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return err
+			}
+			pos = b.comp + b.padded()
+			select {
+			case jobs <- xzJob{b, buf}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	var mu sync.Mutex
+	for range workers {
+		g.Go(func() error {
+			out := make([]byte, blockSize)
+			for j := range jobs {
+				if err := decodeXzBlock(j, out, func(off int64, p []byte) error {
+					mu.Lock()
+					defer mu.Unlock()
+					return sink.Data(off, p)
+				}); err != nil {
+					return err
+				}
+				free <- j.buf
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// decodeXzBlock decodes one block through buffer out and delivers its output.
+func decodeXzBlock(j xzJob, out []byte, deliver func(off int64, p []byte) error) error {
+	d, err := xz.NewReader(xzStreamOf(j.b, j.buf))
+	if err != nil {
+		return fmt.Errorf("xz block at byte %d: %w", j.b.comp, err)
+	}
+	off, left := j.b.out, j.b.size
+	for {
+		n, err := fill(d, out)
+		if int64(n) > left {
+			return fmt.Errorf("xz block at byte %d decodes to more than the %d bytes its index says", j.b.comp, j.b.size)
+		}
+		if n > 0 {
+			if err := deliver(off, out[:n]); err != nil {
+				return err
+			}
+			off, left = off+int64(n), left-int64(n)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("xz block at byte %d: %w", j.b.comp, err)
+		}
+	}
+	if left != 0 {
+		return fmt.Errorf("xz block at byte %d decodes to %d bytes, its index says %d", j.b.comp, j.b.size-left, j.b.size)
+	}
+	return nil
+}
+
+// xzStreamOf wraps one block in a stream of its own: the original stream
+// header, the block, an index of one record, and a footer.
+func xzStreamOf(b xzBlock, block []byte) io.Reader {
+	le := binary.LittleEndian
+	tail := []byte{0}
+	tail = binary.AppendUvarint(tail, 1)
+	tail = binary.AppendUvarint(tail, uint64(b.unpadded))
+	tail = binary.AppendUvarint(tail, uint64(b.size))
+	for len(tail)%4 != 0 {
+		tail = append(tail, 0)
+	}
+	tail = le.AppendUint32(tail, crc32.ChecksumIEEE(tail))
+	footer := make([]byte, 12)
+	le.PutUint32(footer[4:8], uint32(len(tail)/4-1))
+	copy(footer[8:10], b.header[6:8]) // stream flags
+	le.PutUint32(footer[0:4], crc32.ChecksumIEEE(footer[4:10]))
+	copy(footer[10:], "YZ")
+	return io.MultiReader(bytes.NewReader(b.header[:]), bytes.NewReader(block), bytes.NewReader(append(tail, footer...)))
+}
