@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -60,11 +62,11 @@ const (
 	qcow2V3HeaderLen = 104
 
 	// Incompatible feature bits.
-	qcow2Dirty       = 1 << 0
-	qcow2Corrupt     = 1 << 1
-	qcow2DataFile    = 1 << 2
-	qcow2Compression = 1 << 3
-	qcow2ExtL2       = 1 << 4
+	qcow2Dirty             = 1 << 0
+	qcow2Corrupt           = 1 << 1
+	qcow2DataFile          = 1 << 2
+	qcow2Compression       = 1 << 3
+	qcow2ExtL2             = 1 << 4
 	qcow2KnownIncompatible = qcow2Dirty | qcow2Corrupt | qcow2DataFile | qcow2Compression | qcow2ExtL2
 
 	// Header extension types.
@@ -285,6 +287,9 @@ func parseQcow2(ra io.ReaderAt, srcSize int64) (*qcow2Image, error) {
 				continue
 			}
 			host := int64(e & qcow2OffsetMask)
+			if host&(cs-1) != 0 && (extL2 || e&qcow2ZeroFlag == 0) {
+				return nil, fmt.Errorf("%w: qcow2 data cluster for guest %#x at unaligned offset %#x", ErrCorrupt, guest, host)
+			}
 			if !extL2 {
 				if e&qcow2ZeroFlag != 0 || host == 0 {
 					continue // reads as zeros
@@ -304,11 +309,11 @@ func parseQcow2(ra io.ReaderAt, srcSize int64) (*qcow2Image, error) {
 			}
 			for k := int64(0); alloc != 0; {
 				// Each run of allocated subclusters is one range.
-				skip := int64(trailingZeros32(alloc))
+				skip := int64(bits.TrailingZeros32(alloc))
 				alloc >>= skip
 				k += skip
-				run := int64(trailingZeros32(^alloc))
-				alloc = uint32(uint64(alloc) >> run)
+				run := int64(bits.TrailingZeros32(^alloc))
+				alloc >>= run
 				g := guest + k*sub
 				if g < q.VirtualSize {
 					if err := q.addStandard(g, host+k*sub, min(run*sub, q.VirtualSize-g), srcSize); err != nil {
@@ -322,24 +327,9 @@ func parseQcow2(ra io.ReaderAt, srcSize int64) (*qcow2Image, error) {
 	return q, nil
 }
 
-func trailingZeros32(x uint32) int {
-	if x == 0 {
-		return 32
-	}
-	n := 0
-	for x&1 == 0 {
-		x >>= 1
-		n++
-	}
-	return n
-}
-
 // addStandard records n guest bytes at guest stored uncompressed at host.
 func (q *qcow2Image) addStandard(guest, host, n, srcSize int64) error {
-	switch {
-	case host&(q.clusterSize-1) != 0 && n == q.clusterSize:
-		return fmt.Errorf("%w: qcow2 data cluster for guest %#x at unaligned offset %#x", ErrCorrupt, guest, host)
-	case srcSize >= 0 && host+n > srcSize:
+	if srcSize >= 0 && host+n > srcSize {
 		return fmt.Errorf("%w: qcow2 data cluster for guest %#x at %#x, past the end of the file (%d bytes)", ErrCorrupt, guest, host, srcSize)
 	}
 	return q.add(qcow2Extent{guest: guest, host: host, n: uint32(n)})
@@ -376,7 +366,7 @@ func qcow2DistinctL2(l1 []byte, cs, srcSize int64) error {
 			continue
 		case off&(cs-1) != 0:
 			return fmt.Errorf("%w: qcow2 L2 table offset %#x not cluster aligned", ErrCorrupt, off)
-		case srcSize >= 0 && off+cs > srcSize:
+		case srcSize >= 0 && off >= srcSize:
 			return fmt.Errorf("%w: qcow2 L2 table at %#x past the end of the file (%d bytes)", ErrCorrupt, off, srcSize)
 		}
 		offs = append(offs, off)
@@ -483,11 +473,25 @@ func (q *qcow2Image) stream(r io.Reader, sink imageSink) error {
 			return err
 		}
 	}
+	if len(q.ext) == 0 {
+		return nil
+	}
 	slices.SortFunc(q.ext, func(a, b qcow2Extent) int {
 		return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(a.guest, b.guest))
 	})
-	s := qcow2Stream{q: q, r: r, sink: sink, buf: make([]byte, qcow2Chunk+q.maxCsize)}
-	return s.run()
+	s := qcow2Stream{q: q, r: r, sink: sink, buf: make([]byte, min(qcow2Chunk, q.hostEnd)+q.maxCsize)}
+	if q.maxCsize > 0 {
+		// Decoding compressed clusters is most of the work: spread it over the
+		// CPUs, within a memory budget of about 16 MiB for the jobs' buffers.
+		n := min(2*runtime.GOMAXPROCS(0), max(2, int((16<<20)/(q.maxCsize+q.clusterSize))))
+		s.free = make([]*qcow2Job, n)
+		for i := range s.free {
+			s.free[i] = &qcow2Job{}
+		}
+	}
+	err := s.run()
+	s.stop()
+	return err
 }
 
 // qcow2Stream is one pass of stream over the source. The window buf[:len(win)]
@@ -495,7 +499,8 @@ func (q *qcow2Image) stream(r io.Reader, sink imageSink) error {
 // and serves the active extents, those whose host range has started. A
 // standard extent takes its bytes as they arrive; a compressed one waits until
 // its whole range is in the window, which therefore keeps up to maxCsize bytes
-// from before the step.
+// from before the step, and then goes to a decoding job. Jobs run concurrently
+// and are delivered to the sink in the order they started, from this goroutine.
 type qcow2Stream struct {
 	q        *qcow2Image
 	r        io.Reader
@@ -505,12 +510,23 @@ type qcow2Stream struct {
 	eof      bool
 	next     int // first extent not yet active
 	active   []qcow2Active
-	dec      qcow2Decoder
+	free     []*qcow2Job // idle jobs
+	running  []*qcow2Job // started jobs, oldest first
 }
 
 type qcow2Active struct {
 	e    qcow2Extent
 	done int64 // host offset up to which a standard extent was delivered
+}
+
+// qcow2Job decodes one compressed cluster on its own goroutine.
+type qcow2Job struct {
+	e    qcow2Extent
+	in   []byte // the compressed bytes, copied out of the window
+	out  []byte
+	err  error
+	done chan struct{}
+	dec  qcow2Decoder
 }
 
 func (s *qcow2Stream) run() error {
@@ -525,6 +541,11 @@ func (s *qcow2Stream) run() error {
 			return err
 		}
 		if len(s.active) == 0 && s.next == len(ext) {
+			for len(s.running) > 0 {
+				if err := s.deliver(); err != nil {
+					return err
+				}
+			}
 			return nil
 		}
 		if s.eof {
@@ -565,17 +586,64 @@ func (s *qcow2Stream) serve() error {
 			kept = append(kept, a)
 			continue
 		}
-		out, err := s.dec.cluster(s.win[e.host-s.ws:end-s.ws], s.q)
-		if err != nil {
-			return fmt.Errorf("qcow2 compressed cluster at %#x for guest %#x: %w", e.host, e.guest, err)
-		}
-		if err := s.sink.Data(e.guest, out[:e.n]); err != nil {
+		if err := s.start(e, s.win[e.host-s.ws:end-s.ws]); err != nil {
 			return err
 		}
 	}
 	clear(s.active[len(kept):])
 	s.active = kept
 	return nil
+}
+
+// start decodes the compressed cluster e from src on a job of its own,
+// first delivering the oldest job when all are busy.
+func (s *qcow2Stream) start(e qcow2Extent, src []byte) error {
+	if len(s.free) == 0 {
+		if err := s.deliver(); err != nil {
+			return err
+		}
+	}
+	j := s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	j.e, j.in, j.done = e, append(j.in[:0], src...), make(chan struct{})
+	s.running = append(s.running, j)
+	go func() {
+		defer close(j.done)
+		j.out, j.err = j.dec.cluster(j.in, s.q)
+	}()
+	return nil
+}
+
+// deliver waits for the oldest job and hands its cluster to the sink.
+func (s *qcow2Stream) deliver() error {
+	j := s.running[0]
+	<-j.done
+	s.running = s.running[1:]
+	s.free = append(s.free, j)
+	if j.err != nil {
+		return fmt.Errorf("qcow2 compressed cluster at %#x for guest %#x: %w", j.e.host, j.e.guest, j.err)
+	}
+	for off := int64(0); off < int64(j.e.n); off += qcow2Chunk {
+		if err := s.sink.Data(j.e.guest+off, j.out[off:min(off+qcow2Chunk, int64(j.e.n))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stop waits for the jobs still running (after an error) and releases the
+// decoders.
+func (s *qcow2Stream) stop() {
+	for _, j := range s.running {
+		<-j.done
+	}
+	s.free = append(s.free, s.running...)
+	s.running = nil
+	for _, j := range s.free {
+		if j.dec.zstd != nil {
+			j.dec.zstd.Close()
+		}
+	}
 }
 
 // advance slides the window past what no active extent needs any more, skips
@@ -641,21 +709,21 @@ func (d *qcow2Decoder) cluster(src []byte, q *qcow2Image) ([]byte, error) {
 			// Synchronous (concurrency 1): it stops at the end of the frame
 			// instead of racing ahead into the padding after it.
 			z, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-				zstd.WithDecoderMaxWindow(uint64(8*q.clusterSize)), zstd.WithDecoderMaxMemory(uint64(16*q.clusterSize)))
+				zstd.WithDecoderMaxWindow(uint64(max(2*q.clusterSize, 1<<20))))
 			if err != nil {
 				return nil, err
 			}
 			d.zstd = z
 		}
 		if err := d.zstd.Reset(&d.src); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
 		r = d.zstd
 	} else {
 		if d.flate == nil {
 			d.flate = flate.NewReader(&d.src)
 		} else if err := d.flate.(flate.Resetter).Reset(&d.src, nil); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
 		r = d.flate
 	}
