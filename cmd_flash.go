@@ -48,7 +48,9 @@ Usage:
   bty catalog check SRC
   bty serve --images DIR [--catalog SRC]... [--listen ADDR]
 
-IMG is a local path, an http(s):// URL, or a catalog entry name.
+IMG is a local path, an http(s):// URL, an oras:// reference, or the name of an
+image in the image root ($BTY_IMAGE_ROOT, else /var/lib/bty/images) or in a
+--catalog.
 DISK is a block device (/dev/sdX, /dev/disk/by-id/...) or a regular file, which
 is created or resized to the image size.
 
@@ -59,7 +61,7 @@ Flags:
 type flashFlags struct {
 	image, disk, sha256 string
 	yes, verify, json   bool
-	noReboot            bool
+	noReboot, plainHTTP bool
 	server, mac         string
 	catalogs            multiFlag
 }
@@ -84,6 +86,7 @@ func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 	fs.StringVar(&f.server, "server", "", "server-driven mode: the bty server URL (else bty.server= on the kernel command line)")
 	fs.StringVar(&f.mac, "mac", "", "server-driven mode: this machine's MAC (else bty.mac= on the kernel command line)")
 	fs.Var(&f.catalogs, "catalog", "catalog source (TOML file, http(s) URL, oras:// ref); repeatable")
+	fs.BoolVar(&f.plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(e.stderr, usageText)
@@ -109,6 +112,12 @@ func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 		}
 	}
 	return &f, nil
+}
+
+// resolver finds --image in the image root and the --catalog catalogs, or
+// takes it as a path or URL.
+func (f *flashFlags) resolver(e env) *catalog.Resolver {
+	return &catalog.Resolver{Catalogs: f.catalogs, ImageRoot: catalog.DefaultImageRoot(e.getenv), Registry: catalog.Registry{PlainHTTP: f.plainHTTP}}
 }
 
 func isHex64(s string) bool {
@@ -146,7 +155,7 @@ func cmdFlash(ctx context.Context, e env, args []string) error {
 	case f.disk == "":
 		return usagef("--disk is missing: name the target disk or file")
 	case !f.yes:
-		return usagef("the interactive wizard is not built yet: add --yes to flash %s to %s without a prompt", f.image, f.disk)
+		return runWizard(ctx, e, f)
 	}
 	return headless(ctx, e, f)
 }
@@ -155,7 +164,7 @@ func cmdFlash(ctx context.Context, e env, args []string) error {
 func headless(ctx context.Context, e env, f *flashFlags) error {
 	rep := newReport(e, f.json)
 	err := func() error {
-		img, err := catalog.Resolve(ctx, f.image)
+		img, err := f.resolver(e).Resolve(ctx, f.image)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"bty/catalog"
+	"bty/disks"
 	"bty/flash"
 )
 
@@ -28,10 +29,19 @@ var exitTable = []struct {
 }{
 	{context.Canceled, exitCancelled},
 	{errUsage, exitUsage},
+	{errFallback, exitSource},
 	{flash.ErrIntegrity, exitIntegrity},
 	{flash.ErrRefused, exitRefused},
+	{disks.ErrRefused, exitRefused},
+	{disks.ErrNotFound, exitRefused}, // DESIGN.md: "serial not found" is a refusal
+	{disks.ErrAmbiguous, exitRefused},
+	{disks.ErrBadSpec, exitUsage},
 	{flash.ErrUnsupported, exitIntegrity},
 	{catalog.ErrInvalidSidecar, exitUsage},
+	{catalog.ErrInvalid, exitUsage},
+	{catalog.ErrIndex, exitUsage},
+	{catalog.ErrIntegrity, exitIntegrity},
+	{catalog.ErrNotFound, exitSource},
 	{catalog.ErrUnavailable, exitSource},
 }
 
@@ -56,6 +66,10 @@ func exitCode(err error) int {
 
 // errUsage is a bad flag or argument.
 var errUsage = errors.New("usage")
+
+// errFallback: server-driven mode could not follow a plan and there is no
+// wizard to fall back to.
+var errFallback = errors.New("no plan to follow")
 
 func usagef(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)

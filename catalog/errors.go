@@ -1,6 +1,10 @@
 package catalog
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 var (
 	// ErrUnavailable: a source could not be reached or read (network, registry,
@@ -23,3 +27,67 @@ type sourceError struct {
 func (e *sourceError) Error() string   { return e.err.Error() }
 func (e *sourceError) Unwrap() []error { return []error{e.err, ErrUnavailable} }
 func (e *sourceError) Permanent() bool { return e.permanent }
+
+var (
+	// ErrInvalid: a catalog that cannot be used as written (bad TOML, wrong
+	// version, a broken entry). Every error carrying it is an *InvalidError.
+	// Maps to exit code 2.
+	ErrInvalid = errors.New("invalid catalog")
+	// ErrIntegrity: bytes that catalog itself checks are not what their digest
+	// says (a catalog or manifest blob from a registry), or two digests of one
+	// image disagree (a catalog's sha256 and the registry's layer digest), so
+	// no download could pass verification. Image bytes are verified by the flash
+	// engine. Maps to exit code 4.
+	ErrIntegrity = errors.New("integrity check failed")
+)
+
+// Problem is one reason a catalog is invalid.
+type Problem struct {
+	Source string // the catalog as the user named it
+	Line   int    // 1-based line of the problem, 0 when unknown
+	Entry  string // the entry's name, or "#N" (1-based) when it has none; "" for the whole file
+	Msg    string // the field, what is wrong, and the fix
+}
+
+// String reads: `catalog.toml line 12: image "x": sha256 is not 64 hex digits: fix or remove it`.
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.Source)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, " line %d", p.Line)
+	}
+	b.WriteString(": ")
+	switch {
+	case strings.HasPrefix(p.Entry, "#"):
+		fmt.Fprintf(&b, "image %s: ", p.Entry)
+	case p.Entry != "":
+		fmt.Fprintf(&b, "image %q: ", p.Entry)
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// InvalidError lists every problem found in one catalog.
+type InvalidError struct {
+	Source   string
+	Problems []Problem
+}
+
+// Error is the first problem, and how many more there are.
+func (e *InvalidError) Error() string {
+	if len(e.Problems) == 0 {
+		return e.Source + ": invalid catalog"
+	}
+	s := e.Problems[0].String()
+	if n := len(e.Problems) - 1; n > 0 {
+		s += fmt.Sprintf(" (and %d more: run bty catalog check %s)", n, e.Source)
+	}
+	return s
+}
+
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
+// ErrIndex: an oras:// reference names an image index (several platforms)
+// where one image is needed; the message lists the platform digests. Maps to
+// exit code 2.
+var ErrIndex = errors.New("an image index (several platforms), not one image")

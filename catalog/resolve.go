@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Source is what the flash engine reads (flash.Source, declared there).
@@ -22,29 +26,173 @@ type Resolved struct {
 	SHA256 string // expected digest of the source bytes, "" when unknown
 	Format string // format hint from the catalog, "" when none
 	Size   int64  // expected size of the source bytes, 0 when unknown
+	Ref    string // canonical ref of the image, "" for a local path given directly
 }
 
-// Resolve turns IMG (a local path or an http(s) URL) into a Resolved image. A
-// local file's sidecar <file>.sha256 gives the expected digest.
+// Resolver finds images by name in the image root and catalogs, and turns
+// names, paths and URLs into sources. The zero value resolves paths and URLs
+// only. Catalogs are loaded once, on first use.
+type Resolver struct {
+	// Catalogs are catalog sources (path, http(s):// or oras://), in order of
+	// precedence after the image root.
+	Catalogs []string
+	// ImageRoot is the image root directory; "" means none. A root that does
+	// not exist holds no images.
+	ImageRoot string
+	// Client does HTTP requests for catalogs and http(s) images; nil means
+	// NewHTTPClient().
+	Client *http.Client
+	// Registry configures oras:// access; its nil Client means Client.
+	Registry Registry
+	// Timeout bounds loading one catalog; zero means 20 s.
+	Timeout time.Duration
+
+	mu      sync.Mutex
+	entries []Entry // merged rows, once loaded
+	loaded  bool
+}
+
+// Resolve turns IMG (a local path or an http(s) or oras:// URL) into a
+// Resolved image. A local file's sidecar <file>.sha256 gives the expected digest.
 func Resolve(ctx context.Context, spec string) (Resolved, error) {
-	switch {
-	case strings.HasPrefix(spec, "http://") || strings.HasPrefix(spec, "https://"):
-		return Resolved{Name: spec, Source: &HTTPSource{URL: spec}}, nil
+	return (&Resolver{}).Resolve(ctx, spec)
+}
+
+func (r *Resolver) client() *http.Client {
+	if r.Client == nil {
+		return defaultClient()
+	}
+	return r.Client
+}
+
+// defaultClient is shared so that connections are reused across requests.
+var defaultClient = sync.OnceValue(NewHTTPClient)
+
+func (r *Resolver) registry() *Registry {
+	g := r.Registry
+	if g.Client == nil {
+		g.Client = r.client()
+	}
+	return &g
+}
+
+// Images returns the merged rows: the image root first, then each catalog in
+// order, one row per ref. Any catalog that cannot be loaded fails the call.
+func (r *Resolver) Images(ctx context.Context) ([]Entry, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.loaded {
+		return r.entries, nil
+	}
+	var lists [][]Entry
+	if r.ImageRoot != "" {
+		root, err := ScanRoot(r.ImageRoot)
+		if err != nil && !isNotExist(err) {
+			return nil, &sourceError{err: err, permanent: true}
+		}
+		lists = append(lists, root)
+	}
+	for _, src := range r.Catalogs {
+		c, err := r.Load(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		lists = append(lists, c.Images)
+	}
+	r.entries, r.loaded = Merge(lists...), true
+	return r.entries, nil
+}
+
+// Resolve turns IMG into a Resolved image. A name (no "/" and no "://") is
+// looked up in the image root, then the catalogs in order; otherwise, or when
+// no row has that name, IMG is an oras:// reference, an http(s):// URL, or a
+// local path.
+func (r *Resolver) Resolve(ctx context.Context, spec string) (Resolved, error) {
+	isName := !strings.Contains(spec, "/") && !strings.Contains(spec, "://")
+	if isName && (r.ImageRoot != "" || len(r.Catalogs) > 0) {
+		entries, err := r.Images(ctx)
+		if err != nil {
+			return Resolved{}, err
+		}
+		if e, ok := Find(entries, spec); ok {
+			return r.Open(ctx, e)
+		}
+		if _, err := os.Stat(spec); err != nil {
+			return Resolved{}, &sourceError{err: fmt.Errorf("image %q: %w in %s, and no such file here: run bty images to see the names", spec, ErrNotFound, r.where()), permanent: true}
+		}
+	}
+	switch scheme, _, _ := strings.Cut(spec, "://"); {
+	case strings.EqualFold(scheme, "oras"):
+		return r.resolveOras(ctx, spec, spec, "")
+	case strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https"):
+		ref, err := Ref(spec)
+		if err != nil {
+			return Resolved{}, &sourceError{err: err, permanent: true}
+		}
+		return Resolved{Name: spec, Source: &HTTPSource{URL: spec, Client: r.client()}, Ref: ref}, nil
 	case strings.Contains(spec, "://"):
-		return Resolved{}, fmt.Errorf("%s: unsupported scheme: use a local path or an http(s):// URL", spec)
+		return Resolved{}, fmt.Errorf("%s: unsupported scheme: use a local path, an http(s):// URL or an oras:// reference", spec)
 	}
-	fi, err := os.Stat(spec)
-	if err != nil {
-		return Resolved{}, &sourceError{err: fileErr(spec, err), permanent: true}
+	return resolveFile(spec, spec)
+}
+
+// where names the places a name was looked up, for messages.
+func (r *Resolver) where() string {
+	var places []string
+	if r.ImageRoot != "" {
+		places = append(places, "the image root "+r.ImageRoot)
 	}
-	if fi.IsDir() {
-		return Resolved{}, fmt.Errorf("%s is a directory: name an image file", spec)
+	if len(r.Catalogs) > 0 {
+		places = append(places, "the catalogs "+strings.Join(r.Catalogs, ", "))
 	}
-	sum, err := readSidecar(spec + ".sha256")
+	return strings.Join(places, " or ")
+}
+
+// Open turns a row of Images into a Resolved image.
+func (r *Resolver) Open(ctx context.Context, e Entry) (Resolved, error) {
+	switch scheme, _, _ := strings.Cut(e.Src, "://"); {
+	case strings.EqualFold(scheme, "oras"):
+		return r.resolveOras(ctx, e.Src, e.Name, e.SHA256)
+	case strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https"):
+		return Resolved{Name: e.Name, Source: &HTTPSource{URL: e.Src, Client: r.client()}, SHA256: e.SHA256, Format: e.Format, Size: e.Size, Ref: e.Ref}, nil
+	case filepath.IsAbs(e.Src):
+		res, err := resolveFile(e.Src, e.Name)
+		res.Format, res.Ref = e.Format, e.Ref
+		return res, err
+	}
+	return Resolved{}, fmt.Errorf("image %q: src %q is not an http(s):// or oras:// URL", e.Name, e.Src)
+}
+
+// resolveOras resolves the manifest now, so the layer's digest and size are
+// known before the flash starts; the layer digest is always the expected one.
+func (r *Resolver) resolveOras(ctx context.Context, src, name, catalogSHA string) (Resolved, error) {
+	s, err := r.registry().ResolveOras(ctx, src)
 	if err != nil {
 		return Resolved{}, err
 	}
-	return Resolved{Name: spec, Source: FileSource{Path: spec}, SHA256: sum}, nil
+	if catalogSHA != "" && catalogSHA != s.Digest() {
+		return Resolved{}, fmt.Errorf("image %q: %w: the catalog says sha256 %s but the registry's layer is sha256:%s: fix the catalog or the tag", name, ErrIntegrity, catalogSHA, s.Digest())
+	}
+	if name == src && s.Title() != "" {
+		name = s.Title()
+	}
+	return Resolved{Name: name, Source: s, SHA256: s.Digest(), Format: formatFromName(s.Title()), Size: s.Size(), Ref: hashString(s.Ref())}, nil
+}
+
+// resolveFile resolves a local image file; name is its display name.
+func resolveFile(path, name string) (Resolved, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Resolved{}, &sourceError{err: fileErr(path, err), permanent: true}
+	}
+	if fi.IsDir() {
+		return Resolved{}, fmt.Errorf("%s is a directory: name an image file", path)
+	}
+	sum, err := readSidecar(path + ".sha256")
+	if err != nil {
+		return Resolved{}, err
+	}
+	return Resolved{Name: name, Source: FileSource{Path: path}, SHA256: sum}, nil
 }
 
 // readSidecar reads a sha256 sidecar: its first token must be 64 hex digits. A

@@ -1,0 +1,203 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Catalog is a valid catalog (WIRE.md section 1).
+type Catalog struct {
+	Source string // where it was read from, as the user named it
+	Images []Entry
+}
+
+// Entry is one image: a catalog row, or a file of the image root.
+type Entry struct {
+	Name        string `json:"name"`
+	Src         string `json:"src"`              // http(s)://, oras://, or the absolute path of an image-root file
+	SHA256      string `json:"sha256,omitempty"` // lower-case hex of the bytes at Src, "" when unknown
+	Format      string `json:"format,omitempty"` // the catalog's hint, or the sniffed format of an image-root file
+	Size        int64  `json:"size_bytes,omitempty"`
+	Description string `json:"description,omitempty"`
+	Arch        string `json:"arch,omitempty"`
+	Ref         string `json:"ref"`    // canonical ref (WIRE.md section 2); for image-root files, of the file:// URL
+	From        string `json:"source"` // the catalog it came from, or the image root directory
+	Line        int    `json:"-"`      // line in its catalog, 0 when unknown
+	Note        string `json:"note,omitempty"`
+}
+
+// knownFormats are the values of the format field that bty understands.
+var knownFormats = []string{FormatRaw, FormatGzip, FormatXz, FormatZstd, FormatBzip2, FormatQcow2}
+
+// Parse reads and validates a catalog. source names it in messages. Every
+// problem is reported, in file order, in one *InvalidError (errors.Is
+// ErrInvalid); unknown keys are ignored.
+func Parse(source string, data []byte) (*Catalog, error) {
+	var doc struct {
+		Version any              `toml:"version"`
+		Images  []map[string]any `toml:"images"`
+	}
+	inv := &InvalidError{Source: source}
+	add := func(line int, entry, format string, args ...any) {
+		inv.Problems = append(inv.Problems, Problem{Source: source, Line: line, Entry: entry, Msg: fmt.Sprintf(format, args...)})
+	}
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			line, _ := de.Position()
+			add(line, "", "%s: fix the TOML", strings.TrimPrefix(de.Error(), "toml: "))
+		} else {
+			add(0, "", "%s: fix the TOML", strings.TrimPrefix(err.Error(), "toml: "))
+		}
+		return nil, inv
+	}
+	pos := positions(data)
+	switch v := doc.Version.(type) {
+	case nil:
+		add(0, "", "version is missing: add version = 1 at the top")
+	case int64:
+		if v != 1 {
+			add(pos.version, "", "version %d is not supported (bty reads version 1): use a catalog of version 1 or a newer bty", v)
+		}
+	default:
+		add(pos.version, "", "version %v is not supported (bty reads version 1, an integer): write version = 1", tomlValue(v))
+	}
+
+	c := &Catalog{Source: source}
+	seen := map[string]int{} // name -> line (or -1 when unknown)
+	for i, raw := range doc.Images {
+		var ep entryPos
+		if i < len(pos.entries) {
+			ep = pos.entries[i]
+		}
+		e, probs := parseEntry(raw, ep)
+		e.From, e.Line = source, ep.line
+		id := e.Name
+		if id == "" {
+			id = fmt.Sprintf("#%d", i+1)
+		}
+		for _, p := range probs {
+			add(p.line, id, "%s", p.msg)
+		}
+		if e.Name != "" {
+			if line, dup := seen[e.Name]; dup {
+				where := "earlier"
+				if line > 0 {
+					where = fmt.Sprintf("on line %d", line)
+				}
+				add(ep.key("name"), id, "name is also used by the image %s: give each image its own name", where)
+			} else {
+				seen[e.Name] = ep.line
+			}
+		}
+		if len(probs) == 0 {
+			c.Images = append(c.Images, e)
+		}
+	}
+	if len(inv.Problems) > 0 {
+		return nil, inv
+	}
+	return c, nil
+}
+
+type lineMsg struct {
+	line int
+	msg  string
+}
+
+// parseEntry converts and checks one [[images]] table.
+func parseEntry(raw map[string]any, ep entryPos) (Entry, []lineMsg) {
+	var e Entry
+	var probs []lineMsg
+	bad := func(key, format string, args ...any) {
+		probs = append(probs, lineMsg{ep.key(key), fmt.Sprintf(format, args...)})
+	}
+	str := func(key string) (string, bool) {
+		v, ok := raw[key]
+		if !ok {
+			return "", false
+		}
+		s, ok := v.(string)
+		if !ok {
+			bad(key, "%s must be a string, not %s: quote it", key, tomlValue(v))
+			return "", false
+		}
+		return s, true
+	}
+
+	e.Name, _ = str("name")
+	if _, present := raw["name"]; !present || (e.Name == "" && !isWrongType(raw["name"])) {
+		bad("name", `name is missing: add name = "<file name>"`)
+	}
+	src, hasSrc := str("src")
+	switch {
+	case !hasSrc && !isWrongType(raw["src"]):
+		bad("src", "src is missing: add the http(s):// or oras:// URL of the image")
+	case hasSrc && strings.HasPrefix(strings.ToLower(src), "file://"):
+		bad("src", "src %q: file:// is not allowed in a catalog: put local images in the image root", src)
+	case hasSrc:
+		e.Src = src
+		ref, err := Ref(src)
+		if err != nil {
+			bad("src", "%s", err)
+			break
+		}
+		e.Ref = ref
+		if want, ok := str("ref"); ok && strings.ToLower(strings.TrimSpace(want)) != ref {
+			bad("ref", "ref %s does not match src (its canonical ref is %s): fix or remove ref", want, ref)
+		}
+	}
+	if s, ok := str("sha256"); ok {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if !isHex64(s) {
+			bad("sha256", "sha256 %q is not 64 hex digits: fix or remove it", s)
+		} else {
+			e.SHA256 = s
+		}
+	}
+	if s, ok := str("format"); ok {
+		e.Format = strings.ToLower(strings.TrimSpace(s))
+	}
+	if v, ok := raw["size_bytes"]; ok {
+		n, isInt := v.(int64)
+		if !isInt || n < 0 {
+			bad("size_bytes", "size_bytes %s is not a number of bytes: write a whole number or remove it", tomlValue(v))
+		} else {
+			e.Size = n
+		}
+	}
+	e.Description, _ = str("description")
+	e.Arch, _ = str("arch")
+	return e, probs
+}
+
+func isWrongType(v any) bool {
+	_, isString := v.(string)
+	return v != nil && !isString
+}
+
+// tomlValue shows a decoded TOML value the way it was probably written.
+func tomlValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case map[string]any:
+		return "a table"
+	case []any:
+		return "an array"
+	}
+	return fmt.Sprint(v)
+}
+
+// KnownFormat reports whether f is a value of the format field bty understands.
+func KnownFormat(f string) bool {
+	for _, k := range knownFormats {
+		if f == k {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,184 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodCatalog = `version = 1
+[[images]]
+name = "debian.img.xz"
+src = "https://example.com/debian.img.xz"
+sha256 = "` + sumA + `"
+size_bytes = 123
+format = "img.xz"
+`
+
+func TestLoad(t *testing.T) {
+	big := strings.Repeat("# padding\n", MaxCatalogSize/10+1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/catalog.toml", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, goodCatalog) })
+	mux.HandleFunc("/big.toml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+		fmt.Fprint(w, big)
+	})
+	mux.HandleFunc("/big-chunked.toml", func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < len(big); i += 1 << 20 {
+			w.Write([]byte(big[i:min(len(big), i+1<<20)]))
+			w.(http.Flusher).Flush()
+		}
+	})
+	mux.HandleFunc("/broken.toml", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "oops", http.StatusInternalServerError) })
+	mux.HandleFunc("/invalid.toml", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "version = 9\n") })
+	mux.HandleFunc("/stall.toml", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	dir := t.TempDir()
+	local := filepath.Join(dir, "local.toml")
+	if err := os.WriteFile(local, []byte(goodCatalog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	closed := closedPort(t)
+
+	tests := []struct {
+		name    string
+		src     string
+		wantErr error  // nil: loads
+		wantMsg string // substring of the error
+	}{
+		{"http", srv.URL + "/catalog.toml", nil, ""},
+		{"local file", local, nil, ""},
+		{"http 404", srv.URL + "/missing.toml", ErrNotFound, "404"},
+		{"http 500", srv.URL + "/broken.toml", ErrUnavailable, "500"},
+		{"over 4 MiB with length", srv.URL + "/big.toml", ErrUnavailable, "more than 4 MiB"},
+		{"over 4 MiB chunked", srv.URL + "/big-chunked.toml", ErrUnavailable, "larger than 4 MiB"},
+		{"invalid", srv.URL + "/invalid.toml", ErrInvalid, "version 9"},
+		{"missing file", filepath.Join(dir, "nope.toml"), ErrNotFound, "check the path"},
+		{"nothing listening", "http://" + closed + "/catalog.toml", ErrUnavailable, "cannot connect"},
+		{"stalled server", srv.URL + "/stall.toml", ErrUnavailable, "no answer within"},
+		{"unsupported scheme", "ftp://h/c.toml", ErrUnavailable, "not supported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Resolver{Timeout: 500 * time.Millisecond}
+			start := time.Now()
+			c, err := r.Load(context.Background(), tt.src)
+			if tt.wantErr == nil {
+				if err != nil || len(c.Images) != 1 || c.Images[0].SHA256 != sumA {
+					t.Fatalf("Load(%s) = %+v, %v, want one image", tt.src, c, err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("Load(%s) = %v, want %v containing %q", tt.src, err, tt.wantErr, tt.wantMsg)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("Load(%s) took %s, want a quick failure", tt.src, d)
+			}
+		})
+	}
+}
+
+// closedPort returns a loopback address where nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestDefaultCatalog(t *testing.T) {
+	tests := []struct{ env, want string }{
+		{"", DefaultCatalogSrc},
+		{"http://lan:8080/catalog.toml", "http://lan:8080/catalog.toml"},
+		{"none", ""},
+	}
+	for _, tt := range tests {
+		got := DefaultCatalog(func(k string) string {
+			if k == "BTY_DEFAULT_CATALOG" {
+				return tt.env
+			}
+			return ""
+		})
+		if got != tt.want {
+			t.Errorf("DefaultCatalog(BTY_DEFAULT_CATALOG=%q) = %q, want %q", tt.env, got, tt.want)
+		}
+	}
+}
+
+func TestResolver(t *testing.T) {
+	root := t.TempDir()
+	xz := []byte{0xfd, '7', 'z', 'X', 'Z', 0, 1, 2, 3}
+	if err := os.WriteFile(filepath.Join(root, "debian.img.xz"), xz, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "debian.img.xz.sha256"), []byte(sumA+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, goodCatalog+`
+[[images]]
+name = "ubuntu.img"
+src = "https://example.com/ubuntu.img"
+`)
+	}))
+	defer srv.Close()
+	r := &Resolver{ImageRoot: root, Catalogs: []string{srv.URL + "/c.toml"}}
+	ctx := context.Background()
+
+	rows, err := r.Images(ctx)
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("Images() = %d rows, %v, want 3 rows", len(rows), err)
+	}
+
+	tests := []struct {
+		spec                 string
+		wantName, wantSource string
+		wantSHA              string
+	}{
+		// The image root comes before the catalog, which has the same name.
+		{"debian.img.xz", "debian.img.xz", filepath.Join(root, "debian.img.xz"), sumA},
+		{"ubuntu.img", "ubuntu.img", "https://example.com/ubuntu.img", ""},
+		{"https://example.com/other.img", "https://example.com/other.img", "https://example.com/other.img", ""},
+		{filepath.Join(root, "debian.img.xz"), filepath.Join(root, "debian.img.xz"), filepath.Join(root, "debian.img.xz"), sumA},
+	}
+	for _, tt := range tests {
+		got, err := r.Resolve(ctx, tt.spec)
+		if err != nil {
+			t.Errorf("Resolve(%q) = %v", tt.spec, err)
+			continue
+		}
+		if got.Name != tt.wantName || got.Source.Name() != tt.wantSource || got.SHA256 != tt.wantSHA {
+			t.Errorf("Resolve(%q) = name %q source %q sha %q, want %q %q %q", tt.spec, got.Name, got.Source.Name(), got.SHA256, tt.wantName, tt.wantSource, tt.wantSHA)
+		}
+	}
+
+	_, err = r.Resolve(ctx, "nope.img")
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "bty images") {
+		t.Errorf("Resolve(nope.img) = %v, want ErrNotFound with a hint", err)
+	}
+
+	bad := &Resolver{Catalogs: []string{srv.URL + "/c.toml", "http://" + closedPort(t) + "/c.toml"}}
+	if _, err := bad.Resolve(ctx, "ubuntu.img"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Resolve with an unreachable catalog = %v, want ErrUnavailable", err)
+	}
+}

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"bty/catalog"
+	"bty/catalog/catalogtest"
+)
+
+// TestCatalogServeFlash flashes an image named in the catalog of an in-process
+// bty serve, the way a team shares images: bty --catalog URL --image NAME.
+func TestCatalogServeFlash(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "gzip")
+	dir := t.TempDir()
+	size := 5<<20 + 1234
+	raw, want := testImage(t, dir, size)
+	images := filepath.Join(dir, "images")
+	if err := os.Mkdir(images, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, fmt.Sprintf("gzip -c %s > %s/debian.img.gz", raw, images))
+	gz, err := os.ReadFile(filepath.Join(images, "debian.img.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A second catalog lists the same bytes under another src with a wrong
+	// digest: flashing it must fail the digest check.
+	var srvURL string
+	srv := httptest.NewUnstartedServer(nil)
+	srvURL = "http://" + srv.Listener.Addr().String()
+	bad, err := catalog.Parse("bad.toml", fmt.Appendf(nil, "version = 1\n[[images]]\nname = \"wrong-digest.img.gz\"\nsrc = %q\nsha256 = %q\n",
+		srvURL+"/images/debian.img.gz?copy", strings.Repeat("0", 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = catalog.NewServer(catalog.ServerOptions{Dir: images, Catalogs: []*catalog.Catalog{bad}})
+	srv.Start()
+	defer srv.Close()
+	cat := srvURL + "/catalog.toml"
+
+	dev := newLoop(t, 8<<20, 512)
+	r := runBty(t, "--catalog", cat, "--image", "debian.img.gz", "--disk", dev, "--yes", "--json")
+	if r.code != 0 {
+		t.Fatalf("bty --catalog %s --image debian.img.gz = exit %d, want 0\n%s%s", cat, r.code, r.stdout, r.stderr)
+	}
+	if got := readDev(t, dev, size); !bytes.Equal(got, want) {
+		t.Errorf("target after flashing from bty serve: %s", firstDiff(got, want))
+	}
+	if res := lastResult(t, r.stdout); res.SHA256 != sha256Hex(gz) || res.Format != "gzip" {
+		t.Errorf("result = sha256 %s format %s, want %s gzip", res.SHA256, res.Format, sha256Hex(gz))
+	}
+
+	r = runBty(t, "--catalog", cat, "--image", "wrong-digest.img.gz", "--disk", dev, "--yes")
+	if r.code != exitIntegrity || !strings.Contains(r.stderr, "sha256") {
+		t.Errorf("bty --image wrong-digest.img.gz = exit %d, want %d (digest mismatch)\n%s", r.code, exitIntegrity, r.stderr)
+	}
+	r = runBty(t, "--catalog", cat, "--image", "nope.img", "--disk", dev, "--yes")
+	if r.code != exitSource || !strings.Contains(r.stderr, "bty images") {
+		t.Errorf("bty --image nope.img = exit %d, want %d with a hint\n%s", r.code, exitSource, r.stderr)
+	}
+}
+
+// TestCatalogOrasFlash flashes the disk-image layer of an artifact in a real
+// registry, and checks the exits for a tampered blob, a missing tag and an
+// image index.
+func TestCatalogOrasFlash(t *testing.T) {
+	requireRoot(t)
+	reg := catalogtest.StartRegistry(t)
+	dir := t.TempDir()
+	size := 3<<20 + 4321
+	_, want := testImage(t, dir, size)
+	sig := randomBytes(t, 4<<20)
+	layers := reg.Push(t, "bty/debian", "13",
+		catalogtest.Layer{MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Title: "cosign.sig", Data: sig},
+		catalogtest.Layer{MediaType: "application/spdx+json", Title: "sbom.spdx.json", Data: sig},
+		catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "debian-13.img", Data: want},
+		catalogtest.Layer{MediaType: "text/plain", Title: "debian-13.img.sha256", Data: append([]byte(sha256Hex(want)+"\n"), sig...)},
+	)
+	tampered := reg.Push(t, "bty/tampered", "1", catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "t.img", Data: randomBytes(t, 2<<20)})
+	reg.Tamper(t, tampered[0].Digest)
+	reg.PushIndex(t, "bty/multi", "latest")
+	dev := newLoop(t, 8<<20, 4096)
+
+	ref := "oras://" + reg.Host + "/bty/debian:13"
+	r := runBty(t, "--image", ref, "--disk", dev, "--yes", "--json")
+	if r.code != 0 {
+		t.Fatalf("bty --image %s = exit %d, want 0\n%s%s", ref, r.code, r.stdout, r.stderr)
+	}
+	if got := readDev(t, dev, size); !bytes.Equal(got, want) {
+		t.Errorf("target after flashing %s: %s", ref, firstDiff(got, want))
+	}
+	if res := lastResult(t, r.stdout); res.SHA256 != layers[2].Digest.Encoded() {
+		t.Errorf("result sha256 = %s, want the layer digest %s", res.SHA256, layers[2].Digest.Encoded())
+	}
+
+	tests := []struct {
+		name, ref string
+		code      int
+		msg       string
+	}{
+		{"tampered blob", "bty/tampered:1", exitIntegrity, "sha256"},
+		{"missing tag", "bty/debian:99", exitSource, "not found"},
+		{"missing repository", "bty/nothing:1", exitSource, "not found"},
+		{"image index", "bty/multi:latest", exitUsage, "pick a platform digest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runBty(t, "--image", "oras://"+reg.Host+"/"+tt.ref, "--disk", dev, "--yes")
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.msg) {
+				t.Errorf("bty --image oras://.../%s = exit %d, want %d with %q\n%s", tt.ref, r.code, tt.code, tt.msg, r.stderr)
+			}
+		})
+	}
+}
+
+// runBtyEnv runs the binary with extra environment variables.
+func runBtyEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, btyBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run bty %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// TestCatalogCommands runs bty images and bty catalog check as a user would.
+func TestCatalogCommands(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(root, "local.img.xz"), []byte{0xfd, '7', 'z', 'X', 'Z', 0, 1, 2})
+	writeFile(t, filepath.Join(root, "local.img.xz.sha256"), []byte(strings.Repeat("ab", 32)+"  local.img.xz\n"))
+	writeFile(t, filepath.Join(root, ".hidden.img"), []byte{0x1f, 0x8b})
+	good := filepath.Join(dir, "good.toml")
+	writeFile(t, good, []byte(`version = 1
+server_generated = true
+[[images]]
+name = "debian-13.img.xz"
+src = "https://example.com/debian-13.img.xz"
+size_bytes = 1048576
+format = "img.xz"
+mirror_count = 3
+`))
+	bad := filepath.Join(dir, "bad.toml")
+	writeFile(t, bad, []byte(`version = 1
+[[images]]
+name = "a"
+src = "file:///srv/a.img"
+[[images]]
+name = "b"
+src = "https://h/b"
+sha256 = "xyz"
+[[images]]
+name = "a"
+src = "https://h/c"
+`))
+	env := []string{"BTY_IMAGE_ROOT=" + root}
+
+	r := runBtyEnv(t, env, "images", "--catalog", good, "--json")
+	var rows []catalog.Entry
+	if err := json.Unmarshal([]byte(r.stdout), &rows); r.code != 0 || err != nil {
+		t.Fatalf("bty images --json = exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	var names []string
+	for _, row := range rows {
+		names = append(names, row.Name+" "+row.Format+" "+row.From)
+	}
+	wantNames := []string{"local.img.xz img.xz " + root, "debian-13.img.xz img.xz " + good}
+	if strings.Join(names, "|") != strings.Join(wantNames, "|") {
+		t.Errorf("bty images --json rows = %q, want %q", names, wantNames)
+	}
+
+	r = runBtyEnv(t, env, "images", "--catalog", good)
+	if r.code != 0 || !strings.Contains(r.stdout, "NAME") || !strings.Contains(r.stdout, "debian-13.img.xz  img.xz  1.0 MiB  unknown") || !strings.Contains(r.stdout, "local.img.xz") {
+		t.Errorf("bty images = exit %d\n%s%s, want a table with both images", r.code, r.stdout, r.stderr)
+	}
+
+	r = runBty(t, "catalog", "check", good)
+	if r.code != 0 || r.stdout != good+": ok, 1 images\n" {
+		t.Errorf("bty catalog check good = exit %d %q, want 0 and ok", r.code, r.stdout)
+	}
+	r = runBty(t, "catalog", "check", bad)
+	wantProblems := []string{
+		bad + ` line 4: image "a": src "file:///srv/a.img": file:// is not allowed in a catalog: put local images in the image root`,
+		bad + ` line 8: image "b": sha256 "xyz" is not 64 hex digits: fix or remove it`,
+		bad + ` line 10: image "a": name is also used by the image on line 2: give each image its own name`,
+	}
+	for _, p := range wantProblems {
+		if !strings.Contains(r.stderr, p+"\n") {
+			t.Errorf("bty catalog check bad: stderr lacks %q\n%s", p, r.stderr)
+		}
+	}
+	if r.code != exitUsage {
+		t.Errorf("bty catalog check bad = exit %d, want %d", r.code, exitUsage)
+	}
+	r = runBty(t, "catalog", "check", filepath.Join(dir, "missing.toml"))
+	if r.code != exitSource {
+		t.Errorf("bty catalog check missing = exit %d, want %d\n%s", r.code, exitSource, r.stderr)
+	}
+	r = runBty(t, "--catalog", bad, "--image", "a", "--disk", filepath.Join(dir, "out.img"), "--yes")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "file:// is not allowed") {
+		t.Errorf("bty --catalog bad --image a = exit %d, want %d naming the problem\n%s", r.code, exitUsage, r.stderr)
+	}
+
+	// An image root entry is found by its file name, wherever bty runs.
+	plain := randomBytes(t, 1<<20+333)
+	plain[510], plain[511] = 0x55, 0xaa
+	writeFile(t, filepath.Join(root, "plain.img"), plain)
+	out := filepath.Join(dir, "out.img")
+	r = runBtyEnv(t, env, "--image", "plain.img", "--disk", out, "--yes")
+	if got, _ := os.ReadFile(out); r.code != 0 || !bytes.Equal(got, plain) {
+		t.Errorf("BTY_IMAGE_ROOT=root bty --image plain.img = exit %d, target %s, want 0 and the image\n%s", r.code, firstDiff(got, plain), r.stderr)
+	}
+}
+
+// TestCatalogServeCommand runs bty serve and talks to it over loopback.
+func TestCatalogServeCommand(t *testing.T) {
+	dir := t.TempDir()
+	img := make([]byte, 1<<20)
+	img[510], img[511] = 0x55, 0xaa
+	writeFile(t, filepath.Join(dir, "disk.img"), img)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(btyBin, "serve", "--images", dir, "--listen", addr)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("bty serve did not stop on SIGINT")
+		}
+	}()
+	var resp *http.Response
+	for i := 0; i < 100; i++ {
+		if resp, err = http.Get("http://" + addr + "/catalog.toml"); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("GET /catalog.toml: %v\n%s", err, logs.String())
+	}
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	c, err := catalog.Parse("served", body.Bytes())
+	if err != nil || len(c.Images) != 1 || c.Images[0].SHA256 != sha256Hex(img) || c.Images[0].Src != "http://"+addr+"/images/disk.img" {
+		t.Errorf("served catalog = %+v, %v, want disk.img with its sha256 and src\n%s", c, err, body.String())
+	}
+	if r := rawRequest(t, addr, "GET /images/../../etc/passwd"); !strings.HasPrefix(r, "HTTP/1.1 400") {
+		t.Errorf("GET /images/../../etc/passwd = %q, want 400", r)
+	}
+}
+
+// rawRequest sends a request line as written and returns the status line.
+func rawRequest(t *testing.T, addr, line string) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", line, addr)
+	buf := make([]byte, 64)
+	n, _ := conn.Read(buf)
+	status, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+	return status
+}
