@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -125,25 +124,6 @@ func TestCatalogOrasFlash(t *testing.T) {
 			}
 		})
 	}
-}
-
-// runBtyEnv runs the binary with extra environment variables.
-func runBtyEnv(t *testing.T, env []string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, btyBin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run bty %v: %v", args, err)
-	}
-	return result{out.String(), errb.String(), code}
 }
 
 // TestCatalogCommands runs bty images and bty catalog check as a user would.

@@ -106,10 +106,11 @@ func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 		return nil, usagef("unexpected argument %q (see bty --help)", fs.Arg(0))
 	}
 	if f.sha256 != "" {
-		f.sha256 = strings.ToLower(strings.TrimSpace(f.sha256))
-		if !isHex64(f.sha256) {
+		sum, ok := catalog.NormalizeSHA256(f.sha256)
+		if !ok {
 			return nil, usagef("--sha256 %q is not 64 hex digits", f.sha256)
 		}
+		f.sha256 = sum
 	}
 	return &f, nil
 }
@@ -118,18 +119,6 @@ func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 // takes it as a path or URL.
 func (f *flashFlags) resolver(e env) *catalog.Resolver {
 	return &catalog.Resolver{Catalogs: f.catalogs, ImageRoot: catalog.DefaultImageRoot(e.getenv), Registry: catalog.Registry{PlainHTTP: f.plainHTTP}}
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func cmdFlash(ctx context.Context, e env, args []string) error {

@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -88,21 +85,7 @@ func udevSerials(t *testing.T, serials map[string]string) string {
 // through the run root.
 func runServerMode(t *testing.T, url, mac, run string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, btyBin, "--server", url, "--mac", mac, "--no-reboot")
-	cmd.Env = append(os.Environ(), "BTY_RUNDIR="+run, "BTY_CMDLINE=/nonexistent")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
+	return runBtyEnv(t, []string{"BTY_RUNDIR=" + run, "BTY_CMDLINE=/nonexistent"}, "--server", url, "--mac", mac, "--no-reboot")
 }
 
 func flashPlan(url, serial, sha string) string {

@@ -45,9 +45,16 @@ type result struct {
 // runBty runs the binary with args and returns its output and exit code.
 func runBty(t *testing.T, args ...string) result {
 	t.Helper()
+	return runBtyEnv(t, nil, args...)
+}
+
+// runBtyEnv is runBty with variables added to the environment.
+func runBtyEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, btyBin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -151,11 +151,10 @@ func parseEntry(raw map[string]any, ep entryPos) (Entry, []lineMsg) {
 		}
 	}
 	if s, ok := str("sha256"); ok {
-		s = strings.ToLower(strings.TrimSpace(s))
-		if !isHex64(s) {
-			bad("sha256", "sha256 %q is not 64 hex digits: fix or remove it", s)
+		if sum, ok := NormalizeSHA256(s); !ok {
+			bad("sha256", "sha256 %q is not 64 hex digits: fix or remove it", sum)
 		} else {
-			e.SHA256 = s
+			e.SHA256 = sum
 		}
 	}
 	if s, ok := str("format"); ok {

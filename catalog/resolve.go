@@ -205,24 +205,29 @@ func readSidecar(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fields := strings.Fields(string(b))
-	if len(fields) == 0 || !isHex64(strings.ToLower(fields[0])) {
+	first, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	sum, ok := NormalizeSHA256(first)
+	if !ok {
 		return "", fmt.Errorf("%s: %w: the first word must be a sha256 of 64 hex digits", path, ErrInvalidSidecar)
 	}
-	return strings.ToLower(fields[0]), nil
+	return sum, nil
 }
 
 // ErrInvalidSidecar: a .sha256 file that holds no digest. Maps to exit code 2.
 var ErrInvalidSidecar = errors.New("invalid sha256 sidecar")
 
-func isHex64(s string) bool {
+// NormalizeSHA256 trims and lower-cases a sha256 written as hex; ok is false
+// unless the result is 64 hex digits. Catalogs, sidecars, --sha256 and plans
+// all take digests this way.
+func NormalizeSHA256(s string) (string, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
 	if len(s) != 64 {
-		return false
+		return s, false
 	}
 	for _, c := range s {
-		if !strings.ContainsRune("0123456789abcdef", c) {
-			return false
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return s, false
 		}
 	}
-	return true
+	return s, true
 }

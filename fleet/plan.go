@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"bty/catalog"
 )
 
 // Mode is what the server wants the machine to do.
@@ -47,10 +49,11 @@ func ParsePlan(b []byte) (Plan, error) {
 			return Plan{}, fmt.Errorf("flash plan is missing %s", strings.Join(missing, " and "))
 		}
 		if p.DiskImageSHA != "" {
-			p.DiskImageSHA = strings.ToLower(strings.TrimSpace(p.DiskImageSHA))
-			if !isHex64(p.DiskImageSHA) {
+			sum, ok := catalog.NormalizeSHA256(p.DiskImageSHA)
+			if !ok {
 				return Plan{}, fmt.Errorf("flash plan: disk_image_sha %q is not 64 hex digits", p.DiskImageSHA)
 			}
+			p.DiskImageSHA = sum
 		}
 	case ModeInteractive:
 		if p.Catalog == "" {
@@ -63,16 +66,4 @@ func ParsePlan(b []byte) (Plan, error) {
 		return Plan{}, fmt.Errorf("plan has unknown mode %q", p.Mode)
 	}
 	return p, nil
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
