@@ -71,8 +71,11 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	defer rep.close()
 
 	// Open the source and decide the format before touching the target, so a
-	// missing, corrupt or tar source leaves the target as it was.
-	br := bufio.NewReaderSize(rr, 1<<20)
+	// missing, corrupt or tar source leaves the target as it was. The source is
+	// read and hashed a few MiB ahead, in its own goroutine.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	br := bufio.NewReaderSize(newPrefetcher(ctx, rr), 64<<10)
 	head, err := br.Peek(sniffLen)
 	if err != nil && err != io.EOF {
 		return nil, classify(ctx, rr, err, "")

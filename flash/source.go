@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -62,6 +63,7 @@ type resumeReader struct {
 	want    int64 // expected by the caller, 0 unknown
 	digest  string
 	h       hash.Hash
+	mu      sync.Mutex   // guards err, which failed reads from other goroutines
 	err     error        // sticky: the first error that ended the stream, or io.EOF
 	retries int          // total reopenings, for the result
 	count   atomic.Int64 // r.off, readable by the progress reporter
@@ -115,15 +117,14 @@ func (r *resumeReader) open() error {
 }
 
 func (r *resumeReader) Read(p []byte) (int, error) {
-	if r.err != nil {
-		return 0, r.err
+	if err := r.stopped(); err != nil {
+		return 0, err
 	}
 	failures := 0
 	for {
 		if r.rc == nil {
 			if err := r.open(); err != nil {
-				r.err = err
-				return 0, err
+				return 0, r.end(err)
 			}
 		}
 		n, err := r.rc.Read(p)
@@ -139,12 +140,10 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 		r.rc.Close()
 		r.rc = nil
 		if r.ctx.Err() != nil {
-			r.err = r.ctx.Err()
-			return 0, r.err
+			return 0, r.end(r.ctx.Err())
 		}
 		if err == io.EOF && (r.size < 0 || r.off >= r.size) {
-			r.err = r.finish()
-			return 0, r.err
+			return 0, r.end(r.finish())
 		}
 		if err == io.EOF {
 			err = fmt.Errorf("%w: %s ended at byte %d of %d", ErrLengthMismatch, r.src.Name(), r.off, r.size)
@@ -156,8 +155,7 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 			if !errors.Is(err, ErrIntegrity) {
 				err = &IOError{Side: SideSource, Err: err}
 			}
-			r.err = err
-			return 0, r.err
+			return 0, r.end(err)
 		}
 	}
 }
@@ -178,12 +176,29 @@ func (r *resumeReader) finish() error {
 
 func (r *resumeReader) sum() string { return hex.EncodeToString(r.h.Sum(nil)) }
 
+func (r *resumeReader) stopped() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
 // failed reports the error that ended the stream, if it was not a clean end.
+// It may be called while another goroutine reads.
 func (r *resumeReader) failed() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.err == nil || r.err == io.EOF {
 		return nil
 	}
 	return r.err
+}
+
+// end records the error that ends the stream.
+func (r *resumeReader) end(err error) error {
+	r.mu.Lock()
+	r.err = err
+	r.mu.Unlock()
+	return err
 }
 
 func (r *resumeReader) Close() error {
