@@ -137,14 +137,13 @@ func cmdFlash(ctx context.Context, e env, args []string) error {
 		return runServer(ctx, e, f, cmdline)
 	}
 	switch {
-	case f.image == "" && f.disk == "":
-		return usagef("nothing to do: give --image IMG --disk DISK --yes (see bty --help)")
-	case f.image == "":
-		return usagef("--image is missing: name the image to flash")
-	case f.disk == "":
-		return usagef("--disk is missing: name the target disk or file")
 	case !f.yes:
+		// The wizard, opened at the first choice not made on the command line.
 		return runWizard(ctx, e, f)
+	case f.image == "":
+		return usagef("--image is missing: --yes flashes without a prompt, so name the image to flash")
+	case f.disk == "":
+		return usagef("--disk is missing: --yes flashes without a prompt, so name the target disk or file")
 	}
 	return headless(ctx, e, f)
 }

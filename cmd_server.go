@@ -40,12 +40,17 @@ func runServer(ctx context.Context, e env, f *flashFlags, cmdline fleet.Cmdline)
 	case fleet.Reboot:
 		return reboot(log, f.noReboot)
 	}
-	// Wizard: the TUI opens here once it exists; without a terminal the
-	// failure's exit code is what a script sees.
-	if out.Err != nil {
-		return reported{out.Err}
+	// Wizard, with the server's catalog and, after a failed flash, its choices.
+	// Without a terminal the failure's exit code is what a script sees.
+	if _, err := wizardTerminal(e); err != nil {
+		if out.Err != nil {
+			return reported{out.Err}
+		}
+		return fmt.Errorf("%w: %s", errFallback, out.Why)
 	}
-	return fmt.Errorf("%w: %s", errFallback, out.Why)
+	w := *f
+	w.catalogs, w.image, w.disk = []string{out.Catalog}, out.Image, out.Disk
+	return runWizard(ctx, e, &w)
 }
 
 // reboot syncs and reboots the machine, or with --no-reboot says it would.

@@ -281,11 +281,14 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"--image", "x.img"}, "--disk is missing"},
-		{[]string{"--disk", "x"}, "--image is missing"},
+		{[]string{"--image", "x.img", "--yes"}, "--disk is missing"},
+		{[]string{"--disk", "x", "--yes"}, "--image is missing"},
+		{[]string{"--image", "x.img"}, "needs a terminal"},
+		{nil, "needs a terminal"},
 		{[]string{"--image", "x", "--disk", "y", "--yes", "--sha256", "abc"}, "not 64 hex"},
 		{[]string{"--frobnicate"}, "flag provided but not defined"},
 		{[]string{"--image", "x.img", "--disk", "y"}, "--yes"},
+		{[]string{"--yes", "--image", "x.img", "--disk", "y", "extra"}, `unexpected argument "extra"`},
 	} {
 		r := runBty(t, tc.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.msg) {

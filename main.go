@@ -55,6 +55,8 @@ func commands() []command {
 		{"images", "list the images of the image root and catalogs", cmdImages},
 		{"catalog", "catalog check SRC: validate a catalog", cmdCatalog},
 		{"serve", "serve an image directory as an HTTP catalog", cmdServe},
+		{"demo", "the wizard on built-in demo images, flashing a scratch file", cmdDemo},
+		{"media", "build boot media: netboot files or a USB stick image", cmdMedia},
 	}
 }
 

@@ -1,0 +1,29 @@
+// Package ui is the wizard: one bubbletea program that takes a field tech from
+// an image to a flashed disk and never lets them write the wrong one. It is the
+// only package that imports the charm libraries; it uses catalog, disks and
+// flash, and main wires it (bty, bty --image/--disk without --yes, bty demo).
+//
+// The flow, one screen per file:
+//
+//	source    screen_source.go    image root only, the default catalog, or a typed one
+//	             (skipped with --catalog, or when the image root has images)
+//	images    screen_images.go    the table of images; / filters, r refreshes
+//	disks     screen_disks.go     targets with verdicts; refused ones dimmed or hidden
+//	confirm   screen_confirm.go   the plan; type the disk's name, or y for a removable one
+//	progress  screen_progress.go  the running flash; ctrl+c and q ask first
+//	done      screen_done.go      time, throughput, digest, read-back; reboot, another disk
+//	error     screen_error.go     the message, retry and back
+//
+// Model (ui.go) owns the screen enum, the error state and the plan (image and
+// target). Each screen is a small model with Update, View, SetSize, keys (which
+// bindings of the one KeyMap work in its state) and help (their order on the
+// help line); the messages it emits are declared at the top of its file. Work
+// runs in commands: catalog loads, disk lists and resolves return one message
+// each, tagged with a generation so that a stale answer is dropped; a flash
+// runs in a goroutine that reports through a channel drained by a command
+// re-issued after each message, and is cancelled through its context.
+//
+// Styles has two looks: DefaultStyles (colour, Unicode) and PlainStyles (ASCII
+// without colour) for NO_COLOR, the Linux console and serial lines
+// (PlainTerminal decides). Both must read well at 80x24.
+package ui

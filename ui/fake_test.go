@@ -1,0 +1,215 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"bty/catalog"
+	"bty/disks"
+	"bty/flash"
+)
+
+// The fixtures: an image root, a catalog that loads, one that does not, and
+// four disks (refused, removable, non-removable, mounted).
+const (
+	fakeRoot    = "/var/lib/bty/images"
+	goodCatalog = "https://images.example.com/catalog.toml"
+	badCatalog  = "oras://ghcr.io/example/catalog:v1"
+	fakeDigest  = "3f2a9c01d4e5b6a7980112233445566778899aabbccddeeff00112233c9d1a7e"
+)
+
+func fakeRootRows() []catalog.Entry {
+	return []catalog.Entry{
+		{Name: "alpine-3.20-x86_64.qcow2", Src: fakeRoot + "/alpine-3.20-x86_64.qcow2", Format: catalog.FormatQcow2, Size: 187 << 20, From: fakeRoot},
+		{Name: "debian-12-generic-amd64.img.xz", Src: fakeRoot + "/debian-12-generic-amd64.img.xz", Format: catalog.FormatXz, Size: 312 << 20, SHA256: fakeDigest, From: fakeRoot},
+		{Name: "rescue.img", Src: fakeRoot + "/rescue.img", Format: catalog.FormatRaw, Size: 64 << 20, From: fakeRoot},
+		{Name: "ubuntu-24.04-server-cloudimg.img.gz", Src: fakeRoot + "/ubuntu-24.04-server-cloudimg.img.gz", Format: catalog.FormatGzip, Size: 598 << 20, SHA256: fakeDigest, From: fakeRoot},
+	}
+}
+
+func fakeCatalogRows() []catalog.Entry {
+	return []catalog.Entry{
+		{Name: "fedora-40-cloud.raw.xz", Src: "https://images.example.com/fedora-40-cloud.raw.xz", Format: catalog.FormatXz, Size: 402 << 20, SHA256: fakeDigest, From: goodCatalog},
+		{Name: "talos-1.7-metal.raw.zst", Src: "https://images.example.com/talos-1.7-metal.raw.zst", Format: catalog.FormatZstd, Size: 91 << 20, From: goodCatalog},
+	}
+}
+
+func fakeTargets() []Target {
+	return []Target{
+		{Path: "/dev/sda", Name: "sda", Model: "ATA Samsung SSD 870", Serial: "S5STNF0T401234", Transport: "sata", Size: 500107862016,
+			Verdict: disks.Verdict{Level: disks.Refused, Reasons: []string{"holds the running system (/ is mounted from sda2)"}}},
+		{Path: "/dev/sdb", Name: "sdb", Model: "SanDisk Ultra", Serial: "4C530001230517117403", Transport: "usb", Size: 15931539456, Removable: true,
+			Verdict: disks.Verdict{Level: disks.OK}},
+		{Path: "/dev/nvme0n1", Name: "nvme0n1", Model: "Samsung SSD 980 1TB", Serial: "S64ANS0T123456", Transport: "nvme", Size: 1000204886016,
+			Verdict: disks.Verdict{Level: disks.Confirm, Reasons: []string{"non-removable: type its name to confirm"}}},
+		{Path: "/dev/sdc", Name: "sdc", Model: "WD Elements 25A2", Serial: "WX12A3456789", Transport: "usb", Size: 2000398934016, Removable: true,
+			Verdict: disks.Verdict{Level: disks.Refused, Reasons: []string{"partition sdc1 is mounted at /mnt/backup"}}},
+	}
+}
+
+// fakeSource is a source that is never read: the fake flash does not read.
+type fakeSource struct{ name string }
+
+func (s fakeSource) Name() string { return s.name }
+func (s fakeSource) Open(context.Context, int64) (io.ReadCloser, int64, error) {
+	return io.NopCloser(strings.NewReader("")), 0, nil
+}
+
+// fakeProgress is what the fake flash reports while it runs.
+func fakeProgress() flash.Progress {
+	return flash.Progress{Phase: flash.PhaseWriting, SourceBytes: 131 << 20, SourceTotal: 402 << 20,
+		Written: 700 << 20, Zeroed: 412 << 20, ImageSize: 2 << 30, Rate: 143.2 * (1 << 20), ETA: 7 * time.Second}
+}
+
+func fakeResult() *flash.Result {
+	return &flash.Result{Format: flash.Xz, SHA256: fakeDigest, SourceBytes: 312 << 20, ImageSize: 2 << 30,
+		Written: 1288 << 20, Zeroed: 760 << 20, Duration: 14*time.Second + 300*time.Millisecond, Verified: true}
+}
+
+// fakeBackend records what the wizard asked for. Its flash reports one
+// progress and then, with hold set, waits for release or cancellation.
+type fakeBackend struct {
+	mu       sync.Mutex
+	hold     bool
+	release  chan struct{}
+	flashErr error
+	flashed  []string // targets
+	opened   []string // image names
+	loads    int      // image list loads
+	lastOpt  flash.Options
+}
+
+func newFakeBackend() *fakeBackend { return &fakeBackend{release: make(chan struct{})} }
+
+func (f *fakeBackend) backend() Backend {
+	return Backend{
+		ScanRoot: func(dir string) ([]catalog.Entry, error) {
+			f.mu.Lock()
+			f.loads++
+			f.mu.Unlock()
+			if dir == fakeRoot {
+				return fakeRootRows(), nil
+			}
+			return nil, fmt.Errorf("image root %s: %w", dir, fs.ErrNotExist)
+		},
+		LoadCatalog: func(_ context.Context, src string) ([]catalog.Entry, error) {
+			if src == goodCatalog {
+				return fakeCatalogRows(), nil
+			}
+			return nil, fmt.Errorf("catalog %s: no answer within 20s (offline?): check the network, or use a catalog file", src)
+		},
+		Open: func(_ context.Context, e catalog.Entry) (catalog.Resolved, error) {
+			f.mu.Lock()
+			f.opened = append(f.opened, e.Name)
+			f.mu.Unlock()
+			if strings.HasPrefix(e.Name, "rescue") {
+				return catalog.Resolved{}, fmt.Errorf("open %s: permission denied", e.Src)
+			}
+			return catalog.Resolved{Name: e.Name, Source: fakeSource{e.Src}, SHA256: e.SHA256, Format: e.Format, Size: e.Size, Ref: e.Ref}, nil
+		},
+		Resolve: func(_ context.Context, spec, root string, cats []string) (catalog.Resolved, error) {
+			for _, e := range append(fakeRootRows(), fakeCatalogRows()...) {
+				if e.Name == spec {
+					return catalog.Resolved{Name: e.Name, Source: fakeSource{e.Src}, SHA256: e.SHA256, Format: e.Format, Size: e.Size}, nil
+				}
+			}
+			return catalog.Resolved{}, fmt.Errorf("image %q: not found in the image root %s, and no such file here: run bty images to see the names", spec, root)
+		},
+		Flash: func(ctx context.Context, src flash.Source, target string, opt flash.Options) (*flash.Result, error) {
+			f.mu.Lock()
+			f.lastOpt = opt
+			hold, release, ferr := f.hold, f.release, f.flashErr
+			f.mu.Unlock()
+			opt.Progress(flash.Progress{Phase: flash.PhaseOpening, SourceTotal: -1, ImageSize: -1})
+			opt.Progress(fakeProgress())
+			if hold {
+				select {
+				case <-ctx.Done():
+					return nil, fmt.Errorf("write %s: %w", target, ctx.Err())
+				case <-release:
+				}
+			}
+			if ferr != nil {
+				return nil, ferr
+			}
+			f.mu.Lock()
+			f.flashed = append(f.flashed, target)
+			f.mu.Unlock()
+			return fakeResult(), nil
+		},
+	}
+}
+
+func (f *fakeBackend) flashedTargets() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.flashed...)
+}
+
+// fakeOptions are the options of a real run (root, default catalog, reboot)
+// over the fakes.
+func fakeOptions(f *fakeBackend) Options {
+	return Options{
+		ImageRoot:      fakeRoot,
+		DefaultCatalog: goodCatalog,
+		Targets:        func(disks.Check) ([]Target, error) { return fakeTargets(), nil },
+		CanReboot:      true,
+		Backend:        f.backend(),
+	}
+}
+
+// press is the key message for a key as bubbletea names it: "enter", "esc",
+// "up", "ctrl+c", "a".
+func press(k string) tea.KeyPressMsg {
+	switch k {
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "up":
+		return tea.KeyPressMsg{Code: tea.KeyUp}
+	case "down":
+		return tea.KeyPressMsg{Code: tea.KeyDown}
+	case "ctrl+c":
+		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+	}
+	r := []rune(k)
+	if len(r) != 1 {
+		panic("press: unknown key " + k)
+	}
+	return tea.KeyPressMsg{Code: r[0], Text: k}
+}
+
+// keys are the messages for typing each key in turn.
+func keys(ks ...string) []tea.Msg {
+	var out []tea.Msg
+	for _, k := range ks {
+		out = append(out, press(k))
+	}
+	return out
+}
+
+// typed is the messages for typing text.
+func typed(s string) []tea.Msg {
+	var out []tea.Msg
+	for _, r := range s {
+		out = append(out, tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+	return out
+}
+
+func TestPress(t *testing.T) {
+	for _, k := range []string{"enter", "esc", "up", "down", "ctrl+c", "a", "/", "y"} {
+		if got := press(k).String(); got != k {
+			t.Errorf("press(%q).String() = %q, want %q", k, got, k)
+		}
+	}
+}

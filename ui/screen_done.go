@@ -1,0 +1,98 @@
+package ui
+
+import (
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"bty/flash"
+)
+
+// RebootMsg: the user asked to reboot; the wizard ends and the caller reboots.
+type RebootMsg struct{}
+
+// AnotherDiskMsg: the user wants the same image on another disk.
+type AnotherDiskMsg struct{}
+
+// doneScreen reports a finished flash: time, throughput, digest and read-back.
+type doneScreen struct {
+	plan      plan
+	res       flash.Result
+	canReboot bool
+	width     int
+	height    int
+}
+
+func (s *doneScreen) SetSize(w, h int) { s.width, s.height = w, h }
+
+func (s doneScreen) keys(k *KeyMap) {
+	k.only(&k.Another, &k.Back, &k.Quit, &k.Kill)
+	k.Reboot.SetEnabled(s.canReboot)
+	k.Back.SetHelp("esc", "another image")
+}
+
+func (s doneScreen) help(k KeyMap) []key.Binding {
+	return []key.Binding{k.Reboot, k.Another, k.Back, k.Quit}
+}
+
+func (s doneScreen) Update(msg tea.Msg, k KeyMap) (doneScreen, tea.Cmd) {
+	km, ok := msg.(tea.KeyPressMsg)
+	if !ok {
+		return s, nil
+	}
+	switch {
+	case key.Matches(km, k.Reboot):
+		return s, emit(RebootMsg{})
+	case key.Matches(km, k.Another):
+		return s, emit(AnotherDiskMsg{})
+	case key.Matches(km, k.Back):
+		return s, emit(BackMsg{})
+	}
+	return s, nil
+}
+
+func (s doneScreen) View(st Styles) string {
+	r, w := s.res, s.width
+	field := func(label, value string) string {
+		return clip("  "+st.Label.Render(fit(label, 11, ""))+" "+value, w, st.Ellipsis)
+	}
+	var lines []string
+	lines = append(lines, st.Good.Render(clip("Done: "+s.plan.image.Name+" is on "+s.plan.target.Path, w, st.Ellipsis)), "")
+	lines = append(lines, field("Time", durationText(r.Duration)))
+	tp := "-"
+	if secs := r.Duration.Seconds(); secs > 0 && r.ImageSize > 0 {
+		tp = rateText(float64(r.ImageSize) / secs)
+	}
+	lines = append(lines, field("Throughput", tp+"  ("+bytesText(r.ImageSize)+" image)"))
+	lines = append(lines, field("On disk", bytesText(r.Written)+" written, "+bytesText(r.Zeroed)+" zeroed without writing"))
+	lines = append(lines, field("Format", string(r.Format)))
+	sum := r.SHA256
+	if w < 80 {
+		sum = shortDigest(sum, st.Ellipsis)
+	}
+	lines = append(lines, field("sha256", sum))
+	if s.plan.sha256 != "" {
+		lines = append(lines, field("", st.Good.Render("matches the expected digest")))
+	} else {
+		lines = append(lines, field("", st.Warn.Render("no expected digest: computed, not checked")))
+	}
+	if r.Verified {
+		lines = append(lines, field("Read back", st.Good.Render("verified: the disk holds the image")))
+	} else {
+		lines = append(lines, field("Read back", "not verified (bty --verify reads the disk back)"))
+	}
+	if r.GPTRelocated {
+		lines = append(lines, field("GPT", "backup header moved to the end of the disk"))
+	}
+	for _, warn := range r.Warnings {
+		for i, l := range strings.Split(wrap(warn, max(20, w-15)), "\n") {
+			label := ""
+			if i == 0 {
+				label = "Warning"
+			}
+			lines = append(lines, field(label, st.Warn.Render(l)))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
