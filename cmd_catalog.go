@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"bty/catalog"
+	"bty/ui"
 )
 
 // newFlagSet returns a FlagSet for a subcommand that prints its usage line and
@@ -91,7 +92,7 @@ func cmdImages(ctx context.Context, e env, args []string) error {
 			format = "?"
 		}
 		if row.Size > 0 {
-			size = humanBytes(row.Size)
+			size = ui.Bytes(row.Size)
 		}
 		if row.SHA256 != "" {
 			sum = "known"

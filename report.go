@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"bty/flash"
+	"bty/ui"
 )
 
 // report prints the progress and the result of a headless flash: one refreshed
@@ -120,12 +121,12 @@ func progressText(p flash.Progress) string {
 	if f := p.Fraction(); f >= 0 {
 		fmt.Fprintf(&b, " %3.0f%%", f*100)
 	}
-	fmt.Fprintf(&b, "  %s", humanBytes(done))
+	fmt.Fprintf(&b, "  %s", ui.Bytes(done))
 	if p.ImageSize > 0 {
-		fmt.Fprintf(&b, " / %s", humanBytes(p.ImageSize))
+		fmt.Fprintf(&b, " / %s", ui.Bytes(p.ImageSize))
 	}
 	if p.Rate > 0 {
-		fmt.Fprintf(&b, "  %s/s", humanBytes(int64(p.Rate)))
+		fmt.Fprintf(&b, "  %s/s", ui.Bytes(int64(p.Rate)))
 	}
 	if p.ETA > 0 {
 		fmt.Fprintf(&b, "  ETA %s", p.ETA)
@@ -154,8 +155,8 @@ func (r *report) result(image, target string, res *flash.Result) {
 		verified = ", read back and verified"
 	}
 	fmt.Fprintf(r.e.stdout, "bty: wrote %s (%s, %s) to %s in %s (%.0f MB/s): %s written, %s zeroed%s\nsha256 %s\n",
-		image, res.Format, humanBytes(res.ImageSize), target, res.Duration.Round(time.Millisecond), mbps,
-		humanBytes(res.Written), humanBytes(res.Zeroed), verified, res.SHA256)
+		image, res.Format, ui.Bytes(res.ImageSize), target, res.Duration.Round(time.Millisecond), mbps,
+		ui.Bytes(res.Written), ui.Bytes(res.Zeroed), verified, res.SHA256)
 }
 
 func (r *report) fail(err error, code int) {
@@ -167,21 +168,3 @@ func (r *report) fail(err error, code int) {
 }
 
 func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
-
-// humanBytes prints a byte count in binary units: 512 B, 1.5 KiB, 700 MiB, 2.0 GiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for v := n / unit; v >= unit; v /= unit {
-		div *= unit
-		exp++
-	}
-	v := float64(n) / float64(div)
-	if v >= 100 {
-		return fmt.Sprintf("%.0f %ciB", v, "KMGTPE"[exp])
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp])
-}

@@ -9,8 +9,9 @@ import (
 	"github.com/charmbracelet/x/ansi"
 )
 
-// bytesText is a size in IEC units: "512 B", "14.9 GiB".
-func bytesText(n int64) string {
+// Bytes is a size in IEC units: "512 B", "14.9 GiB". The headless progress
+// line uses it too.
+func Bytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -32,7 +33,7 @@ func rateText(r float64) string {
 	if r <= 0 {
 		return "-"
 	}
-	return bytesText(int64(r)) + "/s"
+	return Bytes(int64(r)) + "/s"
 }
 
 // plural is "1 image", "2 images".

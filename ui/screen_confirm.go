@@ -123,7 +123,7 @@ func (s confirmScreen) View(st Styles) string {
 	}
 	size := "grows to the image size"
 	if t.Size > 0 {
-		size = bytesText(t.Size)
+		size = Bytes(t.Size)
 	}
 	var tags []string
 	if t.Transport != "" {

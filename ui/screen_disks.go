@@ -247,7 +247,7 @@ func (s disksScreen) row(t Target, pathW int, st Styles) (string, string) {
 	size := "-"
 	switch {
 	case t.Size > 0:
-		size = bytesText(t.Size)
+		size = Bytes(t.Size)
 	case t.File:
 		size = "file"
 	}

@@ -64,8 +64,8 @@ func (s doneScreen) View(st Styles) string {
 	if secs := r.Duration.Seconds(); secs > 0 && r.ImageSize > 0 {
 		tp = rateText(float64(r.ImageSize) / secs)
 	}
-	lines = append(lines, field("Throughput", tp+"  ("+bytesText(r.ImageSize)+" image)"))
-	lines = append(lines, field("On disk", bytesText(r.Written)+" written, "+bytesText(r.Zeroed)+" zeroed without writing"))
+	lines = append(lines, field("Throughput", tp+"  ("+Bytes(r.ImageSize)+" image)"))
+	lines = append(lines, field("On disk", Bytes(r.Written)+" written, "+Bytes(r.Zeroed)+" zeroed without writing"))
 	lines = append(lines, field("Format", string(r.Format)))
 	sum := r.SHA256
 	if w < 80 {

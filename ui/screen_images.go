@@ -222,7 +222,7 @@ func (s imagesScreen) View(st Styles) string {
 			format = "?"
 		}
 		if e.Size > 0 {
-			size = bytesText(e.Size)
+			size = Bytes(e.Size)
 		}
 		if e.SHA256 != "" {
 			sum = "known"

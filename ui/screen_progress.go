@@ -126,14 +126,14 @@ func (s progressScreen) View(st Styles) string {
 	} else {
 		lines = append(lines, "  "+st.Dim.Render("(image size unknown until the end: bytes and rate only)"))
 	}
-	done := bytesText(p.Done())
+	done := Bytes(p.Done())
 	if p.ImageSize > 0 {
-		done += " of " + bytesText(p.ImageSize)
+		done += " of " + Bytes(p.ImageSize)
 	}
 	lines = append(lines, field("On disk", done))
-	lines = append(lines, field("", fmt.Sprintf("%s written, %s zeroed without writing", bytesText(p.Written), bytesText(p.Zeroed))))
+	lines = append(lines, field("", fmt.Sprintf("%s written, %s zeroed without writing", Bytes(p.Written), Bytes(p.Zeroed))))
 	if p.Phase == flash.PhaseVerifying {
-		lines = append(lines, field("Verified", bytesText(p.Verified)))
+		lines = append(lines, field("Verified", Bytes(p.Verified)))
 	}
 	rate := rateText(p.Rate)
 	if p.ETA > 0 {
@@ -143,10 +143,10 @@ func (s progressScreen) View(st Styles) string {
 	if s.plan.network() {
 		if p.SourceTotal > 0 {
 			f := min(1, float64(p.SourceBytes)/float64(p.SourceTotal))
-			lines = append(lines, field("Download", bytesText(p.SourceBytes)+" of "+bytesText(p.SourceTotal)))
+			lines = append(lines, field("Download", Bytes(p.SourceBytes)+" of "+Bytes(p.SourceTotal)))
 			lines = append(lines, "  "+st.bar(barW, f))
 		} else {
-			lines = append(lines, field("Download", bytesText(p.SourceBytes)+" (size unknown)"))
+			lines = append(lines, field("Download", Bytes(p.SourceBytes)+" (size unknown)"))
 		}
 	}
 	lines = append(lines, "")

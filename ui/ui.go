@@ -211,7 +211,7 @@ func (p plan) size() int64 {
 
 func (p plan) sizeText() string {
 	if n := p.size(); n > 0 {
-		return bytesText(n)
+		return Bytes(n)
 	}
 	return "unknown"
 }
