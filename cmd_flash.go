@@ -42,11 +42,14 @@ const usageText = `bty puts a system image on a disk: fast, safely, the same way
 
 Usage:
   bty --image IMG --disk DISK --yes [--sha256 HEX] [--verify] [--json]
+  bty [--catalog SRC]... [--image IMG] [--disk DISK]      (the wizard)
   bty --server URL --mac MAC [--no-reboot]
   bty disks [--json] [--all]
   bty images [--catalog SRC]... [--json]
   bty catalog check SRC
   bty serve --images DIR [--catalog SRC]... [--listen ADDR]
+  bty demo
+  bty media netboot|usb ...
 
 IMG is a local path, an http(s):// URL, an oras:// reference, or the name of an
 image in the image root ($BTY_IMAGE_ROOT, else /var/lib/bty/images) or in a

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"bty/catalog"
+	"bty/media"
+)
+
+const mediaUsage = `Usage:
+  bty media netboot --kernel VMLINUZ --modules DIR --out DIR
+  bty media usb --kernel VMLINUZ --modules DIR --out FILE [--images DIR] [--catalog FILE] [--size SIZE] [--append OPTS]
+
+Builds the live environment that boots a machine into bty: a kernel and an
+initramfs holding this bty (it must be static: CGO_ENABLED=0 go build), a
+static busybox, and the kernel modules for disks, USB, wired NICs and
+exFAT/FAT. netboot writes vmlinuz and initrd.img for PXE/iPXE; usb writes a GPT
+disk image (UEFI, systemd-boot) with a BTY_IMAGES exFAT partition to dd onto a
+stick. The same inputs give the same bytes.
+
+VMLINUZ is a kernel (Debian's /boot/vmlinuz-VERSION); DIR its modules,
+lib/modules/VERSION (or the root of a dpkg -x of the kernel package).
+`
+
+// mediaFlags are the flags of bty media netboot and usb; images, catalog,
+// size, appendOpts and systemdBoot are usb only.
+type mediaFlags struct {
+	kernel, modules, out    string
+	bty, busybox, caCerts   string
+	extra                   multiFlag
+	images, catalog, size   string
+	appendOpts, systemdBoot string
+}
+
+// cmdMedia: bty media netboot|usb ...
+func cmdMedia(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(e.stderr, mediaUsage)
+		if len(args) == 0 {
+			return usagef("bty media: say netboot or usb")
+		}
+		return nil
+	}
+	kind := args[0]
+	if kind != "netboot" && kind != "usb" {
+		return usagef("bty media: unknown kind %q: say netboot or usb", kind)
+	}
+	var f mediaFlags
+	fs := newFlagSet(e, "media "+kind, "bty media "+kind)
+	fs.Usage = func() {
+		fmt.Fprint(e.stderr, mediaUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.kernel, "kernel", "", "the kernel (bzImage), e.g. /boot/vmlinuz-6.1.0-NN-amd64")
+	fs.StringVar(&f.modules, "modules", "", "its modules: lib/modules/VERSION, or a directory holding one")
+	fs.StringVar(&f.bty, "bty", "", "static bty executable to put inside (default: this one)")
+	fs.StringVar(&f.busybox, "busybox", media.DefaultBusybox, "static busybox (Debian package busybox-static)")
+	fs.StringVar(&f.caCerts, "ca-certs", "", "CA bundle for https:// sources (default "+media.DefaultCACerts+" if present; - for none)")
+	fs.Var(&f.extra, "add-module", "another kernel module to load, e.g. mpt3sas; repeatable")
+	if kind == "netboot" {
+		fs.StringVar(&f.out, "out", "", "directory to write vmlinuz and initrd.img into")
+	} else {
+		fs.StringVar(&f.out, "out", "", "the disk image to write, e.g. bty-usb.img")
+		fs.StringVar(&f.images, "images", "", "directory whose images (as the image root lists them) go onto BTY_IMAGES")
+		fs.StringVar(&f.catalog, "catalog", "", "catalog TOML file to put on BTY_IMAGES as catalog.toml")
+		fs.StringVar(&f.size, "size", "", "size of the disk image, e.g. 8G (default: just large enough)")
+		fs.StringVar(&f.appendOpts, "append", "", "kernel options to add, e.g. \"bty.image=NAME bty.disk=serial:S bty.yes=1\"")
+		fs.StringVar(&f.systemdBoot, "systemd-boot", media.DefaultSystemdBoot, "EFI boot loader (Debian package systemd-boot-efi)")
+	}
+	pos, err := parseArgs(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q (see bty media --help)", pos[0])
+	}
+	for _, req := range []struct{ v, name string }{{f.kernel, "--kernel"}, {f.modules, "--modules"}, {f.out, "--out"}} {
+		if req.v == "" {
+			return usagef("bty media %s: %s is missing (see bty media --help)", kind, req.name)
+		}
+	}
+	if f.bty == "" {
+		if f.bty, err = os.Executable(); err != nil {
+			return fmt.Errorf("find this executable: %w (give --bty PATH)", err)
+		}
+	}
+	ir := media.InitramfsOptions{Bty: f.bty, Busybox: f.busybox, Modules: f.modules, ExtraModules: f.extra, CACerts: f.caCerts}
+	if kind == "netboot" {
+		nb, err := media.BuildNetboot(media.NetbootOptions{Kernel: f.kernel, Initramfs: ir, Out: f.out})
+		if err != nil {
+			return mediaErr(err)
+		}
+		reportInitramfs(e, nb.Initramfs)
+		fmt.Fprintf(e.stdout, "%s\n%s\n", nb.Kernel, nb.Initrd)
+		return nil
+	}
+
+	o := media.USBOptions{Kernel: f.kernel, Initramfs: ir, SystemdBoot: f.systemdBoot, Append: f.appendOpts, Out: f.out}
+	if f.size != "" {
+		if o.Size, err = parseSize(f.size); err != nil {
+			return usagef("--size %q: %v", f.size, err)
+		}
+	}
+	if f.images != "" {
+		entries, err := catalog.ScanRoot(f.images)
+		if err != nil {
+			return usagef("--images: %v", err)
+		}
+		for _, en := range entries {
+			o.Images = append(o.Images, filepath.Join(f.images, en.Name))
+		}
+		if len(entries) == 0 {
+			fmt.Fprintf(e.stderr, "bty: %s holds no images (bty images lists what counts)\n", f.images)
+		}
+	}
+	if f.catalog != "" {
+		b, err := os.ReadFile(f.catalog)
+		if err != nil {
+			return usagef("--catalog: %v", err)
+		}
+		if _, err := catalog.Parse(f.catalog, b); err != nil {
+			return err
+		}
+		o.Catalog = b
+	}
+	usb, err := media.BuildUSB(o)
+	if err != nil {
+		return mediaErr(err)
+	}
+	reportInitramfs(e, usb.Initramfs)
+	for _, im := range usb.Images {
+		fmt.Fprintf(e.stderr, "bty: %s  %s (%d bytes)\n", im.SHA256, im.Name, im.Size)
+	}
+	fmt.Fprintf(e.stdout, "%s\n", usb.Path)
+	return nil
+}
+
+// mediaErr maps the builder's input and host-tool problems to the usage exit
+// code; the rest (reading, writing) stays an I/O failure.
+func mediaErr(err error) error {
+	if errors.Is(err, media.ErrInput) || errors.Is(err, media.ErrMissingTool) {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return err
+}
+
+func reportInitramfs(e env, info *media.InitramfsInfo) {
+	fmt.Fprintf(e.stderr, "bty: initramfs %d bytes; %s\n", info.Size, info)
+	if len(info.Missing) > 0 {
+		fmt.Fprintf(e.stderr, "bty: the kernel has no modules %s (left out)\n", strings.Join(info.Missing, " "))
+	}
+}
+
+// parseSize reads a size in bytes with an optional K, M, G or T suffix (powers
+// of 1024; "GiB" and "GB" mean the same here).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v <= 0 || v > (1<<62)/mult {
+		return 0, errors.New("not a size like 8G, 512M or 1073741824")
+	}
+	return v * mult, nil
+}

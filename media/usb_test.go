@@ -1,0 +1,270 @@
+package media
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// usbInputs writes a fake kernel and module tree, a fake boot loader and two
+// images (one with a sidecar), and returns options for them; busybox stands in
+// for bty (any static executable does).
+func usbInputs(t *testing.T) USBOptions {
+	t.Helper()
+	needBusybox(t)
+	dir := t.TempDir()
+	loader := filepath.Join(dir, "systemd-bootx64.efi")
+	writeFile(t, loader, append([]byte("MZ"), bytes.Repeat([]byte{1}, 5000)...))
+	imgs := filepath.Join(dir, "images")
+	a := bytes.Repeat([]byte("image a "), 300000)
+	writeFile(t, filepath.Join(imgs, "a.img"), a)
+	sum := sha256.Sum256(a)
+	writeFile(t, filepath.Join(imgs, "a.img.sha256"), []byte(strings.ToUpper(hexString(sum[:]))+"  a.img\n"))
+	writeFile(t, filepath.Join(imgs, "b.img.gz"), []byte("\x1f\x8b not really"))
+	return USBOptions{
+		Kernel:      fakeKernel(t, dir, "6.1.0-test"),
+		Initramfs:   InitramfsOptions{Bty: DefaultBusybox, Modules: fakeModules(t, dir, "6.1.0-test"), CACerts: "-"},
+		SystemdBoot: loader,
+		Append:      "bty.image=a.img bty.disk=serial:S1 bty.yes=1",
+		Images:      []string{filepath.Join(imgs, "a.img"), filepath.Join(imgs, "b.img.gz")},
+		Catalog:     []byte("version = 1\n"),
+	}
+}
+
+func hexString(b []byte) string {
+	const digits = "0123456789abcdef"
+	var s strings.Builder
+	for _, c := range b {
+		s.WriteByte(digits[c>>4])
+		s.WriteByte(digits[c&15])
+	}
+	return s.String()
+}
+
+func fileSum(t *testing.T, p string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// TestBuildUSB builds twice from the same inputs (same bytes), then checks the
+// partition table, both file systems and their files.
+func TestBuildUSB(t *testing.T) {
+	o := usbInputs(t)
+	out := t.TempDir()
+	var sums [][32]byte
+	var usb *USB
+	for _, name := range []string{"one.img", "two.img"} {
+		o.Out = filepath.Join(out, name)
+		var err error
+		if usb, err = BuildUSB(o); err != nil {
+			t.Fatalf("BuildUSB: %v", err)
+		}
+		sums = append(sums, fileSum(t, o.Out))
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("two builds from the same inputs differ")
+	}
+	wantA := sha256.Sum256(bytes.Repeat([]byte("image a "), 300000))
+	if usb.Images[0].Name != "a.img" || usb.Images[0].SHA256 != hexString(wantA[:]) {
+		t.Errorf("BuildUSB images = %+v, want a.img with its digest first", usb.Images)
+	}
+
+	p := o.Out
+	// BTY_IMAGES: the images, a sidecar for each, the catalog.
+	label, files := exfatReadAll(t, p, int64(imagesStart(t, p))*sectorSize)
+	if label != ImagesLabel {
+		t.Errorf("images label = %q, want %q", label, ImagesLabel)
+	}
+	var names []string
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if want := []string{"a.img", "a.img.sha256", "b.img.gz", "b.img.gz.sha256", "catalog.toml"}; !slices.Equal(names, want) {
+		t.Errorf("BTY_IMAGES holds %q, want %q", names, want)
+	}
+	if got, want := string(files["a.img.sha256"]), hexString(wantA[:])+"  a.img\n"; got != want {
+		t.Errorf("a.img.sha256 = %q, want %q", got, want)
+	}
+
+	needTool(t, "sgdisk", "fsck.vfat", "fsck.exfat", "mtype")
+	if out, err := exec.Command("sgdisk", "-v", p).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v: %v\n%s", err, out)
+	}
+	esp := extract(t, p, 2048, int64(imagesStart(t, p))-2048)
+	if out, err := exec.Command("fsck.vfat", "-n", esp).CombinedOutput(); err != nil {
+		t.Errorf("fsck.vfat -n: %v\n%s", err, out)
+	}
+	entry, err := exec.Command("mtype", "-i", esp, "::/loader/entries/bty.conf").Output()
+	if err != nil || !strings.Contains(string(entry), "options "+DefaultCmdline+" "+o.Append+"\n") {
+		t.Errorf("loader/entries/bty.conf = %q, %v; want the options with %q", entry, err, o.Append)
+	}
+	images := extract(t, p, imagesStart(t, p), -1)
+	if out, err := exec.Command("fsck.exfat", "-n", images).CombinedOutput(); err != nil {
+		t.Errorf("fsck.exfat -n: %v\n%s", err, out)
+	}
+}
+
+// imagesStart reads the second partition's first sector from the GPT.
+func imagesStart(t *testing.T, p string) uint64 {
+	t.Helper()
+	b := make([]byte, 8)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.ReadAt(b, 2*sectorSize+gptEntrySize+32)
+	var v uint64
+	for i := 7; i >= 0; i-- {
+		v = v<<8 | uint64(b[i])
+	}
+	return v
+}
+
+// extract copies sectors [start, start+n) of p (n < 0: to the end) into a file.
+func extract(t *testing.T, p string, start uint64, n int64) string {
+	t.Helper()
+	in, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out := filepath.Join(t.TempDir(), "part.img")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := io.NewSectionReader(in, int64(start)*sectorSize, 1<<62)
+	if n >= 0 {
+		r = io.NewSectionReader(in, int64(start)*sectorSize, n*sectorSize)
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestBuildUSBRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(o *USBOptions)
+	}{
+		{"sidecar disagrees", func(o *USBOptions) {
+			writeFile(t, o.Images[1]+".sha256", []byte(strings.Repeat("0", 64)+"\n"))
+		}},
+		{"size too small", func(o *USBOptions) { o.Size = 64 << 20 }},
+		{"two images of one name", func(o *USBOptions) { o.Images = append(o.Images, o.Images[0]) }},
+		{"dynamic bty", func(o *USBOptions) { o.Initramfs.Bty = "/bin/ls" }},
+		{"modules of another kernel", func(o *USBOptions) { o.Kernel = fakeKernel(t, t.TempDir(), "6.1.0-other") }},
+		{"a directory for a kernel", func(o *USBOptions) { o.Kernel = t.TempDir() }},
+		{"no boot loader", func(o *USBOptions) { o.SystemdBoot = "/nonexistent.efi" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := usbInputs(t)
+			o.Out = filepath.Join(t.TempDir(), "usb.img")
+			tc.change(&o)
+			if _, err := BuildUSB(o); !errors.Is(err, ErrInput) {
+				t.Errorf("BuildUSB = %v, want ErrInput", err)
+			}
+			if _, err := os.Stat(o.Out); err == nil {
+				t.Errorf("BuildUSB failed but left %s", o.Out)
+			}
+		})
+	}
+}
+
+func TestMissingToolNamesPackage(t *testing.T) {
+	err := error(&MissingToolError{Path: DefaultSystemdBoot, Package: "systemd-boot-efi", Why: "the boot loader"})
+	if !errors.Is(err, ErrMissingTool) || !strings.Contains(err.Error(), "apt-get install systemd-boot-efi") {
+		t.Errorf("MissingToolError = %q, want ErrMissingTool naming the package", err)
+	}
+}
+
+// TestBuildInitramfs checks what the init needs is in the archive.
+func TestBuildInitramfs(t *testing.T) {
+	o := usbInputs(t).Initramfs
+	o.ExtraModules = []string{"a"}
+	gz, info, err := BuildInitramfs(o)
+	if err != nil {
+		t.Fatalf("BuildInitramfs: %v", err)
+	}
+	again, _, _ := BuildInitramfs(o)
+	if !bytes.Equal(gz, again) {
+		t.Errorf("two builds from the same inputs differ")
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !zr.ModTime.IsZero() || zr.Name != "" {
+		t.Errorf("gzip header has a time (%v) or a name (%q)", zr.ModTime, zr.Name)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := readNewc(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]cpioRec{}
+	for _, r := range recs {
+		byName[r.Name] = r
+	}
+	for name, mode := range map[string]uint32{
+		"init": 0o100755, "bin/busybox": 0o100755, "bin/bty": 0o100755, "bin/sh": 0o120777,
+		"dev/console": 0o20600, "etc/bty/udhcpc.script": 0o100755, "var/lib/bty/images": 0o40755,
+		"lib/modules/6.1.0-test/kernel/sub/b.ko": 0o100644, "lib/modules/6.1.0-test/modules.dep": 0o100644,
+	} {
+		if r, ok := byName[name]; !ok || r.Mode != mode {
+			t.Errorf("initramfs %s: mode %o (present %v), want %o", name, r.Mode, ok, mode)
+		}
+	}
+	if got := byName["lib/modules/6.1.0-test/kernel/sub/b.ko"].Data; got != "module b" {
+		t.Errorf("b.ko = %q, want it decompressed", got)
+	}
+	// Of the default list the fake tree has usb-storage; a is an extra. Each
+	// comes after what it needs.
+	if got, want := byName["etc/bty/modules"].Data, "6.1.0-test/kernel/c.ko\n6.1.0-test/kernel/usb-storage.ko\n6.1.0-test/kernel/sub/b.ko\n6.1.0-test/kernel/a.ko\n"; got != want {
+		t.Errorf("etc/bty/modules = %q, want %q", got, want)
+	}
+	if !slices.Contains(info.Missing, "exfat") || slices.Contains(info.Missing, "usb_storage") {
+		t.Errorf("Missing = %q, want exfat but not usb_storage", info.Missing)
+	}
+	if _, ok := byName["etc/ssl/certs/ca-certificates.crt"]; ok {
+		t.Errorf("CA certificates present with CACerts = -")
+	}
+
+	o.ExtraModules = []string{"no_such_module"}
+	if _, _, err := BuildInitramfs(o); !errors.Is(err, ErrInput) {
+		t.Errorf("BuildInitramfs with an unknown extra module = %v, want ErrInput", err)
+	}
+}
+
+// TestInitScriptSyntax parses the init and the DHCP hook with the shells at hand.
+func TestInitScriptSyntax(t *testing.T) {
+	for _, sh := range [][]string{{"sh", "-n"}, {DefaultBusybox, "sh", "-n"}} {
+		if _, err := exec.LookPath(sh[0]); err != nil {
+			continue
+		}
+		for _, f := range []string{"init.sh", "udhcpc.script"} {
+			if out, err := exec.Command(sh[0], append(sh[1:], f)...).CombinedOutput(); err != nil {
+				t.Errorf("%s %s: %v\n%s", strings.Join(sh, " "), f, err, out)
+			}
+		}
+	}
+}
