@@ -1,0 +1,404 @@
+#!/usr/bin/env bash
+# bench/flash.sh: benchmark bty's flash engine against the reference tools.
+#
+#   bench/flash.sh            full run: 2 GiB GPT+ext4 image, BENCH_RUNS (3) runs per pair
+#   bench/flash.sh --smoke    CI: 64 MiB image, one run per command, every result checked
+#
+# Builds (and caches) a disk image and its xz, zstd, gzip, bzip2 and qcow2 forms plus a
+# bmap, attaches ONE loop device over a scratch file of exactly the image's size, and
+# times bty against dd, the decompressor|dd pipelines, qemu-img convert and bmaptool
+# copy on that loop device. Prints a markdown table (also written to
+# $BENCH_DIR/results.md). Needs root (losetup, drop_caches). See bench/README.md.
+#
+# Environment:
+#   BENCH_DIR        work dir, images are cached here       (default: bench/out)
+#   BENCH_RUNS       timed runs per command, median taken   (default: 3; smoke: 1)
+#   BTY              bty binary                             (default: go build -o $BENCH_DIR/bty .)
+#   BENCH_DISK_MIB   image size in MiB                      (default: 2048; smoke: 64)
+#   BENCH_DATA_MIB   real files copied into the ext4        (default: 700;  smoke: 20)
+#   BENCH_LOOP_DIO   1: loop device with --direct-io=on     (default: 1)
+#   BENCH_TMPFS      tmpfs dir for the xz decoder-only row  (default: /dev/shm)
+#   BENCH_ONLY       space-separated subset of: raw bmap xz zstd gzip bzip2 qcow2 xzdec
+#   BENCH_NICE       e.g. -10: run timed commands at this nice level (shared machines)
+set -euo pipefail
+
+SMOKE=0
+for a in "$@"; do
+	case $a in
+	--smoke) SMOKE=1 ;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "flash.sh: unknown argument $a (try --help)" >&2
+		exit 2
+		;;
+	esac
+done
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+BENCH_DIR=${BENCH_DIR:-$HERE/out}
+if ((SMOKE)); then
+	RUNS=${BENCH_RUNS:-1}
+	DISK_MIB=${BENCH_DISK_MIB:-64}
+	DATA_MIB=${BENCH_DATA_MIB:-20}
+else
+	RUNS=${BENCH_RUNS:-3}
+	DISK_MIB=${BENCH_DISK_MIB:-2048}
+	DATA_MIB=${BENCH_DATA_MIB:-700}
+fi
+LOOP_DIO=${BENCH_LOOP_DIO:-1}
+# On a shared machine, BENCH_NICE=-10 runs every timed command (bty and references
+# alike) at a higher CPU and I/O priority than the background load.
+PRIO=()
+[[ -n ${BENCH_NICE:-} ]] && PRIO=(nice -n "$BENCH_NICE" ionice -c2 -n0)
+TMPFS=${BENCH_TMPFS:-/dev/shm}
+ONLY=${BENCH_ONLY:-raw bmap xz zstd gzip bzip2 qcow2 xzdec}
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() {
+	printf 'flash.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+# ---------------------------------------------------------------- preflight
+
+[[ $(id -u) == 0 ]] || die "needs root (losetup, blkdiscard, /proc/sys/vm/drop_caches)"
+
+missing=()
+need() { # need TOOL PACKAGE
+	command -v "$1" >/dev/null 2>&1 || missing+=("$1 (Debian package: $2)")
+}
+need losetup mount
+need blkdiscard util-linux
+need truncate coreutils
+need dd coreutils
+need cmp diffutils
+need tar tar
+need xz xz-utils
+need zstd zstd
+need gzip gzip
+need bzip2 bzip2
+need qemu-img qemu-utils
+need bmaptool bmap-tools
+need sgdisk gdisk
+need mkfs.ext4 e2fsprogs
+need lscpu util-linux
+[[ -x /usr/bin/time ]] || missing+=("/usr/bin/time (Debian package: time)")
+if ((${#missing[@]})); then
+	printf 'flash.sh: missing tools:\n' >&2
+	printf '  %s\n' "${missing[@]}" >&2
+	die "install them first, e.g. apt-get install -y qemu-utils bmap-tools xz-utils zstd gzip bzip2 gdisk e2fsprogs time"
+fi
+# pigz builds the .gz faster; plain gzip gives the same format.
+GZ_BUILD=gzip
+command -v pigz >/dev/null 2>&1 && GZ_BUILD=pigz
+
+mkdir -p "$BENCH_DIR"
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+
+# ---------------------------------------------------------------- bty binary
+
+if [[ -z ${BTY:-} ]]; then
+	command -v go >/dev/null 2>&1 || die "go not found: install Go or point BTY at a bty binary"
+	log "building bty"
+	(cd "$REPO" && go build -o "$BENCH_DIR/bty" .)
+	BTY=$BENCH_DIR/bty
+fi
+[[ -x $BTY ]] || die "BTY=$BTY is not executable"
+
+# ---------------------------------------------------------------- image
+
+# The cache key holds everything that changes the image's bytes; bump RECIPE when
+# the recipe below changes.
+RECIPE=r1
+KEY=disk-${DISK_MIB}M-data-${DATA_MIB}M-$RECIPE
+IMGDIR=$BENCH_DIR/$KEY
+mkdir -p "$IMGDIR"
+RAW=$IMGDIR/disk.img
+SIZE=$((DISK_MIB * 1024 * 1024))
+
+# stage_files DIR: copy about DATA_MIB MiB of real files (a mix of Go sources,
+# /usr/share and /usr/lib: text, binaries, shared objects, compressed data) into DIR.
+# The budget is split evenly over the roots that exist; within a root, files are
+# taken in a shuffled order with a fixed seed (a sample of the whole tree, stable on
+# one machine) until the budget is full.
+stage_files() {
+	local dir=$1 left=$((DATA_MIB * 1024 * 1024)) roots=() r n list
+	for r in /usr/local/go /usr/lib/go /usr/share /usr/lib; do
+		[[ -d $r ]] && roots+=("$r")
+	done
+	# /usr/lib/go is usually a link into /usr/lib; skip it when /usr/local/go exists
+	if [[ -d /usr/local/go && -d /usr/lib/go ]]; then
+		roots=("${roots[@]/\/usr\/lib\/go/}")
+	fi
+	list=$(mktemp)
+	n=0
+	for r in "${roots[@]}"; do [[ -n $r ]] && n=$((n + 1)); done
+	for r in "${roots[@]}"; do
+		[[ -n $r ]] || continue
+		local budget=$((left / n))
+		# regular, readable files below 64 MiB, on the root file system only
+		find "$r" -xdev -type f -readable -size -64M -printf '%s\t%p\n' 2>/dev/null |
+			LC_ALL=C sort -t $'\t' -k2 | shuf --random-source=<(yes) |
+			awk -F'\t' -v b="$budget" 't + $1 <= b { t += $1; print $2 }' >"$list.part"
+		local got
+		got=$(tr '\n' '\0' <"$list.part" | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+		cat "$list.part" >>"$list"
+		left=$((left - got))
+		n=$((n - 1))
+	done
+	tar --no-recursion -cf - -T "$list" 2>/dev/null | tar -xf - -C "$dir"
+	rm -f "$list" "$list.part"
+}
+
+build_raw() {
+	[[ -e $RAW.done ]] && return
+	log "building $RAW (${DISK_MIB} MiB disk, ${DATA_MIB} MiB of files)"
+	local stage=$IMGDIR/stage fs=$IMGDIR/fs.img tmp=$RAW.tmp
+	rm -rf "$stage" "$fs" "$tmp"
+	mkdir -p "$stage"
+	stage_files "$stage"
+	log "  staged $(du -sh "$stage" | cut -f1) in $(find "$stage" -type f | wc -l) files"
+
+	# GPT with one Linux partition from 1 MiB to the end (sgdisk reserves the
+	# backup GPT's 33 sectors at the end).
+	truncate -s "$SIZE" "$tmp"
+	sgdisk -n 1:2048:0 -t 1:8300 -c 1:rootfs "$tmp" >/dev/null 2>&1 || die "sgdisk failed on $tmp"
+	local first last
+	first=$(sgdisk -i 1 "$tmp" | awk '/^First sector/ {print $3}')
+	last=$(sgdisk -i 1 "$tmp" | awk '/^Last sector/ {print $3}')
+	# ext4 as its own file, populated without mounting (mkfs.ext4 -d), sized to
+	# the partition rounded down to 1 MiB
+	local fsbytes=$((((last - first + 1) * 512) / 1048576 * 1048576))
+	truncate -s "$fsbytes" "$fs"
+	mkfs.ext4 -q -F -L rootfs -d "$stage" "$fs"
+	rm -rf "$stage"
+	# copy only what mkfs wrote: the rest of the disk stays a hole (never written)
+	dd if="$fs" of="$tmp" bs=1M seek=$((first * 512 / 1048576)) conv=notrunc,sparse status=none
+	rm -f "$fs"
+	mv "$tmp" "$RAW"
+	touch "$RAW.done"
+	log "  $RAW: $(du -h "$RAW" | cut -f1) allocated of $(du -h --apparent-size "$RAW" | cut -f1)"
+}
+
+# build_form OUT CMD...: run CMD (reading $RAW, writing stdout) into OUT, once.
+build_form() {
+	local out=$1
+	shift
+	[[ -e $out.done ]] && return
+	log "building $(basename "$out")"
+	"$@" <"$RAW" >"$out.tmp"
+	mv "$out.tmp" "$out"
+	touch "$out.done"
+}
+
+build_raw
+# Default levels throughout. xz -T0 only speeds up building; it also splits the
+# stream into blocks (xz 5.4 single-threaded would write one block; 5.6+ defaults
+# to -T0 anyway). zstd -3 is its default level; pigz -6 writes ordinary gzip.
+build_form "$RAW.xz" xz -T0 -c
+build_form "$RAW.zst" zstd -q -T0 -c
+build_form "$RAW.gz" "$GZ_BUILD" -c
+build_form "$RAW.bz2" bzip2 -c
+if [[ ! -e $IMGDIR/disk.qcow2.done ]]; then
+	log "building disk.qcow2"
+	qemu-img convert -f raw -O qcow2 "$RAW" "$IMGDIR/disk.qcow2"
+	touch "$IMGDIR/disk.qcow2.done"
+fi
+if [[ ! -e $IMGDIR/disk.bmap.done ]]; then
+	log "building disk.bmap"
+	bmaptool -q create -o "$IMGDIR/disk.bmap" "$RAW"
+	touch "$IMGDIR/disk.bmap.done"
+fi
+
+# ---------------------------------------------------------------- target
+
+# The loop device's backing file is exactly the image's size: on a larger target
+# bty moves the backup GPT to the real end (and so rewrites the primary header),
+# and the byte comparison with the image would rightly differ.
+BACKING=$BENCH_DIR/target.img
+LOOP=
+DECOUT=
+cleanup() {
+	[[ -n $LOOP ]] && losetup -d "$LOOP" 2>/dev/null || true
+	[[ -n $DECOUT ]] && rm -f "$DECOUT" || true
+	rm -f "$BACKING"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+rm -f "$BACKING"
+truncate -s "$SIZE" "$BACKING"
+dio=()
+((LOOP_DIO)) && dio=(--direct-io=on)
+LOOP=$(losetup --find --show "${dio[@]}" "$BACKING")
+[[ $LOOP == /dev/loop* ]] || die "losetup returned '$LOOP'"
+log "target: $LOOP over $BACKING ($(losetup -n -O DIO,LOG-SEC "$LOOP" | awk '{print "dio=" $1 ", sector=" $2}'))"
+
+# Decoder-only row: a regular file on tmpfs, where writing costs next to nothing.
+if [[ $(stat -f -c %T "$TMPFS" 2>/dev/null) != tmpfs ]]; then
+	log "warning: BENCH_TMPFS=$TMPFS is not tmpfs; the decoder-only row will include disk writes"
+fi
+DECOUT=$TMPFS/bty-bench-decode.$$.img
+
+# reset: every run starts from the same state: the whole target discarded (the
+# loop device punches the backing file back to a hole, reads give zeros), dirty
+# pages written, page cache dropped so every tool reads its source cold.
+reset_target() {
+	blkdiscard -f "$LOOP" 2>/dev/null || die "blkdiscard $LOOP failed"
+	# bty writes to an existing regular file only (a missing path is "disk not found")
+	rm -f "$DECOUT"
+	: >"$DECOUT"
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+# dirty_target: fill the target with 0xff so a skipped zero range shows up in cmp.
+dirty_target() {
+	tr '\0' '\377' </dev/zero | dd of="$LOOP" bs=4M iflag=fullblock oflag=direct count=$((SIZE / 4194304)) status=none 2>/dev/null || true
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+# check WHAT DEST: the first SIZE bytes of DEST must equal the raw image.
+check() {
+	if ! cmp -n "$SIZE" "$RAW" "$2" >/dev/null 2>&1; then
+		cmp -n "$SIZE" "$RAW" "$2" 2>&1 | head -1 >&2 || true
+		die "FAIL: $1 left $2 different from $RAW"
+	fi
+	# a file target must also have the image's length
+	if [[ -f $2 ]] && (($(stat -c %s "$2") != SIZE)); then
+		die "FAIL: $1 left $2 with length $(stat -c %s "$2"), want $SIZE"
+	fi
+}
+
+# timed OUTVAR CMD...: run CMD under /usr/bin/time; OUTVAR gets "seconds rss_kib".
+timed() {
+	local -n _res=$1
+	shift
+	local tf rc=0
+	tf=$(mktemp)
+	/usr/bin/time -f '%e %M' -o "$tf" "${PRIO[@]}" "$@" >"$tf.out" 2>"$tf.err" || rc=$?
+	if ((rc != 0)); then
+		tail -5 "$tf.out" "$tf.err" >&2
+		rm -f "$tf" "$tf.out" "$tf.err"
+		die "FAIL (exit $rc): $*"
+	fi
+	_res=$(tail -1 "$tf")
+	rm -f "$tf" "$tf.out" "$tf.err"
+}
+
+median() { # median of the arguments
+	printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'
+}
+
+DD="of=$LOOP bs=4M oflag=direct conv=fsync"
+DDP="dd of=$LOOP bs=4M iflag=fullblock oflag=direct conv=fsync"
+# rows: name | source for bty | bty target | reference (shell) | shown reference | target ratio
+ROWS=(
+	"raw|$RAW|$LOOP|dd if=$RAW $DD status=none|dd bs=4M oflag=direct conv=fsync|0.5"
+	"bmap|$RAW|$LOOP|bmaptool -q copy --bmap $IMGDIR/disk.bmap $RAW $LOOP|bmaptool copy --bmap (raw)|1.0"
+	"xz|$RAW.xz|$LOOP|xz -dc $RAW.xz \| $DDP status=none|xz -dc \| dd|1.0~"
+	"zstd|$RAW.zst|$LOOP|zstd -dc $RAW.zst \| $DDP status=none|zstd -dc \| dd|1.0"
+	"gzip|$RAW.gz|$LOOP|gzip -dc $RAW.gz \| $DDP status=none|gzip -dc \| dd|0.5"
+	"bzip2|$RAW.bz2|$LOOP|bzip2 -dc $RAW.bz2 \| $DDP status=none|bzip2 -dc \| dd|1.0"
+	"qcow2|$IMGDIR/disk.qcow2|$LOOP|qemu-img convert -f qcow2 -O raw -t none $IMGDIR/disk.qcow2 $LOOP|qemu-img convert -O raw -t none|1.0"
+	"xzdec|$RAW.xz|$DECOUT|xz -dc $RAW.xz > $DECOUT|xz -dc > tmpfs file (decoder only)|info"
+)
+# The pipes in the reference strings are escaped (\|) only to survive the | split.
+split_row() { # split_row ROW: sets name src dst ref shown goal
+	local r=${1//\\|/$'\x01'}
+	IFS='|' read -r name src dst ref shown goal <<<"$r"
+	ref=${ref//$'\x01'/|}
+	shown=${shown//$'\x01'/|}
+}
+
+bty_cmd() { # bty_cmd SRC DST
+	printf '%q --image %q --disk %q --yes --json' "$BTY" "$1" "$2"
+}
+
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A REF_T BTY_T BTY_M
+for row in "${ROWS[@]}"; do
+	split_row "$row"
+	[[ " $ONLY " == *" $name "* ]] || continue
+	# untimed correctness run of bty on a dirty target: every zero range must be
+	# zeroed, not skipped (raw only in a full run; every format in smoke mode)
+	if [[ $dst == "$LOOP" && $name != bmap ]] && { ((SMOKE)) || [[ $name == raw ]]; }; then
+		log "$name: bty on a 0xff-filled target (correctness)"
+		dirty_target
+		timed junk bash -c "$(bty_cmd "$src" "$dst")"
+		check "bty ($name, dirty target)" "$dst"
+	fi
+	refs=() btys=() rss=()
+	for ((i = 1; i <= RUNS; i++)); do
+		# alternate who goes first
+		order=(ref bty)
+		((i % 2 == 0)) && order=(bty ref)
+		for who in "${order[@]}"; do
+			reset_target
+			if [[ $who == ref ]]; then
+				timed res bash -o pipefail -c "$ref"
+				refs+=("${res% *}")
+				# bmaptool leaves unmapped ranges alone; the discarded target reads zero
+				check "reference ($name)" "$dst"
+			else
+				timed res bash -c "$(bty_cmd "$src" "$dst")"
+				btys+=("${res% *}")
+				rss+=("${res#* }")
+				check "bty ($name)" "$dst"
+			fi
+			log "$name run $i $who: ${res% *} s"
+		done
+	done
+	REF_T[$name]=$(median "${refs[@]}")
+	BTY_T[$name]=$(median "${btys[@]}")
+	BTY_M[$name]=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
+done
+rm -f "$DECOUT"
+
+# ---------------------------------------------------------------- report
+
+cpu=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
+mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+fsdev=$(df --output=source,fstype "$BENCH_DIR" | tail -1 | tr -s ' ')
+btyver=$("$BTY" --version 2>/dev/null | head -1 || true)
+out=$BENCH_DIR/results.md
+{
+	echo "Machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $mem RAM, Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'), load average at start: $LOAD0"
+	echo "Image: ${DISK_MIB} MiB GPT disk, ext4 with ${DATA_MIB} MiB of files ($(du -m "$RAW" | cut -f1) MiB allocated);" \
+		"target: $LOOP over a file on $fsdev (loop dio=$LOOP_DIO); median of $RUNS run(s), cold cache each run${BENCH_NICE:+, timed commands at nice $BENCH_NICE}."
+	echo "bty: ${btyver:-$BTY}; $(xz --version | head -1), zstd $(zstd -V | grep -o 'v[0-9.]*'), gzip $(gzip --version | head -1 | awk '{print $2}'), bzip2 $(bzip2 --help 2>&1 | head -1 | grep -o "[0-9][0-9.]*[0-9]" | head -1), $(qemu-img --version | head -1), $(bmaptool --version 2>&1)"
+	echo
+	echo "| format | reference command | ref s | bty s | bty/ref | target | bty peak RSS MiB | meets |"
+	echo "|---|---|---:|---:|---:|---|---:|---|"
+	for row in "${ROWS[@]}"; do
+		split_row "$row"
+		[[ -n ${BTY_T[$name]:-} ]] || continue
+		r=${REF_T[$name]} b=${BTY_T[$name]} m=$((BTY_M[$name] / 1024))
+		ratio=$(awk -v b="$b" -v r="$r" 'BEGIN { if (r > 0) printf "%.2f", b / r; else print "n/a" }')
+		label=$name
+		[[ $name == bmap ]] && label=raw
+		[[ $name == xzdec ]] && label="xz (decoder only)"
+		case $goal in
+		info) tgt="(beside xz)" ;;
+		1.0~) tgt="≈ 1.0 (decoder-bound)" ;;
+		*) tgt="≤ $goal" ;;
+		esac
+		ok=yes
+		if [[ $goal != info && $goal != "1.0~" ]]; then
+			awk -v x="$ratio" -v g="$goal" 'BEGIN { exit !(x <= g) }' || ok="no"
+		elif [[ $goal == "1.0~" ]]; then
+			ok="—"
+		else
+			ok="—"
+		fi
+		((m <= 100)) || ok="$ok (RSS > 100)"
+		echo "| $label | \`$shown\` | $r | $b | $ratio | $tgt | $m | $ok |"
+	done
+} | tee "$out"
+log "written to $out"
+((SMOKE)) && log "smoke run passed: every result byte-identical to the image"
+exit 0
