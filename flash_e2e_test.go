@@ -302,3 +302,28 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("bty --version = exit %d %q, want 0 and 'bty <version>'", r.code, r.stdout)
 	}
 }
+
+// TestFlashFormatHint: the bytes decide the format; a name that says
+// otherwise is reported in the result, not obeyed.
+func TestFlashFormatHint(t *testing.T) {
+	requireTool(t, "gzip")
+	dir := t.TempDir()
+	raw, want := testImage(t, dir, 2<<20+5)
+	gz := makeForm(t, raw, ".gz", "gzip -c %s > %s")
+	misnamed := filepath.Join(dir, "disk.img.xz")
+	if err := os.Rename(gz, misnamed); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "out.img")
+	r := runBty(t, "--image", misnamed, "--disk", target, "--yes", "--json")
+	if r.code != 0 {
+		t.Fatalf("bty = exit %d: %s", r.code, r.stdout+r.stderr)
+	}
+	res := lastResult(t, r.stdout)
+	if res.Format != "gzip" || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "name says xz") {
+		t.Errorf("result format %q warnings %q, want gzip and a warning that the name says xz", res.Format, res.Warnings)
+	}
+	if got := readDev(t, target, len(want)); !bytes.Equal(got, want) {
+		t.Errorf("target: %s", firstDiff(got, want))
+	}
+}
