@@ -20,6 +20,15 @@ func (s FileSource) Open(_ context.Context, off int64) (io.ReadCloser, int64, er
 	if err != nil {
 		return nil, -1, &sourceError{err: fileErr(s.Path, err), permanent: true}
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, -1, &sourceError{err: err}
+	}
+	if fi.Mode().IsRegular() {
+		return newSparseReader(f, off, fi.Size()), fi.Size(), nil
+	}
+	// A device or pipe: its size is where seeking to the end lands.
 	size, err := f.Seek(0, io.SeekEnd)
 	if err == nil {
 		_, err = f.Seek(off, io.SeekStart)
