@@ -1,0 +1,42 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestFileSourceSparse reads a file with holes, from several offsets, and
+// gets the same bytes as the file holds.
+func TestFileSourceSparse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sparse.img")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 9<<20+123)
+	for _, r := range [][2]int{{0, 4096}, {3 << 20, 3<<20 + 70000}, {8 << 20, 9<<20 + 100}} {
+		rand.Read(want[r[0]:r[1]])
+		if _, err := f.WriteAt(want[r[0]:r[1]], int64(r[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Truncate(int64(len(want)))
+	f.Close()
+	src := FileSource{Path: path}
+	for _, off := range []int64{0, 4096, 1 << 20, 3<<20 + 5, 8<<20 + 1, int64(len(want))} {
+		rc, size, err := src.Open(context.Background(), off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(struct{ io.Reader }{rc}) // small reads too
+		rc.Close()
+		if err != nil || size != int64(len(want)) || !bytes.Equal(got, want[off:]) {
+			t.Errorf("Open(%d): %d bytes, size %d, err %v; want %d bytes equal to the file", off, len(got), size, err, len(want)-int(off))
+		}
+	}
+}
