@@ -93,13 +93,13 @@ func TestOras(t *testing.T) {
 	img := randomData(t, 3<<20+17)
 	img[0], img[1] = 0x1f, 0x8b
 	big := randomData(t, 4<<20) // sidecars larger than the image must still be dropped
-	reg.Push(t, "bty/debian", "13",
+	reg.Push(t, "images/debian", "13",
 		catalogtest.Layer{MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Title: "cosign", Data: big},
 		catalogtest.Layer{MediaType: "application/spdx+json", Title: "sbom.spdx", Data: big},
 		catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "debian-13.img.gz", Data: img},
 		catalogtest.Layer{MediaType: "text/plain", Title: "debian-13.img.gz.sha256", Data: append([]byte(sha(img)), big...)},
 	)
-	src := "oras://" + reg.Host + "/bty/debian:13"
+	src := "oras://" + reg.Host + "/images/debian:13"
 
 	res, err := Resolve(ctx, src)
 	if err != nil {
@@ -122,7 +122,7 @@ func TestOras(t *testing.T) {
 
 	t.Run("by digest", func(t *testing.T) {
 		r := &Resolver{}
-		m, err := r.registry().repository(orasRef{Host: reg.Host, Repository: "bty/debian", Tag: "13"})
+		m, err := r.registry().repository(orasRef{Host: reg.Host, Repository: "images/debian", Tag: "13"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,15 +130,15 @@ func TestOras(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := Resolve(ctx, "oras://"+reg.Host+"/bty/debian@"+d.Digest.String())
+		res, err := Resolve(ctx, "oras://"+reg.Host+"/images/debian@"+d.Digest.String())
 		if err != nil || res.SHA256 != sha(img) {
 			t.Errorf("Resolve(@%s) = %+v, %v, want the image layer", d.Digest, res, err)
 		}
 	})
 
 	t.Run("tampered blob", func(t *testing.T) {
-		pushed := reg.Push(t, "bty/tampered", "1", catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "t.img", Data: randomData(t, 1<<20)})
-		res, err := Resolve(ctx, "oras://"+reg.Host+"/bty/tampered:1")
+		pushed := reg.Push(t, "images/tampered", "1", catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "t.img", Data: randomData(t, 1<<20)})
+		res, err := Resolve(ctx, "oras://"+reg.Host+"/images/tampered:1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,15 +156,15 @@ func TestOras(t *testing.T) {
 	})
 
 	t.Run("index", func(t *testing.T) {
-		ds := reg.PushIndex(t, "bty/multi", "latest")
-		_, err := Resolve(ctx, "oras://"+reg.Host+"/bty/multi:latest")
+		ds := reg.PushIndex(t, "images/multi", "latest")
+		_, err := Resolve(ctx, "oras://"+reg.Host+"/images/multi:latest")
 		if !errors.Is(err, ErrIndex) || !strings.Contains(err.Error(), "pick a platform digest") || !strings.Contains(err.Error(), "@"+ds[0].String()+" (linux/amd64)") {
 			t.Errorf("Resolve(index) = %v, want ErrIndex asking for a platform digest, listing %s", err, ds[0])
 		}
 	})
 
 	t.Run("missing", func(t *testing.T) {
-		for _, ref := range []string{"bty/debian:99", "bty/nothing:1"} {
+		for _, ref := range []string{"images/debian:99", "images/nothing:1"} {
 			_, err := Resolve(ctx, "oras://"+reg.Host+"/"+ref)
 			if !errors.Is(err, ErrNotFound) || !errors.Is(err, ErrUnavailable) {
 				t.Errorf("Resolve(%s) = %v, want ErrNotFound", ref, err)
@@ -173,16 +173,16 @@ func TestOras(t *testing.T) {
 	})
 
 	t.Run("no image layer", func(t *testing.T) {
-		reg.Push(t, "bty/sigs", "1", catalogtest.Layer{MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Title: "sig", Data: []byte("x")})
-		_, err := Resolve(ctx, "oras://"+reg.Host+"/bty/sigs:1")
+		reg.Push(t, "images/sigs", "1", catalogtest.Layer{MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", Title: "sig", Data: []byte("x")})
+		_, err := Resolve(ctx, "oras://"+reg.Host+"/images/sigs:1")
 		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no layer looks like a disk image") {
 			t.Errorf("Resolve(signatures only) = %v, want ErrNotFound", err)
 		}
 	})
 
 	t.Run("catalog artifact", func(t *testing.T) {
-		reg.Push(t, "bty/alias", "1", catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "alias.img", Data: []byte("alias")})
-		alias := "oras://" + reg.Host + "/bty/alias:1"
+		reg.Push(t, "images/alias", "1", catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "alias.img", Data: []byte("alias")})
+		alias := "oras://" + reg.Host + "/images/alias:1"
 		cat := fmt.Sprintf("version = 1\n[[images]]\nname = \"debian\"\nsrc = %q\nsha256 = %q\n[[images]]\nname = \"wrong\"\nsrc = %q\nsha256 = %q\n", src, sha(img), alias, sumA)
 		reg.Push(t, "bty/catalog", "v1",
 			catalogtest.Layer{MediaType: "application/toml", Title: "catalog.toml", Data: []byte(cat)},

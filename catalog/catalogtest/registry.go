@@ -110,7 +110,7 @@ type Layer struct {
 	Data      []byte
 }
 
-// repo returns a plain-HTTP client for repository (e.g. "bty/debian").
+// repo returns a plain-HTTP client for repository (e.g. "images/debian").
 func (r *Registry) repo(t testing.TB, repository string) *remote.Repository {
 	t.Helper()
 	repo, err := remote.NewRepository(r.Host + "/" + repository)
