@@ -15,10 +15,12 @@ import (
 
 func main() {
 	// Keep the heap small: decoders allocate a dictionary per stream or block
-	// and the garbage would otherwise pile up to several times the live heap.
-	// GOMEMLIMIT still overrides this.
+	// (and the xz decoder an object per LZMA operation), and the garbage would
+	// otherwise pile up to several times the live heap. Measured on the bench
+	// xz image: 64 MiB makes the collector run so often that the flash takes
+	// 20% longer; 80 MiB keeps peak RSS at 100 MiB. GOMEMLIMIT overrides this.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(64 << 20)
+		debug.SetMemoryLimit(80 << 20)
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -31,7 +31,7 @@ type Options struct {
 	ProgressInterval time.Duration
 	// Retry is the resume policy for sources that break mid-stream.
 	Retry Retry
-	// Blocks is the number of 1 MiB buffers in the pool; zero means 24.
+	// Blocks is the number of 1 MiB buffers in the pool; zero means 16.
 	Blocks int
 }
 
@@ -148,7 +148,7 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	}
 	buffers := opt.Blocks
 	if buffers <= 0 {
-		buffers = 24
+		buffers = 16
 	}
 	wr := newWriter(ctx, t, newPool(buffers), opt.Verify)
 	w.Store(wr)
