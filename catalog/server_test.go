@@ -15,10 +15,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -111,7 +113,15 @@ func TestServerCatalog(t *testing.T) {
 			t.Errorf("GET %s = %d %q, want 200 %q", path, resp.StatusCode, b, body)
 		}
 	}
-	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	// The server logs a request after its response is complete, so a client
+	// can be done before the line is written: wait for all three.
+	var lines []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if lines = strings.Split(strings.TrimSpace(log.String()), "\n"); len(lines) >= 3 {
+			break
+		}
+	}
+	slices.Sort(lines)
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "GET /catalog.toml 200 ") || !strings.Contains(lines[0], "127.0.0.1:") {
 		t.Errorf("log = %q, want one line per request: method path status bytes duration remote", lines)
 	}
