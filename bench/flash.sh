@@ -396,7 +396,8 @@ out=$BENCH_DIR/results.md
 			ok="—"
 		fi
 		((m <= 100)) || ok="$ok (RSS > 100)"
-		echo "| $label | \`$shown\` | $r | $b | $ratio | $tgt | $m | $ok |"
+		# a | inside a table cell must be escaped, code span or not
+		echo "| $label | \`${shown//|/\\|}\` | $r | $b | $ratio | $tgt | $m | $ok |"
 	done
 } | tee "$out"
 log "written to $out"
