@@ -43,7 +43,7 @@ type Result struct {
 	SourceBytes  int64  // length of the source bytes
 	ImageSize    int64  // decoded image size
 	Written      int64  // bytes written
-	Zeroed       int64  // bytes zeroed without writing data (BLKZEROOUT, holes)
+	Zeroed       int64  // bytes zeroed without writing data (punched, BLKZEROOUT, holes)
 	Duration     time.Duration
 	Verified     bool     // read back and compared
 	GPTRelocated bool     // the backup GPT was moved to the end of the disk

@@ -18,6 +18,9 @@ func alignedBuf(n int) []byte {
 	return b[off : off+n : off+n]
 }
 
+// zeroBlock is a block of zeros, never written to.
+var zeroBlock = alignedBuf(blockSize)
+
 // pool is a bounded set of aligned blocks: decoding waits for a free block, so
 // memory stays flat whatever the image size.
 type pool struct{ free chan []byte }

@@ -12,6 +12,7 @@ import (
 type targetSys struct {
 	fd       int      // O_DIRECT (and O_EXCL on a device) descriptor
 	buffered *os.File // opened on first use, for pieces O_DIRECT cannot take
+	noPunch  bool     // fallocate(PUNCH_HOLE) refused: BLKZEROOUT instead
 	noZero   bool     // BLKZEROOUT unsupported: write zeros instead
 	dev      uint64   // st_dev/st_ino of a file target, to spot the source itself
 	ino      uint64
@@ -128,15 +129,21 @@ func (t *target) writeBuffered(p []byte, off int64) error {
 	return nil
 }
 
-var zeroBlock = alignedBuf(blockSize)
-
 // zeroRange makes [off, off+n) read as zeros. A file target was truncated by
-// prepare, so its ranges are holes already. On a device BLKZEROOUT lets the device
-// zero the range (WRITE ZEROES, or the kernel writes zero pages); where the ioctl
-// is not supported, zeros are written.
+// prepare, so its ranges are holes already. On a device, fallocate(PUNCH_HOLE)
+// asks it to zero the range and lets it deallocate the blocks (WRITE ZEROES with
+// unmap: an SSD or a thin volume frees them, a loop device punches a hole in its
+// backing file); where the device cannot, BLKZEROOUT zeros it (the kernel writes
+// zero pages if need be); where that is not supported either, zeros are written.
 func (t *target) zeroRange(off, n int64) error {
 	if !t.isDev {
 		return nil
+	}
+	if !t.sys.noPunch {
+		if unix.Fallocate(t.sys.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n) == nil {
+			return nil
+		}
+		t.sys.noPunch = true
 	}
 	if !t.sys.noZero {
 		r := [2]uint64{uint64(off), uint64(n)}

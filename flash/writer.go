@@ -71,7 +71,7 @@ type writer struct {
 // while the producer decodes the next blocks.
 const inFlight = 4
 
-// zeroSlice is the largest range one BLKZEROOUT call is given.
+// zeroSlice is the largest range one zeroing call is given.
 const zeroSlice = 32 << 20
 
 func newWriter(ctx context.Context, t *target, p *pool, verify bool) *writer {
@@ -210,7 +210,7 @@ func (w *writer) deferPiece(off int64, p []byte) {
 }
 
 // zero notes that [off, off+n) is zero; adjacent ranges are merged into one
-// BLKZEROOUT.
+// zeroing call.
 func (w *writer) zero(off, n int64) error {
 	if end := off + n; off < headSize {
 		// The head buffer starts zeroed.
