@@ -46,3 +46,10 @@ func fileErr(path string, err error) error {
 	}
 	return err
 }
+
+// Rereadable reports whether the source is a regular file, which the flash
+// engine may read twice (see flash.Rereadable).
+func (s FileSource) Rereadable() bool {
+	fi, err := os.Stat(s.Path)
+	return err == nil && fi.Mode().IsRegular()
+}

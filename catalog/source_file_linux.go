@@ -67,3 +67,20 @@ func (r *sparseReader) locate() {
 }
 
 func (r *sparseReader) Close() error { return r.f.Close() }
+
+// SkipHole moves past the hole at the current offset, if any, and returns its
+// length.
+func (r *sparseReader) SkipHole() int64 {
+	if r.off >= r.size {
+		return 0
+	}
+	if r.off >= r.end {
+		r.locate()
+	}
+	if !r.inHole {
+		return 0
+	}
+	n := r.end - r.off
+	r.off = r.end
+	return n
+}

@@ -39,4 +39,40 @@ func TestFileSourceSparse(t *testing.T) {
 			t.Errorf("Open(%d): %d bytes, size %d, err %v; want %d bytes equal to the file", off, len(got), size, err, len(want)-int(off))
 		}
 	}
+
+	// Skipping holes as zeros and reading the rest gives the file, and skips
+	// most of its zeros (the file system may allocate a little around data).
+	rc, _, err := src.Open(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	skipper, ok := rc.(interface{ SkipHole() int64 })
+	if !ok {
+		t.Skip("no SkipHole on this platform")
+	}
+	var got []byte
+	skipped := 0
+	buf := make([]byte, 100000)
+	for {
+		if n := skipper.SkipHole(); n > 0 {
+			got = append(got, make([]byte, n)...)
+			skipped += int(n)
+			continue
+		}
+		n, err := rc.Read(buf)
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("SkipHole and Read gave %d bytes that differ from the file's %d", len(got), len(want))
+	}
+	if skipped < 6<<20 {
+		t.Errorf("SkipHole skipped %d bytes of the file's 7 MiB of holes", skipped)
+	}
 }

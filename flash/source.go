@@ -63,6 +63,8 @@ type resumeReader struct {
 	want    int64 // expected by the caller, 0 unknown
 	digest  string
 	h       hash.Hash
+	check   *checker     // set when a scout hashes the source (see Rereadable)
+	scouted string       // the scout's digest, at the end
 	mu      sync.Mutex   // guards err, which failed reads from other goroutines
 	err     error        // sticky: the first error that ended the stream, or io.EOF
 	retries int          // total reopenings, for the result
@@ -73,6 +75,9 @@ type resumeReader struct {
 func newResumeReader(ctx context.Context, src Source, wantSize int64, wantDigest string, retry Retry) *resumeReader {
 	r := &resumeReader{ctx: ctx, src: src, retry: retry, size: -1, want: wantSize, digest: wantDigest, h: sha256.New()}
 	r.total.Store(-1)
+	if rs, ok := src.(Rereadable); ok && rs.Rereadable() {
+		r.check = newChecker(ctx, newScout(ctx, src), src.Name())
+	}
 	return r
 }
 
@@ -129,7 +134,11 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 		}
 		n, err := r.rc.Read(p)
 		if n > 0 {
-			r.h.Write(p[:n])
+			if r.check == nil {
+				r.h.Write(p[:n])
+			} else if err := r.check.write(p[:n]); err != nil {
+				return 0, r.end(err)
+			}
 			r.off += int64(n)
 			r.count.Store(r.off)
 			return n, nil
@@ -168,13 +177,25 @@ func (r *resumeReader) finish() error {
 	if r.size >= 0 && r.off != r.size {
 		return fmt.Errorf("%w: %s delivered %d bytes, announced %d", ErrLengthMismatch, r.src.Name(), r.off, r.size)
 	}
+	if r.check != nil {
+		digest, err := r.check.finish(r.off)
+		if err != nil {
+			return err
+		}
+		r.scouted = digest
+	}
 	if r.digest != "" && r.sum() != r.digest {
 		return fmt.Errorf("%w: %s has sha256 %s, expected %s", ErrDigestMismatch, r.src.Name(), r.sum(), r.digest)
 	}
 	return io.EOF
 }
 
-func (r *resumeReader) sum() string { return hex.EncodeToString(r.h.Sum(nil)) }
+func (r *resumeReader) sum() string {
+	if r.check != nil {
+		return r.scouted
+	}
+	return hex.EncodeToString(r.h.Sum(nil))
+}
 
 func (r *resumeReader) stopped() error {
 	r.mu.Lock()
@@ -202,6 +223,9 @@ func (r *resumeReader) end(err error) error {
 }
 
 func (r *resumeReader) Close() error {
+	if r.check != nil {
+		r.check.s.stop()
+	}
 	if r.rc != nil {
 		return r.rc.Close()
 	}

@@ -1,0 +1,127 @@
+package flash
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// twiceSource is a rereadable source whose later opens may see other bytes, as
+// a file rewritten while it is flashed would.
+type twiceSource struct {
+	mu    sync.Mutex
+	reads [][]byte // the bytes each Open sees, the last one for any further opens
+	holes bool     // readers report runs of zeros as holes
+	opens int
+}
+
+func (s *twiceSource) Name() string      { return "twice.img" }
+func (s *twiceSource) Rereadable() bool { return true }
+
+func (s *twiceSource) Open(_ context.Context, off int64) (io.ReadCloser, int64, error) {
+	s.mu.Lock()
+	data := s.reads[min(s.opens, len(s.reads)-1)]
+	s.opens++
+	s.mu.Unlock()
+	r := &holeReader{data: data, off: off}
+	if !s.holes {
+		return io.NopCloser(struct{ io.Reader }{r}), int64(len(data)), nil
+	}
+	return r, int64(len(data)), nil
+}
+
+// holeReader serves data; with SkipHole, whole 64 KiB runs of zeros are holes.
+type holeReader struct {
+	data []byte
+	off  int64
+}
+
+func (r *holeReader) Read(p []byte) (int, error) {
+	if r.off >= int64(len(r.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[r.off:])
+	r.off += int64(n)
+	return n, nil
+}
+
+func (r *holeReader) SkipHole() int64 {
+	const unit = 64 << 10
+	start := r.off
+	for r.off%unit == 0 && r.off+unit <= int64(len(r.data)) && isZero(r.data[r.off:r.off+unit]) {
+		r.off += unit
+	}
+	return r.off - start
+}
+
+func (r *holeReader) Close() error { return nil }
+
+// sparseImage is size bytes of zeros with random data at a few places, some of
+// them not aligned to anything.
+func sparseImage(size int) []byte {
+	b := make([]byte, size)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, at := range []int{0, 3<<20 + 77, 5 << 20, size - 5000} {
+		for i := at; i < min(at+300<<10, size); i++ {
+			b[i] = byte(rng.Uint32())
+		}
+	}
+	return b
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestScoutDigest(t *testing.T) {
+	img := sparseImage(9<<20 + 1234)
+	for _, holes := range []bool{false, true} {
+		src := &twiceSource{reads: [][]byte{img}, holes: holes}
+		out := filepath.Join(t.TempDir(), "out.img")
+		res, err := Flash(context.Background(), src, out, Options{SHA256: sha256Hex(img)})
+		if err != nil {
+			t.Fatalf("holes=%v: %v", holes, err)
+		}
+		if res.SHA256 != sha256Hex(img) {
+			t.Errorf("holes=%v: digest %s, want %s", holes, res.SHA256, sha256Hex(img))
+		}
+		if src.opens < 2 {
+			t.Errorf("holes=%v: the source was opened %d times; the scout did not read it", holes, src.opens)
+		}
+		got, err := os.ReadFile(out)
+		if err != nil || !bytes.Equal(got, img) {
+			t.Errorf("holes=%v: the target differs from the image (%v)", holes, err)
+		}
+	}
+}
+
+// A file that changes between the scout's read and the writing read fails the
+// flash, whichever of the two saw which version.
+func TestScoutSeesChange(t *testing.T) {
+	img := sparseImage(9 << 20)
+	flipped := bytes.Clone(img)
+	flipped[5<<20+4321] ^= 1
+	longer := append(bytes.Clone(img), 1, 2, 3)
+	hole := bytes.Clone(img)
+	clear(hole[5<<20 : 5<<20+300<<10]) // data turned into a hole
+	for name, later := range map[string][]byte{"flipped byte": flipped, "grown": longer, "data to hole": hole} {
+		for _, holes := range []bool{false, true} {
+			src := &twiceSource{reads: [][]byte{img, later}, holes: holes}
+			out := filepath.Join(t.TempDir(), "out.img")
+			_, err := Flash(context.Background(), src, out, Options{})
+			if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "changed while it was being read") {
+				t.Errorf("%s, holes=%v: err = %v, want a change reported as an integrity failure", name, holes, err)
+			}
+		}
+	}
+}
