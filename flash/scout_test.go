@@ -24,7 +24,7 @@ type twiceSource struct {
 	opens int
 }
 
-func (s *twiceSource) Name() string      { return "twice.img" }
+func (s *twiceSource) Name() string     { return "twice.img" }
 func (s *twiceSource) Rereadable() bool { return true }
 
 func (s *twiceSource) Open(_ context.Context, off int64) (io.ReadCloser, int64, error) {
