@@ -63,6 +63,7 @@ type writer struct {
 	accHi   int64 // one past the last offset filled
 
 	written, zeroed atomic.Int64
+	flushing        atomic.Bool
 	mu              sync.Mutex
 	extents         []extent
 }
@@ -70,6 +71,14 @@ type writer struct {
 // inFlight is how many writes run at once: enough to keep a device queue busy
 // while the producer decodes the next blocks.
 const inFlight = 4
+
+// flushEvery is how much data is written between two flushes of the target's
+// cache. A device (or the host under a virtual disk) that caches writes then
+// writes back while bty goes on, instead of all at once in the final fdatasync;
+// progress counts bytes that are nearly on the medium, and the final sync is
+// short. (bmaptool flushes every few MiB; bench/flash.sh: 64 MiB took the raw
+// median from 5.1 s to 3.3 s on this machine's virtual disk.)
+const flushEvery = 64 << 20
 
 // zeroSlice is the largest range one zeroing call is given.
 const zeroSlice = 32 << 20
@@ -119,11 +128,24 @@ func (w *writer) do(j job) error {
 	if err := w.t.writeAt(j.buf, j.off); err != nil {
 		return err
 	}
-	w.written.Add(int64(len(j.buf)))
+	if n := w.written.Add(int64(len(j.buf))); n/flushEvery != (n-int64(len(j.buf)))/flushEvery {
+		w.flushSoon()
+	}
 	if w.verify {
 		w.record(extent{off: j.off, n: int64(len(j.buf)), sum: sha256.Sum256(j.buf)})
 	}
 	return nil
+}
+
+// flushSoon starts a flush of the target unless one is running; writes go on
+// meanwhile. A failed flush fails the flash like a failed write.
+func (w *writer) flushSoon() {
+	if w.flushing.CompareAndSwap(false, true) {
+		w.g.Go(func() error {
+			defer w.flushing.Store(false)
+			return w.t.sync()
+		})
+	}
 }
 
 func (w *writer) release(j job) {

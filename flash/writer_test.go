@@ -96,3 +96,20 @@ func TestIsZero(t *testing.T) {
 		b[i] = 0
 	}
 }
+
+// TestFlushWhileWriting writes enough data for the writer to flush the target
+// twice while writes are in flight, and checks the result byte by byte.
+func TestFlushWhileWriting(t *testing.T) {
+	img := make([]byte, 2*flushEvery+5000)
+	mrand.NewChaCha8([32]byte{7}).Read(img)
+	src := &twiceSource{reads: [][]byte{img}}
+	out := filepath.Join(t.TempDir(), "out.img")
+	res, err := Flash(context.Background(), src, out, Options{Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil || !bytes.Equal(got, img) || res.Written != int64(len(img)) {
+		t.Errorf("wrote %d bytes, target %d bytes (%v); want %d equal to the image", res.Written, len(got), err, len(img))
+	}
+}
