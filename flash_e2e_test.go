@@ -31,6 +31,7 @@ var imageForms = []struct {
 	name, suffix, tool, cmd string
 }{
 	{"raw", "", "", ""},
+	{"raw", ".sparse.img", "cp", "cp --sparse=always %s %s"}, // zero regions as holes
 	{"gzip", ".gz", "gzip", "gzip -c %s > %s"},
 	{"xz", ".xz", "xz", "xz -T2 -c %s > %s"},
 	{"xz", ".blocks.xz", "xz", "xz -T2 --block-size=1MiB -c %s > %s"}, // decoded in parallel

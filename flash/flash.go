@@ -75,7 +75,8 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	// read and hashed a few MiB ahead, in its own goroutine.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	br := bufio.NewReaderSize(newPrefetcher(ctx, rr), 64<<10)
+	pf := newPrefetcher(ctx, rr)
+	br := bufio.NewReaderSize(pf, 64<<10)
 	head, err := br.Peek(sniffLen)
 	if err != nil && err != io.EOF {
 		return nil, classify(ctx, rr, err, "")
@@ -113,13 +114,14 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 			buffered, _ := br.Peek(br.Buffered())
 			in = bytes.NewReader(buffered)
 		}
-		var r io.Reader = in
+		dec = br // raw
 		if p.decode != nil {
-			if r, err = p.decode(in); err != nil {
+			r, err := p.decode(in)
+			if err != nil {
 				return nil, classify(ctx, rr, err, p.format)
 			}
+			dec = bufio.NewReaderSize(r, 64<<10)
 		}
-		dec = bufio.NewReaderSize(r, 64<<10)
 		dhead, err := dec.Peek(sniffLen)
 		if err != nil && err != io.EOF && blocks == nil {
 			return nil, classify(ctx, rr, err, p.format)
@@ -157,6 +159,8 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 		err = q.stream(br, wr)
 	case blocks != nil:
 		err = xzParallel(ctx, br, blocks, wr)
+	case dec == br:
+		err = copyRaw(ctx, br, pf, wr)
 	default:
 		err = copyBlocks(ctx, dec, wr)
 	}
@@ -219,6 +223,39 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	res.Duration = time.Since(start)
 	rep.setPhase(PhaseDone)
 	return res, nil
+}
+
+// copyRaw hands a raw image to the writer as it comes: the bytes br holds, then
+// the prefetcher's chunks. A hole of a sparse source goes to the writer as a
+// zero range without being read, copied or scanned.
+func copyRaw(ctx context.Context, br *bufio.Reader, pf *prefetcher, w *writer) error {
+	off := int64(br.Buffered())
+	head, _ := br.Peek(int(off))
+	if err := w.Data(0, head); err != nil {
+		return err
+	}
+	br.Discard(int(off))
+	for {
+		data, zeros, err := pf.next()
+		switch {
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		case zeros > 0:
+			err = w.Zero(off, zeros)
+			off += zeros
+		default:
+			err = w.Data(off, data)
+			off += int64(len(data))
+		}
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 }
 
 // copyBlocks reads the decoded stream into pool blocks and hands each to the

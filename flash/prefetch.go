@@ -1,20 +1,25 @@
 package flash
 
-import (
-	"context"
-	"io"
-)
+import "context"
 
 // prefetcher reads and hashes the source in a goroutine of its own, a few
 // buffers ahead of the decoder, so that on two cores hashing the source
 // overlaps decoding and zero detection instead of adding to them.
 type prefetcher struct {
-	full chan []byte
-	free chan []byte
-	cur  []byte // unread part of the buffer being consumed
-	buf  []byte // the buffer cur is in, to give back
-	err  error  // the error that ended the stream, once cur is drained
-	errc chan error
+	full  chan chunk
+	free  chan []byte
+	cur   []byte // unread part of the buffer being consumed
+	buf   []byte // the buffer cur is in, to give back
+	zeros int64  // unread part of the hole being consumed
+	err   error  // the error that ended the stream, once cur is drained
+	errc  chan error
+}
+
+// chunk is the next part of the source: data read into a buffer, or a hole of
+// a sparse file that reads as zeros and was neither read nor copied.
+type chunk struct {
+	b     []byte
+	zeros int64
 }
 
 const (
@@ -22,14 +27,26 @@ const (
 	prefetchSize    = 1 << 20
 )
 
-func newPrefetcher(ctx context.Context, r io.Reader) *prefetcher {
-	p := &prefetcher{full: make(chan []byte, prefetchBuffers), free: make(chan []byte, prefetchBuffers), errc: make(chan error, 1)}
+func newPrefetcher(ctx context.Context, r *resumeReader) *prefetcher {
+	p := &prefetcher{full: make(chan chunk, prefetchBuffers), free: make(chan []byte, prefetchBuffers), errc: make(chan error, 1)}
 	for range prefetchBuffers {
 		p.free <- make([]byte, prefetchSize)
 	}
 	go func() {
 		defer close(p.full)
 		for {
+			if n, err := r.skipHole(); err != nil {
+				p.errc <- err
+				return
+			} else if n > 0 {
+				select {
+				case p.full <- chunk{zeros: n}:
+				case <-ctx.Done():
+					p.errc <- ctx.Err()
+					return
+				}
+				continue
+			}
 			var b []byte
 			select {
 			case b = <-p.free:
@@ -40,7 +57,7 @@ func newPrefetcher(ctx context.Context, r io.Reader) *prefetcher {
 			n, err := r.Read(b)
 			if n > 0 {
 				select {
-				case p.full <- b[:n]:
+				case p.full <- chunk{b: b[:n]}:
 				case <-ctx.Done():
 					p.errc <- ctx.Err()
 					return
@@ -58,22 +75,51 @@ func newPrefetcher(ctx context.Context, r io.Reader) *prefetcher {
 }
 
 func (p *prefetcher) Read(b []byte) (int, error) {
-	for len(p.cur) == 0 {
+	if err := p.fetch(); err != nil {
+		return 0, err
+	}
+	if p.zeros > 0 {
+		n := int(min(int64(len(b)), p.zeros))
+		clear(b[:n])
+		p.zeros -= int64(n)
+		return n, nil
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+// next returns the rest of the current chunk, data or zeros, and consumes it; the
+// data is valid until the next call.
+func (p *prefetcher) next() (data []byte, zeros int64, err error) {
+	if err := p.fetch(); err != nil {
+		return nil, 0, err
+	}
+	data, zeros = p.cur, p.zeros
+	p.cur, p.zeros = nil, 0
+	return data, zeros, nil
+}
+
+// fetch makes sure there is an unread chunk, or returns the error that ended
+// the stream.
+func (p *prefetcher) fetch() error {
+	for len(p.cur) == 0 && p.zeros == 0 {
 		if p.buf != nil {
 			p.free <- p.buf[:cap(p.buf)]
 			p.buf = nil
 		}
 		if p.err != nil {
-			return 0, p.err
+			return p.err
 		}
 		next, ok := <-p.full
 		if !ok {
 			p.err = <-p.errc
 			continue
 		}
-		p.buf, p.cur = next, next
+		if next.b != nil {
+			p.buf = next.b
+		}
+		p.cur, p.zeros = next.b, next.zeros
 	}
-	n := copy(b, p.cur)
-	p.cur = p.cur[n:]
-	return n, nil
+	return nil
 }

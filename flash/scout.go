@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"hash/maphash"
 	"io"
 	"sync"
@@ -90,11 +91,7 @@ func (s *scout) run(ctx context.Context, src Source) (int64, string, error) {
 	for {
 		if skip != nil {
 			if n := skip.SkipHole(); n > 0 {
-				for left := n; left > 0; {
-					k := min(left, int64(len(zeroBlock)))
-					h.Write(zeroBlock[:k])
-					left -= k
-				}
+				hashZeros(h, n)
 				bs.zeros(n)
 				continue
 			}
@@ -115,6 +112,15 @@ func (s *scout) run(ctx context.Context, src Source) (int64, string, error) {
 		if err != nil {
 			return 0, "", &IOError{Side: SideSource, Err: err}
 		}
+	}
+}
+
+// hashZeros feeds n zero bytes to h.
+func hashZeros(h hash.Hash, n int64) {
+	for n > 0 {
+		k := min(n, int64(len(zeroBlock)))
+		h.Write(zeroBlock[:k])
+		n -= k
 	}
 }
 
@@ -202,6 +208,12 @@ func (c *checker) compare(sum uint64) {
 // write feeds delivered bytes; it returns the first mismatch or scout failure.
 func (c *checker) write(p []byte) error {
 	c.bs.write(p)
+	return c.err
+}
+
+// zeros feeds n zero bytes skipped in a hole.
+func (c *checker) zeros(n int64) error {
+	c.bs.zeros(n)
 	return c.err
 }
 

@@ -169,6 +169,30 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 	}
 }
 
+// skipHole moves past a hole at the current offset of a sparse source, counting
+// and hashing (or checking) it like zeros read, and returns its length; 0 when
+// the source has no hole there or cannot tell.
+func (r *resumeReader) skipHole() (int64, error) {
+	hs, ok := r.rc.(holeSkipper)
+	if !ok {
+		return 0, nil
+	}
+	n := hs.SkipHole()
+	if n == 0 {
+		return 0, nil
+	}
+	if r.check != nil {
+		if err := r.check.zeros(n); err != nil {
+			return 0, r.end(err)
+		}
+	} else {
+		hashZeros(r.h, n)
+	}
+	r.off += n
+	r.count.Store(r.off)
+	return n, nil
+}
+
 // finish runs the end-of-stream checks.
 func (r *resumeReader) finish() error {
 	if r.want > 0 && r.off != r.want {
