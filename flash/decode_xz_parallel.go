@@ -72,11 +72,13 @@ func xzParallel(ctx context.Context, r io.Reader, blocks []xzBlock, sink imageSi
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			if int64(cap(buf)) < b.padded() {
-				buf = make([]byte, b.padded())
+			// The block is read between room for the stream header
+			// before it and the index and footer after it (xzStreamOf).
+			if n := xzHeadRoom + b.padded() + xzTailRoom; int64(cap(buf)) < n {
+				buf = make([]byte, n)
 			}
-			buf = buf[:b.padded()]
-			if _, err := io.ReadFull(r, buf); err != nil {
+			buf = buf[:xzHeadRoom+b.padded()]
+			if _, err := io.ReadFull(r, buf[xzHeadRoom:]); err != nil {
 				return err
 			}
 			pos = b.comp + b.padded()
@@ -139,22 +141,34 @@ func decodeXzBlock(j xzJob, out []byte, deliver func(off int64, p []byte) error)
 	return nil
 }
 
+// Room around a block in its buffer for the stream xzStreamOf makes of it.
+const (
+	xzHeadRoom = 12 // stream header
+	xzTailRoom = 64 // index of one record (at most 2+2*9+3+4 bytes) and footer
+)
+
 // xzStreamOf wraps one block in a stream of its own: the original stream
-// header, the block, an index of one record, and a footer.
-func xzStreamOf(b xzBlock, block []byte) io.Reader {
+// header, the block, an index of one record, and a footer. buf holds the block
+// at buf[xzHeadRoom:], with xzTailRoom bytes of capacity after it; the stream is
+// built around it in place, so the decoder reads one contiguous buffer (it
+// reads a byte at a time, and every reader layer costs).
+func xzStreamOf(b xzBlock, buf []byte) io.Reader {
 	le := binary.LittleEndian
-	tail := []byte{0}
-	tail = binary.AppendUvarint(tail, 1)
-	tail = binary.AppendUvarint(tail, uint64(b.unpadded))
-	tail = binary.AppendUvarint(tail, uint64(b.size))
-	for len(tail)%4 != 0 {
-		tail = append(tail, 0)
+	copy(buf, b.header[:])
+	index := len(buf)
+	buf = append(buf, 0)
+	buf = binary.AppendUvarint(buf, 1)
+	buf = binary.AppendUvarint(buf, uint64(b.unpadded))
+	buf = binary.AppendUvarint(buf, uint64(b.size))
+	for (len(buf)-index)%4 != 0 {
+		buf = append(buf, 0)
 	}
-	tail = le.AppendUint32(tail, crc32.ChecksumIEEE(tail))
+	buf = le.AppendUint32(buf, crc32.ChecksumIEEE(buf[index:]))
+	backward := uint32((len(buf)-index)/4 - 1)
 	footer := make([]byte, 12)
-	le.PutUint32(footer[4:8], uint32(len(tail)/4-1))
+	le.PutUint32(footer[4:8], backward)
 	copy(footer[8:10], b.header[6:8]) // stream flags
 	le.PutUint32(footer[0:4], crc32.ChecksumIEEE(footer[4:10]))
 	copy(footer[10:], "YZ")
-	return io.MultiReader(bytes.NewReader(b.header[:]), bytes.NewReader(block), bytes.NewReader(append(tail, footer...)))
+	return bytes.NewReader(append(buf, footer...))
 }
