@@ -20,6 +20,7 @@
 #   BENCH_TMPFS      tmpfs dir for the xz decoder-only row  (default: /dev/shm)
 #   BENCH_ONLY       space-separated subset of: raw bmap xz zstd gzip bzip2 qcow2 xzdec
 #   BENCH_NICE       e.g. -10: run timed commands at this nice level (shared machines)
+#   BENCH_SETTLE     seconds to pause before each timed run  (default: 5; smoke: 0)
 set -euo pipefail
 
 SMOKE=0
@@ -42,10 +43,12 @@ REPO=$(cd "$HERE/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-$HERE/out}
 if ((SMOKE)); then
 	RUNS=${BENCH_RUNS:-1}
+	SETTLE=${BENCH_SETTLE:-0}
 	DISK_MIB=${BENCH_DISK_MIB:-64}
 	DATA_MIB=${BENCH_DATA_MIB:-20}
 else
 	RUNS=${BENCH_RUNS:-3}
+	SETTLE=${BENCH_SETTLE:-5}
 	DISK_MIB=${BENCH_DISK_MIB:-2048}
 	DATA_MIB=${BENCH_DATA_MIB:-700}
 fi
@@ -253,6 +256,11 @@ reset_target() {
 	: >"$DECOUT"
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
+	# A virtual disk's host goes on with the last run's writes and discards for
+	# a few seconds; without a pause a command's time depends on which one ran
+	# before it (the same bty binary: 4.2 s right after bmaptool, 3.4 s right
+	# after itself).
+	sleep "$SETTLE"
 }
 
 # dirty_target: fill the target with 0xff so a skipped zero range shows up in cmp.
@@ -369,7 +377,7 @@ out=$BENCH_DIR/results.md
 {
 	echo "Machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $mem RAM, Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'), load average at start: $LOAD0"
 	echo "Image: ${DISK_MIB} MiB GPT disk, ext4 with ${DATA_MIB} MiB of files ($(du -m "$RAW" | cut -f1) MiB allocated);" \
-		"target: $LOOP over a file on $fsdev (loop dio=$LOOP_DIO); median of $RUNS run(s), cold cache each run${BENCH_NICE:+, timed commands at nice $BENCH_NICE}."
+		"target: $LOOP over a file on $fsdev (loop dio=$LOOP_DIO); median of $RUNS run(s), cold cache and a ${SETTLE} s pause before each run${BENCH_NICE:+, timed commands at nice $BENCH_NICE}."
 	echo "bty: ${btyver:-$BTY}; $(xz --version | head -1), zstd $(zstd -V | grep -o 'v[0-9.]*'), gzip $(gzip --version | head -1 | awk '{print $2}'), bzip2 $(bzip2 --help 2>&1 | head -1 | grep -o "[0-9][0-9.]*[0-9]" | head -1), $(qemu-img --version | head -1), $(bmaptool --version 2>&1)"
 	echo
 	echo "| format | reference command | ref s | bty s | bty/ref | target | bty peak RSS MiB | meets |"
