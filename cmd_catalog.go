@@ -29,6 +29,22 @@ func newFlagSet(e env, name, usage string) *flag.FlagSet {
 	return fs
 }
 
+// parseFlags parses the flags of a subcommand that takes no positional
+// arguments. ok is false when the caller should return err: nil after --help,
+// else a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) (ok bool, err error) {
+	pos, err := parseArgs(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return false, nil
+	case err != nil:
+		return false, err
+	case len(pos) > 0:
+		return false, usagef("unexpected argument %q (see bty %s --help)", pos[0], fs.Name())
+	}
+	return true, nil
+}
+
 // parseArgs parses flags that may come before or after the positional
 // arguments, and returns the positional ones.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -57,15 +73,8 @@ func cmdImages(ctx context.Context, e env, args []string) error {
 	fs.Var(&catalogs, "catalog", "catalog source (TOML file, http(s) URL, oras:// ref); repeatable")
 	fs.BoolVar(&asJSON, "json", false, "print a JSON array")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
-	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	if ok, err := parseFlags(fs, args); !ok {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (see bty images --help)", pos[0])
 	}
 	root := catalog.DefaultImageRoot(e.getenv)
 	r := &catalog.Resolver{Catalogs: catalogs, ImageRoot: root, Registry: catalog.Registry{PlainHTTP: plainHTTP}}
@@ -193,16 +202,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	fs.Var(&catalogs, "catalog", "catalog whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
 	fs.StringVar(&listen, "listen", ":8080", "address to listen on")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
-	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	if ok, err := parseFlags(fs, args); !ok {
 		return err
 	}
 	switch {
-	case len(pos) > 0:
-		return usagef("unexpected argument %q (see bty serve --help)", pos[0])
 	case dir == "":
 		return usagef("--images is missing: name the directory of images to serve")
 	}

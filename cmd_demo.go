@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,15 +28,8 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet(e, "demo", "bty demo [--slow] [--dir DIR]")
 	fs.StringVar(&dir, "dir", "", "put the demo images and the scratch file in `DIR` and keep them (default: a temporary folder)")
 	fs.BoolVar(&slow, "slow", false, "stretch each flash over about 5 seconds, to watch the progress screen")
-	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	if ok, err := parseFlags(fs, args); !ok {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (see bty demo --help)", pos[0])
 	}
 	out, err := wizardTerminal(e)
 	if err != nil {
