@@ -23,24 +23,7 @@
 #   BENCH_SETTLE     seconds to pause before each timed run  (default: 5; smoke: 0)
 set -euo pipefail
 
-SMOKE=0
-for a in "$@"; do
-	case $a in
-	--smoke) SMOKE=1 ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*)
-		echo "flash.sh: unknown argument $a (try --help)" >&2
-		exit 2
-		;;
-	esac
-done
-
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-BENCH_DIR=${BENCH_DIR:-$HERE/out}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if ((SMOKE)); then
 	RUNS=${BENCH_RUNS:-1}
 	SETTLE=${BENCH_SETTLE:-0}
@@ -60,11 +43,6 @@ PRIO=()
 TMPFS=${BENCH_TMPFS:-/dev/shm}
 ONLY=${BENCH_ONLY:-raw bmap xz zstd gzip bzip2 qcow2 xzdec}
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() {
-	printf 'flash.sh: %s\n' "$*" >&2
-	exit 1
-}
 
 # ---------------------------------------------------------------- preflight
 
@@ -99,18 +77,9 @@ fi
 GZ_BUILD=gzip
 command -v pigz >/dev/null 2>&1 && GZ_BUILD=pigz
 
-mkdir -p "$BENCH_DIR"
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
-
 # ---------------------------------------------------------------- bty binary
 
-if [[ -z ${BTY:-} ]]; then
-	command -v go >/dev/null 2>&1 || die "go not found: install Go or point BTY at a bty binary"
-	log "building bty"
-	(cd "$REPO" && go build -o "$BENCH_DIR/bty" .)
-	BTY=$BENCH_DIR/bty
-fi
-[[ -x $BTY ]] || die "BTY=$BTY is not executable"
+bench_bty
 
 # ---------------------------------------------------------------- image
 

@@ -18,24 +18,7 @@
 #   BENCH_CLIENTS    concurrency levels                      (default: "1 8 32")
 set -euo pipefail
 
-SMOKE=0
-for a in "$@"; do
-	case $a in
-	--smoke) SMOKE=1 ;;
-	-h | --help)
-		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-		exit 0
-		;;
-	*)
-		echo "serve.sh: unknown argument $a (try --help)" >&2
-		exit 2
-		;;
-	esac
-done
-
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-BENCH_DIR=${BENCH_DIR:-$HERE/out}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if ((SMOKE)); then
 	RUNS=${BENCH_RUNS:-1}
 	MIB=${BENCH_SERVE_MIB:-32}
@@ -45,23 +28,11 @@ else
 fi
 CLIENTS=${BENCH_CLIENTS:-1 8 32}
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() {
-	printf 'serve.sh: %s\n' "$*" >&2
-	exit 1
-}
 for tool in curl python3 sha256sum; do
 	command -v "$tool" >/dev/null || die "$tool is missing (Debian: apt-get install curl python3 coreutils)"
 done
 
-mkdir -p "$BENCH_DIR"
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
-BTY=${BTY:-}
-if [[ -z $BTY ]]; then
-	log "building bty"
-	(cd "$REPO" && go build -o "$BENCH_DIR/bty" .)
-	BTY=$BENCH_DIR/bty
-fi
+bench_bty
 
 IMGDIR=$BENCH_DIR/serve-${MIB}M
 IMG=$IMGDIR/disk.img
