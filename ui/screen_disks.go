@@ -23,8 +23,7 @@ type disksScreen struct {
 	image       string // the chosen image's name, for the heading
 	targets     []Target
 	shown       []int // indices into targets
-	cursor      int   // index into shown
-	offset      int
+	listCursor        // into shown
 	showRefused bool
 	loading     bool
 	problem     string // the listing failed, or --disk named nothing usable
@@ -174,16 +173,7 @@ func (s disksScreen) listHeight() int {
 	return max(1, (s.height-4-len(s.problemLines(Styles{})))/2)
 }
 
-func (s *disksScreen) scroll() {
-	h := s.listHeight()
-	if s.cursor < s.offset {
-		s.offset = s.cursor
-	}
-	if s.cursor >= s.offset+h {
-		s.offset = s.cursor - h + 1
-	}
-	s.offset = max(0, min(s.offset, len(s.shown)-h))
-}
+func (s *disksScreen) scroll() { s.follow(len(s.shown), s.listHeight()) }
 
 func (s disksScreen) View(st Styles) string {
 	var lines []string

@@ -20,19 +20,18 @@ type RefreshImagesMsg struct{}
 // imagesScreen is the table of images: the image root's, then each catalog's.
 // A catalog that failed to load is a banner above the rows that did load.
 type imagesScreen struct {
-	root      string
-	rows      []catalog.Entry
-	shown     []int // indices into rows that match the filter
-	cursor    int   // index into shown
-	offset    int   // first visible index into shown
-	filtering bool
-	filter    textinput.Model
-	loading   bool
-	status    string   // what is happening: "Opening debian.img..."
-	banner    []string // catalogs that could not be loaded
-	canBack   bool     // esc returns to the source screen
-	width     int
-	height    int
+	root       string
+	rows       []catalog.Entry
+	shown      []int // indices into rows that match the filter
+	listCursor       // into shown
+	filtering  bool
+	filter     textinput.Model
+	loading    bool
+	status     string   // what is happening: "Opening debian.img..."
+	banner     []string // catalogs that could not be loaded
+	canBack    bool     // esc returns to the source screen
+	width      int
+	height     int
 }
 
 func newImagesScreen(root string, st Styles) imagesScreen {
@@ -158,16 +157,7 @@ func (s imagesScreen) listHeight() int {
 	return max(1, h)
 }
 
-func (s *imagesScreen) scroll() {
-	h := s.listHeight()
-	if s.cursor < s.offset {
-		s.offset = s.cursor
-	}
-	if s.cursor >= s.offset+h {
-		s.offset = s.cursor - h + 1
-	}
-	s.offset = max(0, min(s.offset, len(s.shown)-h))
-}
+func (s *imagesScreen) scroll() { s.follow(len(s.shown), s.listHeight()) }
 
 func (s imagesScreen) bannerLines(st Styles) []string {
 	var out []string

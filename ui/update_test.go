@@ -277,6 +277,8 @@ func TestImagesScreen(t *testing.T) {
 		if got, want := rowNames(h.m), []string{}; len(got) != 0 {
 			t.Errorf("rows for qu = %q, want %q", got, want)
 		}
+		h.send(keys("down", "up", "down", "enter")...) // nothing to move to or choose
+		h.want(screenImages)
 		h.send(press("esc"))
 		if got := len(rowNames(h.m)); got != 4 {
 			t.Errorf("rows after clearing = %d, want 4", got)
