@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"unicode/utf16"
@@ -175,9 +176,10 @@ func Write(dir string) ([]Image, error) {
 	return imgs, nil
 }
 
-func gzipped(b []byte) ([]byte, error) {
+// compressed runs b through the compressing writer that open makes.
+func compressed[W io.WriteCloser](b []byte, open func(io.Writer) (W, error)) ([]byte, error) {
 	var out bytes.Buffer
-	w, err := gzip.NewWriterLevel(&out, gzip.BestCompression)
+	w, err := open(&out)
 	if err != nil {
 		return nil, err
 	}
@@ -188,18 +190,11 @@ func gzipped(b []byte) ([]byte, error) {
 	return out.Bytes(), err
 }
 
-func xzed(b []byte) ([]byte, error) {
-	var out bytes.Buffer
-	w, err := xz.NewWriter(&out)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(b); err != nil {
-		return nil, err
-	}
-	err = w.Close()
-	return out.Bytes(), err
+func gzipped(b []byte) ([]byte, error) {
+	return compressed(b, func(w io.Writer) (*gzip.Writer, error) { return gzip.NewWriterLevel(w, gzip.BestCompression) })
 }
+
+func xzed(b []byte) ([]byte, error) { return compressed(b, xz.NewWriter) }
 
 func zstded(b []byte) ([]byte, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
@@ -211,16 +206,9 @@ func zstded(b []byte) ([]byte, error) {
 }
 
 func bzipped(b []byte) ([]byte, error) {
-	var out bytes.Buffer
-	w, err := bzip2.NewWriter(&out, &bzip2.WriterConfig{Level: 9})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(b); err != nil {
-		return nil, err
-	}
-	err = w.Close()
-	return out.Bytes(), err
+	return compressed(b, func(w io.Writer) (*bzip2.Writer, error) {
+		return bzip2.NewWriter(w, &bzip2.WriterConfig{Level: 9})
+	})
 }
 
 // qcow2 writes a version 2 qcow2 image of b with 64 KiB clusters: the
