@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -197,6 +198,11 @@ func TestFleet(t *testing.T) {
 		}
 		if st := srv.requests(mac, "status"); len(st) != 1 || !strings.Contains(st[0], `"done"`) {
 			t.Errorf("machine %d status posts = %q, want one done", i, st)
+		}
+		// The console shows every quarter of the write, even for a flash
+		// quicker than the progress sampling.
+		if !regexp.MustCompile(`(?s)write 25%.*write 50%.*write 75%.*flash complete`).MatchString(results[i].stderr) {
+			t.Errorf("machine %d: the log lacks the write quarters:\n%s", i, results[i].stderr)
 		}
 		if got := readDev(t, dev, len(img)); !bytes.Equal(got, img) {
 			t.Errorf("machine %d target %s: %s", i, dev, firstDiff(got, img))

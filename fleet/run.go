@@ -130,13 +130,22 @@ func (r *Runner) flash(ctx context.Context, plan Plan) Outcome {
 	return Outcome{Action: Reboot}
 }
 
-// milestones reports each quarter of the write once.
+// milestones reports each quarter of the write once. Progress is sampled, so
+// a flash quicker than the sampling interval reports its quarters when the
+// writing phase ends.
 func (r *Runner) milestones() func(flash.Progress) {
 	next := 25
 	return func(p flash.Progress) {
 		f := p.Fraction()
-		if p.Phase != flash.PhaseWriting || f < 0 {
+		switch p.Phase {
+		case flash.PhaseOpening:
 			return
+		case flash.PhaseWriting:
+			if f < 0 {
+				return
+			}
+		default:
+			f = 1
 		}
 		for next < 100 && f*100 >= float64(next) {
 			r.say("write %d%%", next)
