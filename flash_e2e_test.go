@@ -299,6 +299,16 @@ func TestUsageErrors(t *testing.T) {
 	if r := runBty(t, "--image", "/nonexistent.img", "--disk", filepath.Join(t.TempDir(), "t"), "--yes"); r.code != 5 {
 		t.Errorf("bty --image /nonexistent.img = exit %d %q, want 5", r.code, r.stderr)
 	}
+	// A /dev path that does not exist is a missing disk, not a file to create.
+	img, _ := testImage(t, t.TempDir(), 4096)
+	const missing = "/dev/bty-test-no-such-disk"
+	if r := runBty(t, "--image", img, "--disk", missing, "--yes"); r.code != 3 || !strings.Contains(r.stderr, "run bty disks") {
+		t.Errorf("bty --disk %s = exit %d %q, want 3 pointing to bty disks", missing, r.code, r.stderr)
+	}
+	if _, err := os.Lstat(missing); err == nil {
+		os.Remove(missing)
+		t.Errorf("bty --disk %s created it", missing)
+	}
 	if r := runBty(t, "--version"); r.code != 0 || !strings.HasPrefix(r.stdout, "bty ") {
 		t.Errorf("bty --version = exit %d %q, want 0 and 'bty <version>'", r.code, r.stdout)
 	}

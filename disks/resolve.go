@@ -61,10 +61,13 @@ func Resolve(r Roots, spec string) (Disk, error) {
 			}
 		}
 	}
+	// A missing /dev path is a disk that is not there, never a file to create:
+	// that would fill the RAM-backed /dev instead of the disk.
+	const fix = "; run bty disks to list them (an image file to create must be outside /dev)"
 	if p != spec {
-		return Disk{}, fmt.Errorf("%s (%s): not a disk bty can write: %w", spec, p, ErrNotFound)
+		return Disk{}, fmt.Errorf("%s (%s): not a disk bty can write: %w%s", spec, p, ErrNotFound, fix)
 	}
-	return Disk{}, fmt.Errorf("%s: not a disk bty can write: %w", spec, ErrNotFound)
+	return Disk{}, fmt.Errorf("%s: not a disk bty can write: %w%s", spec, ErrNotFound, fix)
 }
 
 // ResolveTarget is Resolve plus the headless rule: a Refused disk is an error
