@@ -8,7 +8,9 @@ import (
 )
 
 // bzip2: dsnet's decoder, faster than the standard library's and bzip2 -dc.
-// Concatenated streams (pbzip2, lbzip2) are read as one.
+// Concatenated streams (pbzip2, lbzip2) are read as one. With two cores or more
+// the blocks are decoded in parallel (decode_bzip2_parallel.go); decode is the
+// one-core path.
 var bzip2Prober = prober{
 	format:   Bzip2,
 	match:    func(h []byte) bool { return len(h) >= 4 && hasPrefix(h, "BZh") && h[3] >= '1' && h[3] <= '9' },

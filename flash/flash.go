@@ -97,13 +97,24 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 
 	var q *qcow2Image
 	var blocks []xzBlock // set when xz blocks are decoded in parallel
+	var bz *bzScanner    // set when bzip2 blocks are
 	var dec *bufio.Reader
-	if p.format == Qcow2 {
+	switch {
+	case p.format == Qcow2:
 		if q, err = parseQcow2(ra, rr.size); err != nil {
 			return nil, classify(ctx, rr, err, p.format)
 		}
 		size = q.VirtualSize
-	} else {
+	case p.format == Bzip2 && bzParallel():
+		bz = newBzScanner(br)
+		dhead, err := bz.head()
+		if err != nil {
+			return nil, classify(ctx, rr, err, p.format)
+		}
+		if isTar(dhead) {
+			return nil, fmt.Errorf("%w (%s)", ErrTarball, src.Name())
+		}
+	default:
 		if p.format == Xz {
 			blocks = xzParallelBlocks(ra, rr.size)
 		}
@@ -159,6 +170,8 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 		err = q.stream(br, wr)
 	case blocks != nil:
 		err = xzParallel(ctx, br, blocks, wr)
+	case bz != nil:
+		err = bzip2Parallel(ctx, bz, wr)
 	case dec == br:
 		err = copyRaw(ctx, br, pf, wr)
 	default:
