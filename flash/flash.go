@@ -179,6 +179,9 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	}
 	if err == nil {
 		// Read the source to its end: the length and digest checks run there.
+		// The scout may still be hashing the last hole of a sparse image;
+		// meanwhile the target writes back what it has.
+		wr.flushSoon()
 		_, err = io.Copy(io.Discard, br)
 	}
 	derr := wr.drain()
@@ -212,6 +215,12 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 			}
 			res.GPTRelocated = true
 		}
+	}
+	// Everything but the first MiB must be on the medium before the first MiB
+	// is written: a device may write its cache back in any order, and a power
+	// cut must not leave a partition table over missing data.
+	if err := t.sync(); err != nil {
+		return nil, err
 	}
 	if err := wr.writeHead(); err != nil {
 		return nil, err

@@ -72,14 +72,6 @@ type writer struct {
 // while the producer decodes the next blocks.
 const inFlight = 4
 
-// flushEvery is how much data is written between two flushes of the target's
-// cache. A device (or the host under a virtual disk) that caches writes then
-// writes back while bty goes on, instead of all at once in the final fdatasync;
-// progress counts bytes that are nearly on the medium, and the final sync is
-// short. (bmaptool flushes every few MiB; bench/flash.sh: 64 MiB took the raw
-// median from 5.1 s to 3.3 s on this machine's virtual disk.)
-const flushEvery = 64 << 20
-
 // zeroSlice is the largest range one zeroing call is given.
 const zeroSlice = 32 << 20
 
@@ -128,9 +120,7 @@ func (w *writer) do(j job) error {
 	if err := w.t.writeAt(j.buf, j.off); err != nil {
 		return err
 	}
-	if n := w.written.Add(int64(len(j.buf))); n/flushEvery != (n-int64(len(j.buf)))/flushEvery {
-		w.flushSoon()
-	}
+	w.written.Add(int64(len(j.buf)))
 	if w.verify {
 		w.record(extent{off: j.off, n: int64(len(j.buf)), sum: sha256.Sum256(j.buf)})
 	}
@@ -138,7 +128,11 @@ func (w *writer) do(j job) error {
 }
 
 // flushSoon starts a flush of the target unless one is running; writes go on
-// meanwhile. A failed flush fails the flash like a failed write.
+// meanwhile. A failed flush fails the flash like a failed write. Flash calls it
+// once all the data is sent, so that the device writes back while the digest
+// is finished. (Flushing every 64 MiB as well, as bmaptool flushes every few
+// MiB, made raw faster and qcow2 slower on the bench's virtual disk before
+// that flush existed, and both slower after: bench/README.md.)
 func (w *writer) flushSoon() {
 	if w.flushing.CompareAndSwap(false, true) {
 		w.g.Go(func() error {

@@ -97,10 +97,10 @@ func TestIsZero(t *testing.T) {
 	}
 }
 
-// TestFlushWhileWriting writes enough data for the writer to flush the target
-// twice while writes are in flight, and checks the result byte by byte.
+// TestFlushWhileWriting: the flush Flash starts once all the data is sent runs
+// while writes are in flight, and the result is byte-exact.
 func TestFlushWhileWriting(t *testing.T) {
-	img := make([]byte, 2*flushEvery+5000)
+	img := make([]byte, 40<<20+5000)
 	mrand.NewChaCha8([32]byte{7}).Read(img)
 	src := &twiceSource{reads: [][]byte{img}}
 	out := filepath.Join(t.TempDir(), "out.img")
