@@ -13,10 +13,16 @@ import (
 // one-core path.
 var bzip2Prober = prober{
 	format:   Bzip2,
-	match:    func(h []byte) bool { return len(h) >= 4 && hasPrefix(h, "BZh") && h[3] >= '1' && h[3] <= '9' },
+	match:    isBzHeader,
 	suffixes: []string{".bz2", ".bzip2"},
 	decode:   func(r io.Reader) (io.Reader, error) { return bzip2.NewReader(r, nil) },
 	size:     unknownSize,
+}
+
+// isBzHeader reports whether h starts with a bzip2 stream header: "BZh" and
+// the block size level.
+func isBzHeader(h []byte) bool {
+	return len(h) >= 4 && hasPrefix(h, "BZh") && h[3] >= '1' && h[3] <= '9'
 }
 
 func unknownSize(context.Context, []byte, io.ReaderAt, int64) int64 { return -1 }

@@ -104,6 +104,19 @@ func (s *bzScanner) bits(pos int64, n uint) (v uint64, ok bool) {
 	return binary.BigEndian.Uint64(w[:]) << (pos & 7) >> (64 - n), true
 }
 
+// need returns the n <= 57 bits at bit offset pos, reading more of the source
+// as needed.
+func (s *bzScanner) need(pos int64, n uint) (uint64, error) {
+	for {
+		if v, ok := s.bits(pos, n); ok {
+			return v, nil
+		}
+		if err := s.more(); err != nil {
+			return 0, err
+		}
+	}
+}
+
 // next returns the next block as a stream of its own, or io.EOF after the last
 // stream's end marker.
 func (s *bzScanner) next() ([]byte, error) {
@@ -123,28 +136,22 @@ func (s *bzScanner) next() ([]byte, error) {
 			if len(h) == 0 && s.base+int64(len(s.buf)) > 0 {
 				return nil, io.EOF
 			}
-			if len(h) < 4 || !bytes.HasPrefix(h, []byte("BZh")) || h[3] < '1' || h[3] > '9' {
+			if !isBzHeader(h) {
 				return nil, fmt.Errorf("no bzip2 stream header at byte %d", s.pos>>3)
 			}
 			s.level, s.crc = h[3], 0
 			s.pos += 32
 		}
-		magic, ok := s.bits(s.pos, 48)
-		for !ok {
-			if err := s.more(); err != nil {
-				return nil, err
-			}
-			magic, ok = s.bits(s.pos, 48)
+		magic, err := s.need(s.pos, 48)
+		if err != nil {
+			return nil, err
+		}
+		sum, err := s.need(s.pos+48, 32) // the block's or the stream's CRC
+		if err != nil {
+			return nil, err
 		}
 		switch magic {
 		case bzEndMagic:
-			sum, ok := s.bits(s.pos+48, 32)
-			for !ok {
-				if err := s.more(); err != nil {
-					return nil, err
-				}
-				sum, ok = s.bits(s.pos+48, 32)
-			}
 			if uint32(sum) != s.crc {
 				return nil, fmt.Errorf("bzip2 stream checksum mismatch at byte %d", s.pos>>3)
 			}
@@ -154,13 +161,6 @@ func (s *bzScanner) next() ([]byte, error) {
 		case bzBlockMagic:
 		default:
 			return nil, fmt.Errorf("no bzip2 block where one should start, at byte %d", s.pos>>3)
-		}
-		sum, ok := s.bits(s.pos+48, 32)
-		for !ok {
-			if err := s.more(); err != nil {
-				return nil, err
-			}
-			sum, ok = s.bits(s.pos+48, 32)
 		}
 		s.crc = (s.crc<<1 | s.crc>>31) ^ uint32(sum)
 		end, err := s.find(s.pos + 48)
@@ -237,8 +237,7 @@ func (s *bzScanner) endAt(pos int64) (bool, error) {
 		case ok && next == int64(len(s.buf)) && s.eof:
 			return true, nil // the checksum is wrong: next reports it
 		case next+4 <= int64(len(s.buf)):
-			h := s.buf[next:]
-			return bytes.HasPrefix(h, []byte("BZh")) && h[3] >= '1' && h[3] <= '9', nil
+			return isBzHeader(s.buf[next:]), nil
 		case s.eof:
 			return false, nil
 		}
@@ -267,21 +266,28 @@ func (s *bzScanner) stream(from, to int64, sum uint32) []byte {
 	if r := n & 7; r != 0 {
 		out[len(out)-1] &= 0xff << (8 - r)
 	}
-	pos := 32 + n
-	put := func(v uint64, k int) {
-		for j := k - 1; j >= 0; j-- {
-			if pos&7 == 0 {
-				out = append(out, 0)
-			}
-			if v>>j&1 != 0 {
-				out[pos>>3] |= 0x80 >> (pos & 7)
-			}
-			pos++
+	w := bitWriter{b: out, n: 32 + n}
+	w.put(bzEndMagic, 48)
+	w.put(uint64(sum), 32)
+	return w.b
+}
+
+// bitWriter appends bits to b, MSB first; n bits of b are used.
+type bitWriter struct {
+	b []byte
+	n int64
+}
+
+func (w *bitWriter) put(v uint64, k int) {
+	for j := k - 1; j >= 0; j-- {
+		if w.n&7 == 0 {
+			w.b = append(w.b, 0)
 		}
+		if v>>j&1 != 0 {
+			w.b[w.n>>3] |= 0x80 >> (w.n & 7)
+		}
+		w.n++
 	}
-	put(bzEndMagic, 48)
-	put(uint64(sum), 32)
-	return out
 }
 
 // head decodes the start of the first block, for the tar check; the block is

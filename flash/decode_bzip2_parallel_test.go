@@ -112,24 +112,6 @@ func TestBzip2ParallelCorrupt(t *testing.T) {
 	}
 }
 
-// bitWriter builds test streams bit by bit, MSB first.
-type bitWriter struct {
-	b []byte
-	n int64
-}
-
-func (w *bitWriter) put(v uint64, k int) {
-	for j := k - 1; j >= 0; j-- {
-		if w.n&7 == 0 {
-			w.b = append(w.b, 0)
-		}
-		if v>>j&1 != 0 {
-			w.b[w.n>>3] |= 0x80 >> (w.n & 7)
-		}
-		w.n++
-	}
-}
-
 // TestBzScannerFalseMagic: magics that the compressed bits of a block happen to
 // contain are passed over: a block magic whose header is implausible, an end
 // magic whose checksum is not the stream's and that neither a stream nor the

@@ -181,7 +181,7 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 		// Read the source to its end: the length and digest checks run there.
 		// The scout may still be hashing the last hole of a sparse image;
 		// meanwhile the target writes back what it has.
-		wr.flushSoon()
+		wr.flushBehind()
 		_, err = io.Copy(io.Discard, br)
 	}
 	derr := wr.drain()

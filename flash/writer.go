@@ -63,7 +63,6 @@ type writer struct {
 	accHi   int64 // one past the last offset filled
 
 	written, zeroed atomic.Int64
-	flushing        atomic.Bool
 	mu              sync.Mutex
 	extents         []extent
 }
@@ -127,20 +126,13 @@ func (w *writer) do(j job) error {
 	return nil
 }
 
-// flushSoon starts a flush of the target unless one is running; writes go on
-// meanwhile. A failed flush fails the flash like a failed write. Flash calls it
-// once all the data is sent, so that the device writes back while the digest
-// is finished. (Flushing every 64 MiB as well, as bmaptool flushes every few
-// MiB, made raw faster and qcow2 slower on the bench's virtual disk before
-// that flush existed, and both slower after: bench/README.md.)
-func (w *writer) flushSoon() {
-	if w.flushing.CompareAndSwap(false, true) {
-		w.g.Go(func() error {
-			defer w.flushing.Store(false)
-			return w.t.sync()
-		})
-	}
-}
+// flushBehind starts a flush of the target while writes go on; a failed flush
+// fails the flash like a failed write. Flash calls it once all the data is
+// sent, so that the device writes back while the digest is finished. (Flushing
+// every 64 MiB as well, as bmaptool flushes every few MiB, made raw faster and
+// qcow2 slower on the bench's virtual disk before this flush existed, and both
+// slower after: bench/README.md.)
+func (w *writer) flushBehind() { w.g.Go(w.t.sync) }
 
 func (w *writer) release(j job) {
 	if j.blk != nil {
