@@ -184,10 +184,10 @@ func withSidecar(t *testing.T, raw, sum string) string {
 // the target (exit 3) are refused before a byte is written.
 func TestFlashRefusedBeforeWriting(t *testing.T) {
 	requireRoot(t)
-	requireTool(t, "tar", "gzip")
+	requireTool(t, "tar", "gzip", "bzip2")
 	dir := t.TempDir()
 	raw, _ := testImage(t, dir, 6<<20)
-	sh(t, fmt.Sprintf("cd %s && tar cf image.tar disk.img && gzip -c image.tar > image.tar.gz", dir))
+	sh(t, fmt.Sprintf("cd %s && tar cf image.tar disk.img && gzip -c image.tar > image.tar.gz && bzip2 -c image.tar > image.tar.bz2", dir))
 	big := filepath.Join(dir, "big.img")
 	writeFile(t, big, randomBytes(t, 9<<20))
 	dev := newLoop(t, 8<<20, 512)
@@ -199,6 +199,7 @@ func TestFlashRefusedBeforeWriting(t *testing.T) {
 	}{
 		{"tar", filepath.Join(dir, "image.tar"), 4, "extract first"},
 		{"tar.gz", filepath.Join(dir, "image.tar.gz"), 4, "extract first"},
+		{"tar.bz2", filepath.Join(dir, "image.tar.bz2"), 4, "extract first"}, // parallel bzip2 on 2+ cores
 		{"too large", big, 3, "larger than the target"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -52,9 +52,6 @@ var bzCand = func() (t [256]uint16) {
 	return t
 }()
 
-// bzParallel reports whether bzip2 streams are worth decoding on several cores.
-func bzParallel() bool { return runtime.GOMAXPROCS(0) >= 2 }
-
 // bzScanner cuts a bzip2 source (one stream or several concatenated, as pbzip2
 // and lbzip2 write) into single-block streams.
 type bzScanner struct {

@@ -29,7 +29,7 @@ const maxParallelBlock = 16 << 20
 // xzParallelBlocks returns the blocks of a source worth decoding in parallel,
 // or nil.
 func xzParallelBlocks(ra io.ReaderAt, srcSize int64) []xzBlock {
-	if runtime.GOMAXPROCS(0) < 2 {
+	if !multiCore() {
 		return nil
 	}
 	blocks, ok := xzIndex(ra, srcSize)
@@ -43,6 +43,9 @@ func xzParallelBlocks(ra io.ReaderAt, srcSize int64) []xzBlock {
 	}
 	return blocks
 }
+
+// multiCore reports whether blocks are worth decoding on several cores.
+func multiCore() bool { return runtime.GOMAXPROCS(0) >= 2 }
 
 type xzJob struct {
 	b   xzBlock

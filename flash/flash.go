@@ -99,20 +99,17 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	var blocks []xzBlock // set when xz blocks are decoded in parallel
 	var bz *bzScanner    // set when bzip2 blocks are
 	var dec *bufio.Reader
+	var dhead []byte // the start of the decoded image, for the tar check
 	switch {
 	case p.format == Qcow2:
 		if q, err = parseQcow2(ra, rr.size); err != nil {
 			return nil, classify(ctx, rr, err, p.format)
 		}
 		size = q.VirtualSize
-	case p.format == Bzip2 && bzParallel():
+	case p.format == Bzip2 && multiCore():
 		bz = newBzScanner(br)
-		dhead, err := bz.head()
-		if err != nil {
+		if dhead, err = bz.head(); err != nil {
 			return nil, classify(ctx, rr, err, p.format)
-		}
-		if isTar(dhead) {
-			return nil, fmt.Errorf("%w (%s)", ErrTarball, src.Name())
 		}
 	default:
 		if p.format == Xz {
@@ -133,13 +130,12 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 			}
 			dec = bufio.NewReaderSize(r, 64<<10)
 		}
-		dhead, err := dec.Peek(sniffLen)
-		if err != nil && err != io.EOF && blocks == nil {
+		if dhead, err = dec.Peek(sniffLen); err != nil && err != io.EOF && blocks == nil {
 			return nil, classify(ctx, rr, err, p.format)
 		}
-		if isTar(dhead) {
-			return nil, fmt.Errorf("%w (%s)", ErrTarball, src.Name())
-		}
+	}
+	if isTar(dhead) {
+		return nil, fmt.Errorf("%w (%s)", ErrTarball, src.Name())
 	}
 	imageSize.Store(size)
 
