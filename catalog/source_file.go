@@ -47,9 +47,17 @@ func fileErr(path string, err error) error {
 	return err
 }
 
-// Rereadable reports whether the source is a regular file, which the flash
-// engine may read twice (see flash.Rereadable).
+// Rereadable reports whether the flash engine should read the source twice
+// (see flash.Rereadable): a regular file with holes, a sparse raw image, whose
+// holes the scout hashes ahead. A file without holes, as any compressed or
+// qcow2 image is, gains nothing from a second read and costs a copy of every
+// byte more, so it is read and hashed once.
 func (s FileSource) Rereadable() bool {
-	fi, err := os.Stat(s.Path)
-	return err == nil && fi.Mode().IsRegular()
+	f, err := os.Open(s.Path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular() && hasHole(f, fi.Size())
 }

@@ -84,3 +84,9 @@ func (r *sparseReader) SkipHole() int64 {
 	r.off = r.end
 	return n
 }
+
+// hasHole reports whether the file of the given size has a hole anywhere.
+func hasHole(f *os.File, size int64) bool {
+	hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE)
+	return err == nil && hole < size
+}

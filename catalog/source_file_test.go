@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -74,5 +75,32 @@ func TestFileSourceSparse(t *testing.T) {
 	}
 	if skipped < 6<<20 {
 		t.Errorf("SkipHole skipped %d bytes of the file's 7 MiB of holes", skipped)
+	}
+}
+
+// TestFileSourceRereadable: only a file with holes is worth the flash engine's
+// second read (its scout hashes the holes ahead); a file without holes, like a
+// compressed image, is read once.
+func TestFileSourceRereadable(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("holes are found with SEEK_HOLE, on Linux")
+	}
+	dir := t.TempDir()
+	full, sparse := filepath.Join(dir, "full.img.xz"), filepath.Join(dir, "sparse.img")
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	if err := os.WriteFile(full, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sparse, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(sparse, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{full: false, sparse: true, filepath.Join(dir, "missing"): false, dir: false} {
+		if got := (FileSource{Path: path}).Rereadable(); got != want {
+			t.Errorf("Rereadable(%s) = %v, want %v", filepath.Base(path), got, want)
+		}
 	}
 }

@@ -11,12 +11,13 @@ import (
 	"sync"
 )
 
-// Rereadable is implemented by sources that are cheap to read twice: a regular
-// file on a local disk. Flash hashes such a source in a second reader, the scout,
-// that runs ahead of the one feeding the target. The sha256 of a raw image covers
-// its holes too, and hashing a gigabyte of zeros takes most of a second that the
-// writer would otherwise wait at the end; ahead of it, the scout is done by the
-// time the last block is written. The two reads are compared block by block
+// Rereadable is implemented by sources that are cheap to read twice and gain
+// from it: a sparse file on a local disk. Flash hashes such a source in a second
+// reader, the scout, that runs ahead of the one feeding the target. The sha256
+// of a raw image covers its holes too, and hashing a gigabyte of zeros takes
+// most of a second that the writer would otherwise wait at the end; ahead of
+// it, the scout is done by the time the last block is written. A source without
+// holes is better read and hashed once: the second read only costs a copy. The two reads are compared block by block
 // with a keyed hash, so a file that changes under bty fails the flash instead
 // of passing a digest that is not the one of the bytes written.
 type Rereadable interface {
