@@ -297,7 +297,7 @@ bty_cmd() { # bty_cmd SRC DST
 }
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A REF_T BTY_T BTY_M
+declare -A REF_T BTY_T BTY_M PAIRS
 for row in "${ROWS[@]}"; do
 	split_row "$row"
 	[[ " $ONLY " == *" $name "* ]] || continue
@@ -309,7 +309,7 @@ for row in "${ROWS[@]}"; do
 		timed junk bash -c "$(bty_cmd "$src" "$dst")"
 		check "bty ($name, dirty target)" "$dst"
 	fi
-	refs=() btys=() rss=()
+	refs=() btys=() rss=() pairs=()
 	for ((i = 1; i <= RUNS; i++)); do
 		# alternate who goes first
 		order=(ref bty)
@@ -329,7 +329,10 @@ for row in "${ROWS[@]}"; do
 			fi
 			log "$name run $i $who: ${res% *} s"
 		done
+		pairs+=("$(awk -v b="${btys[-1]}" -v r="${refs[-1]}" 'BEGIN { if (r > 0) printf "%.2f", b / r; else print 0 }')")
 	done
+	# the spread of bty/ref within each run's pair: how much the machine moved
+	PAIRS[$name]=$(printf '%s\n' "${pairs[@]}" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { print (a == b ? a : a "–" b) }')
 	REF_T[$name]=$(median "${refs[@]}")
 	BTY_T[$name]=$(median "${btys[@]}")
 	BTY_M[$name]=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
@@ -349,8 +352,8 @@ out=$BENCH_DIR/results.md
 		"target: $LOOP over a file on $fsdev (loop dio=$LOOP_DIO); median of $RUNS run(s), cold cache and a ${SETTLE} s pause before each run${BENCH_NICE:+, timed commands at nice $BENCH_NICE}."
 	echo "bty: ${btyver:-$BTY}; $(xz --version | head -1), zstd $(zstd -V | grep -o 'v[0-9.]*'), gzip $(gzip --version | head -1 | awk '{print $2}'), bzip2 $(bzip2 --help 2>&1 | head -1 | grep -o "[0-9][0-9.]*[0-9]" | head -1), $(qemu-img --version | head -1), $(bmaptool --version 2>&1)"
 	echo
-	echo "| format | reference command | ref s | bty s | bty/ref | target | bty peak RSS MiB | meets |"
-	echo "|---|---|---:|---:|---:|---|---:|---|"
+	echo "| format | reference command | ref s | bty s | bty/ref | per run | target | bty peak RSS MiB | meets |"
+	echo "|---|---|---:|---:|---:|---:|---|---:|---|"
 	for row in "${ROWS[@]}"; do
 		split_row "$row"
 		[[ -n ${BTY_T[$name]:-} ]] || continue
@@ -374,7 +377,7 @@ out=$BENCH_DIR/results.md
 		fi
 		((m <= 100)) || ok="$ok (RSS > 100)"
 		# a | inside a table cell must be escaped, code span or not
-		echo "| $label | \`${shown//|/\\|}\` | $r | $b | $ratio | $tgt | $m | $ok |"
+		echo "| $label | \`${shown//|/\\|}\` | $r | $b | $ratio | ${PAIRS[$name]} | $tgt | $m | $ok |"
 	done
 } | tee "$out"
 log "written to $out"

@@ -169,7 +169,7 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	case bz != nil:
 		err = bzip2Parallel(ctx, bz, wr)
 	case dec == br:
-		err = copyRaw(ctx, br, pf, wr)
+		err = copyRaw(ctx, br, pf, wr, size)
 	default:
 		err = copyBlocks(ctx, dec, wr)
 	}
@@ -245,15 +245,18 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 
 // copyRaw hands a raw image to the writer as it comes: the bytes br holds, then
 // the prefetcher's chunks. A hole of a sparse source goes to the writer as a
-// zero range without being read, copied or scanned.
-func copyRaw(ctx context.Context, br *bufio.Reader, pf *prefetcher, w *writer) error {
+// zero range without being read, copied or scanned. It returns once the size
+// the source announced (if >= 0) is delivered, so that the target's flush
+// starts while the end-of-source checks (the scout's digest of a final hole)
+// still run; a source that goes on past it fails those checks.
+func copyRaw(ctx context.Context, br *bufio.Reader, pf *prefetcher, w *writer, size int64) error {
 	off := int64(br.Buffered())
 	head, _ := br.Peek(int(off))
 	if err := w.Data(0, head); err != nil {
 		return err
 	}
 	br.Discard(int(off))
-	for {
+	for size < 0 || off < size {
 		data, zeros, err := pf.next()
 		switch {
 		case err == io.EOF:
@@ -274,6 +277,7 @@ func copyRaw(ctx context.Context, br *bufio.Reader, pf *prefetcher, w *writer) e
 			return ctx.Err()
 		}
 	}
+	return nil
 }
 
 // copyBlocks reads the decoded stream into pool blocks and hands each to the

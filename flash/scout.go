@@ -94,8 +94,10 @@ func (s *scout) run(ctx context.Context, src Source) (int64, string, error) {
 	for {
 		if skip != nil {
 			if n := skip.SkipHole(); n > 0 {
-				hashZeros(h, n)
+				// The hole's block sums first: they cost nothing, and the
+				// writing reader waits for them; then the slow part.
 				bs.zeros(n)
+				hashZeros(h, n)
 				continue
 			}
 		}
@@ -144,6 +146,13 @@ func (s *scout) publish(sum uint64) {
 	s.mu.Unlock()
 }
 
+// ready reports whether next would return without waiting.
+func (s *scout) ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sums) > 0 || s.done
+}
+
 // next returns the scout's sum of the next block, waiting for it; ok is false
 // when the scout ended without one (err says why, nil: the file ended there).
 func (s *scout) next(ctx context.Context) (sum uint64, ok bool, err error) {
@@ -179,33 +188,45 @@ func (s *scout) result(ctx context.Context) (int64, string, error) {
 }
 
 // checker compares the bytes the writing reader delivers with the scout's read.
+// The writing reader does not wait for the scout: a block whose sum the scout
+// has not published yet stays pending, and finish waits for the rest. So the
+// writing reader may pass the scout, as at the final hole of an image, which
+// the scout is still hashing while the target is flushed.
 type checker struct {
-	ctx   context.Context
-	s     *scout
-	name  string
-	bs    blockSums
-	err   error // the first mismatch
-	block int64 // offset of the block being summed
+	ctx     context.Context
+	s       *scout
+	name    string
+	bs      blockSums
+	pending []uint64 // the writing reader's sums not compared yet, oldest first
+	err     error    // the first mismatch
+	block   int64    // offset of the oldest pending block
 }
 
 func newChecker(ctx context.Context, s *scout, name string) *checker {
 	c := &checker{ctx: ctx, s: s, name: name}
-	c.bs = newBlockSums(s.seed, s.zero, c.compare)
+	c.bs = newBlockSums(s.seed, s.zero, c.add)
 	return c
 }
 
-func (c *checker) compare(sum uint64) {
-	if c.err != nil {
-		return
+func (c *checker) add(sum uint64) {
+	c.pending = append(c.pending, sum)
+	c.compare(false)
+}
+
+// compare checks the pending blocks against the scout's sums: those the scout
+// has published, or with wait all of them.
+func (c *checker) compare(wait bool) {
+	for c.err == nil && len(c.pending) > 0 && (wait || c.s.ready()) {
+		want, ok, err := c.s.next(c.ctx)
+		switch {
+		case err != nil:
+			c.err = err
+		case !ok || c.pending[0] != want:
+			c.err = fmt.Errorf("%w: %s changed while it was being read (the block at byte %d differs between two reads); flash it again when nothing writes to it", ErrIntegrity, c.name, c.block)
+		}
+		c.pending = c.pending[1:]
+		c.block += blockSize
 	}
-	want, ok, err := c.s.next(c.ctx)
-	switch {
-	case err != nil:
-		c.err = err
-	case !ok || sum != want:
-		c.err = fmt.Errorf("%w: %s changed while it was being read (the block at byte %d differs between two reads); flash it again when nothing writes to it", ErrIntegrity, c.name, c.block)
-	}
-	c.block += blockSize
 }
 
 // write feeds delivered bytes; it returns the first mismatch or scout failure.
@@ -220,9 +241,11 @@ func (c *checker) zeros(n int64) error {
 	return c.err
 }
 
-// finish checks the last block and the length, and returns the scout's digest.
+// finish checks the remaining blocks and the length, and returns the scout's
+// digest.
 func (c *checker) finish(n int64) (string, error) {
 	c.bs.end()
+	c.compare(true)
 	if c.err != nil {
 		return "", c.err
 	}
