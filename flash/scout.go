@@ -15,11 +15,11 @@ import (
 // from it: a sparse file on a local disk. Flash hashes such a source in a second
 // reader, the scout, that runs ahead of the one feeding the target. The sha256
 // of a raw image covers its holes too, and hashing a gigabyte of zeros takes
-// most of a second that the writer would otherwise wait at the end; ahead of
-// it, the scout is done by the time the last block is written. A source without
-// holes is better read and hashed once: the second read only costs a copy. The two reads are compared block by block
-// with a keyed hash, so a file that changes under bty fails the flash instead
-// of passing a digest that is not the one of the bytes written.
+// most of a second; in the scout it overlaps the writing and the final flush
+// instead of following them. A source without holes is better read and hashed
+// once: a second read would only cost a copy. The two reads are compared block
+// by block with a keyed hash, so a file that changes under bty fails the flash
+// instead of passing a digest that is not the one of the bytes written.
 type Rereadable interface {
 	Rereadable() bool
 }
@@ -94,8 +94,8 @@ func (s *scout) run(ctx context.Context, src Source) (int64, string, error) {
 	for {
 		if skip != nil {
 			if n := skip.SkipHole(); n > 0 {
-				// The hole's block sums first: they cost nothing, and the
-				// writing reader waits for them; then the slow part.
+				// The hole's block sums first, which cost nothing and let
+				// the checker go on; then the slow part.
 				bs.zeros(n)
 				hashZeros(h, n)
 				continue
