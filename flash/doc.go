@@ -6,8 +6,9 @@
 //	  -> writer: O_DIRECT|O_EXCL pwrite at absolute offsets, several in flight;
 //	     zero ranges become fallocate(PUNCH_HOLE) or BLKZEROOUT on a device, holes in a file
 //
-// A Rereadable source (a sparse local file) is hashed by a scout, a second reader that
-// runs ahead of the resumeReader, which then only compares blocks with it.
+// A Rereadable source (a sparse local file) is hashed by a scout, a second
+// reader that runs ahead of the resumeReader, which then only compares blocks
+// with it.
 //
 // The order is chosen for crash safety: the first and last MiB of the target are
 // wiped first, the image's first MiB is held back in memory, everything else is
