@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // twiceSource is a rereadable source whose later opens may see other bytes, as
@@ -123,5 +124,54 @@ func TestScoutSeesChange(t *testing.T) {
 				t.Errorf("%s, holes=%v: err = %v, want a change reported as an integrity failure", name, holes, err)
 			}
 		}
+	}
+}
+
+// gatedSource holds every read back until gate is closed.
+type gatedSource struct {
+	data []byte
+	gate chan struct{}
+}
+
+func (s *gatedSource) Name() string { return "gated.img" }
+
+func (s *gatedSource) Open(_ context.Context, off int64) (io.ReadCloser, int64, error) {
+	<-s.gate
+	return io.NopCloser(bytes.NewReader(s.data[off:])), int64(len(s.data)), nil
+}
+
+// The reader that feeds the target never waits for the scout (at the final
+// hole of an image the scout may still be hashing while the target flushes):
+// the checker takes every block while the scout is held back, and only finish
+// waits for it, then compares.
+func TestCheckerDoesNotWaitForScout(t *testing.T) {
+	img := sparseImage(9<<20 + 123) // zeros from 4 MiB to 5 MiB
+	src := &gatedSource{data: img, gate: make(chan struct{})}
+	ctx := context.Background()
+	c := newChecker(ctx, newScout(ctx, src), src.Name())
+	taken := make(chan error, 1)
+	go func() {
+		err := c.write(img[:4<<20])
+		if err == nil {
+			err = c.zeros(1 << 20) // the image's zeros, as a hole
+		}
+		if err == nil {
+			err = c.write(img[5<<20:])
+		}
+		taken <- err
+	}()
+	select {
+	case err := <-taken:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // a deadlock guard, not a speed check
+		close(src.gate)
+		t.Fatal("the checker waited for the scout before taking the next block")
+	}
+	close(src.gate)
+	digest, err := c.finish(int64(len(img)))
+	if err != nil || digest != sha256Hex(img) {
+		t.Errorf("finish = %s, %v; want %s", digest, err, sha256Hex(img))
 	}
 }
