@@ -94,8 +94,8 @@ func (s *scout) run(ctx context.Context, src Source) (int64, string, error) {
 	for {
 		if skip != nil {
 			if n := skip.SkipHole(); n > 0 {
-				// The hole's block sums first, which cost nothing and let
-				// the checker go on; then the slow part.
+				// The hole's block sums first, which cost nothing and the
+				// checker can compare at once; then the slow part.
 				bs.zeros(n)
 				hashZeros(h, n)
 				continue
