@@ -354,6 +354,13 @@ func (s *TFTPServer) transfer(ctx context.Context, peer *net.UDPAddr, req reques
 	start := time.Now()
 	if len(oack) > 0 {
 		err = t.oack(ctx, oack)
+		var ep errPeer
+		if errors.As(err, &ep) && req.opts["tsize"] != "" {
+			// UEFI asks the size first, ends the transfer after the OACK,
+			// and asks again for the data: not a failure.
+			s.cfg.Event(Event{Kind: KindTFTP, IP: peer.IP, Text: fmt.Sprintf("tftp: told the size of %s (%d bytes)", req.file, size)})
+			return
+		}
 	}
 	if err == nil {
 		err = t.send(ctx)
