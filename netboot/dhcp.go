@@ -60,6 +60,9 @@ const (
 // boot file; bty leaves it to the site's DHCP server.
 var errNotNetboot = errors.New("not a netboot client (vendor class is not PXEClient or HTTPClient)")
 
+// errNotAnswered: the fleet server's Answer said no.
+var errNotAnswered = errors.New("the fleet server does not netboot this machine")
+
 // classify reads what kind of netboot client sent req.
 func classify(req *dhcpv4.DHCPv4) (Client, error) {
 	c := Client{MAC: req.ClientHWAddr}
@@ -146,7 +149,7 @@ func (r *responder) reply(req *dhcpv4.DHCPv4, c Client, pxePort bool) (*dhcpv4.D
 		return nil, fmt.Errorf("%s is not answered", req.MessageType())
 	}
 	if r.answer != nil && !r.answer(c) {
-		return nil, errors.New("not answered: the fleet server does not netboot this machine")
+		return nil, errNotAnswered
 	}
 	resp, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(mt))
 	if err != nil {

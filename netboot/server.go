@@ -271,18 +271,18 @@ func (s *Server) handle(conn *ipv4.PacketConn, peer *net.UDPAddr, req *dhcpv4.DH
 	if err == nil {
 		resp, err = s.r.reply(req, c, pxePort)
 	}
-	who := "bty"
+	answers, declines := "bty answers", "bty does not answer"
 	if s.cfg.Observe {
-		who = "bty would"
+		answers, declines = "bty would answer", "bty would not answer"
 	}
 	if err != nil {
 		// A REQUEST on port 67 for another server's offer is no news.
 		if req.MessageType() != dhcpv4.MessageTypeRequest || pxePort {
-			once(Event{Kind: KindIgnore, MAC: mac, Text: fmt.Sprintf("%s not answer: %v", who, err)})
+			once(Event{Kind: KindIgnore, MAC: mac, Text: fmt.Sprintf("%s: %v", declines, err)})
 		}
 		return
 	}
-	once(Event{Kind: KindAnswer, MAC: mac, Text: fmt.Sprintf("%s answer %s: %s %s from %v", who, c.Firmware, resp.MessageType(), resp.BootFileName, s.r.ip)})
+	once(Event{Kind: KindAnswer, MAC: mac, Text: fmt.Sprintf("%s %s: %s %s from %v", answers, c.Firmware, resp.MessageType(), resp.BootFileName, s.r.ip)})
 	if s.cfg.Observe {
 		return
 	}
