@@ -278,7 +278,7 @@ func (s *Server) handle(conn *ipv4.PacketConn, peer *net.UDPAddr, req *dhcpv4.DH
 	if err != nil {
 		// A REQUEST on port 67 for another server's offer is no news.
 		if req.MessageType() != dhcpv4.MessageTypeRequest || pxePort {
-			once(Event{Kind: KindIgnore, MAC: mac, Text: fmt.Sprintf("%s: %v", declines, err)})
+			once(Event{Kind: KindIgnore, MAC: mac, Text: fmt.Sprintf("%s %s: %v", declines, req.MessageType(), err)})
 		}
 		return
 	}

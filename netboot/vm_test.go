@@ -130,14 +130,14 @@ func TestVMKnownOnly(t *testing.T) {
 		t.Errorf("an unregistered machine fetched %v", reqs)
 	}
 	lines := bty.Lines(m.MAC)
-	wantLines(t, "bty's log", lines, "bty does not answer: the fleet server does not netboot this machine")
+	wantLines(t, "bty's log", lines, "bty does not answer DISCOVER: the fleet server does not netboot this machine")
 	for _, l := range lines {
 		if strings.HasPrefix(l, "answer:") {
 			t.Errorf("bty answered an unregistered machine: %s", l)
 		}
 	}
 	wantLines(t, "the observer's log", obs.Lines(m.MAC),
-		"asked: DISCOVER", "bty would not answer: the fleet server does not netboot this machine",
+		"asked: DISCOVER", "bty would not answer DISCOVER: the fleet server does not netboot this machine",
 		"asked: REQUEST", "chose server 10.77.0.2")
 	t.Logf("observer:\n%s", strings.Join(obs.Lines(m.MAC), "\n"))
 }
