@@ -121,7 +121,7 @@ func bootstrap() http.Handler {
 		fmt.Fprint(w, "#!ipxe\necho bty-test: chain complete\nsleep 3600\n")
 	})
 	mux.HandleFunc("GET /boot/{name}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/efi")
+		// OVMF takes Go's application/octet-stream as well as application/efi.
 		http.ServeFile(w, r, DefaultIPXEDir+"/"+r.PathValue("name"))
 	})
 	return mux

@@ -51,10 +51,12 @@ func bootChain(t *testing.T, lan *netboottest.LAN, web *netboottest.HTTPServer, 
 // TestVMBIOS: SeaBIOS boots the NIC's iPXE ROM; dnsmasq gives it an
 // address, bty the bootstrap URL; iPXE fetches the bootstrap and runs it.
 // An observer beside bty shows what the machine asked and who answered.
+// dnsmasq answers 2 s late, so bty's offer comes first and iPXE must wait
+// for an address (the UEFI tests see dnsmasq's first).
 func TestVMBIOS(t *testing.T) {
 	requireIPXE(t)
 	lan := netboottest.New(t)
-	lan.StartDHCP()
+	lan.StartDHCP("--dhcp-reply-delay=2")
 	web := lan.StartHTTP(bootstrap())
 	bty := startResponder(t, lan, "bty", responderConfig{IPXEDir: DefaultIPXEDir})
 	obs := startResponder(t, lan, "observe", responderConfig{Observe: true})
