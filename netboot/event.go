@@ -18,7 +18,8 @@ const (
 	// KindServer: another DHCP server answered a client (observe mode).
 	KindServer EventKind = "server"
 	// KindConflict: another DHCP server already sends boot options, or another
-	// proxyDHCP answers; firmware may follow it instead of bty. A warning.
+	// proxyDHCP answers, so firmware may follow it instead of bty; or bty
+	// cannot watch for them. A warning.
 	KindConflict EventKind = "conflict"
 	// KindTFTP: a file was sent over TFTP.
 	KindTFTP EventKind = "tftp"

@@ -278,6 +278,9 @@ type VM struct {
 	// HTTPBoot (UEFI only) turns the firmware's PXE off, so that it boots
 	// over HTTP.
 	HTTPBoot bool
+	// Args are more qemu arguments: disks with serials, more memory for a
+	// live environment (a later -m wins).
+	Args []string
 }
 
 // StartVM adds a tap to the bridge and boots a machine from the network
@@ -319,7 +322,7 @@ func (l *LAN) StartVM(vm VM) *Machine {
 		os.WriteFile(sercon, []byte{0xf8, 0x03}, 0o644) // COM1, 0x3f8
 		args = append(args, "-fw_cfg", "name=etc/sercon-port,file="+sercon)
 	}
-	args = append(args, "-device", nic)
+	args = append(append(args, "-device", nic), vm.Args...)
 	l.Start(exec.Command("ip", append([]string{"netns", "exec", l.NS, "qemu-system-x86_64"}, args...)...), vm.Name+".qemu")
 	return m
 }
