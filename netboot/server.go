@@ -49,7 +49,8 @@ type Config struct {
 	EFIBinary string
 	// Answer decides whether bty answers a machine; this is where the fleet
 	// server answers only registered machines, or every machine so that new
-	// ones are discovered. Nil: every netboot client is answered.
+	// ones are discovered. It is called from several goroutines. Nil: every
+	// netboot client is answered.
 	Answer func(Client) bool
 	// Observe listens without answering: events say what each client
 	// asked, what every DHCP server answered and what bty would answer.

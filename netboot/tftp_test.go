@@ -218,7 +218,8 @@ func TestTFTPOptions(t *testing.T) {
 		{"windowsize capped", "ipxe.efi", []string{"windowsize", "1000"}, file, map[string]string{"windowsize": "64"}, opOACK},
 		{"timeout", "ipxe.efi", []string{"timeout", "3"}, file, map[string]string{"timeout": "3"}, opOACK},
 		{"unknown option ignored", "ipxe.efi", []string{"multicast", "", "tsize", "0"}, file, map[string]string{"tsize": "300000"}, opOACK},
-		{"leading slash and backslashes", `/ipxe.efi`, nil, file, nil, opDATA},
+		{"leading slash", `/ipxe.efi`, nil, file, nil, opDATA},
+		{"backslash", `\ipxe.efi`, nil, file, nil, opDATA},
 		{"file ends on a block boundary", "even.bin", nil, even, nil, opDATA},
 		{"block numbers wrap past 65535", "wrap.bin", []string{"blksize", "8", "windowsize", "64"}, wrap, map[string]string{"blksize": "8", "windowsize": "64"}, opOACK},
 	}
