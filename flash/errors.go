@@ -30,6 +30,22 @@ var (
 	ErrTargetIsSource = fmt.Errorf("%w: target is the image file itself", ErrRefused)
 )
 
+// OverrunError: the decoded image went on past the end of the target device,
+// found only while writing because its size could not be known before (a gzip
+// or bzip2 stream, a pipe). The target was written up to its end. It is in the
+// ErrRefused category, and says plainly that the target was written.
+type OverrunError struct {
+	Target     string
+	TargetSize int64 // bytes
+	AtLeast    int64 // the image holds at least this many bytes
+}
+
+func (e *OverrunError) Error() string {
+	return fmt.Sprintf("the target is too small: %s was written up to its end (%d bytes of an image of at least %d)", e.Target, e.TargetSize, e.AtLeast)
+}
+
+func (e *OverrunError) Unwrap() error { return ErrRefused }
+
 // Side says which end of the pipeline failed.
 type Side string
 
