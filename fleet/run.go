@@ -112,9 +112,10 @@ func (r *Runner) flash(ctx context.Context, plan Plan) Outcome {
 		return fail(err)
 	}
 	opt := r.Flash
+	from := catalog.DigestPlan
 	opt.SHA256 = plan.DiskImageSHA
 	if opt.SHA256 == "" {
-		opt.SHA256 = img.SHA256
+		opt.SHA256, from = img.SHA256, img.SHA256From
 	}
 	opt.FormatHint = plan.Format
 	opt.Progress = r.milestones()
@@ -123,7 +124,11 @@ func (r *Runner) flash(ctx context.Context, plan Plan) Outcome {
 	if err != nil {
 		return fail(err)
 	}
-	r.say("flash complete: %s in %s, sha256 %s", d.Path, res.Duration.Round(time.Millisecond), res.SHA256)
+	checked := "not checked: the plan gives no disk_image_sha"
+	if opt.SHA256 != "" {
+		checked = from.Matches()
+	}
+	r.say("flash complete: %s in %s, sha256 %s (%s)", d.Path, res.Duration.Round(time.Millisecond), res.SHA256, checked)
 	if err := r.Client.PostStatus(context.WithoutCancel(ctx), Status{Status: "done"}); err != nil {
 		r.say("%v", err)
 	}
