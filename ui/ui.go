@@ -204,6 +204,8 @@ type plan struct {
 
 func (p plan) format() string {
 	switch {
+	case p.info.Format != "": // read from the bytes
+		return string(p.info.Format)
 	case p.image.Format != "":
 		return formatName(p.image.Format)
 	case p.entry.Format != "":
