@@ -14,7 +14,6 @@ import (
 	"bty/disks"
 	"bty/flash"
 	"bty/fleet"
-	"bty/ui"
 )
 
 // version is set with -ldflags "-X main.version=..."; empty means the module
@@ -203,40 +202,16 @@ func headless(ctx context.Context, e env, f *flashFlags) error {
 // why (never "context canceled"), and the message ends with what the target
 // holds now. The error's category, and so the exit code, stays.
 func (run *flashRun) explain(ctx context.Context, err error) error {
-	if errors.Is(err, context.Canceled) {
-		err = cancelledError{cause: context.Cause(ctx)}
+	var ce *flash.CancelError
+	if errors.Is(err, context.Canceled) && !errors.As(err, &ce) {
+		err = &flash.CancelError{Cause: context.Cause(ctx)}
 	}
-	state := flash.TargetUntouched
-	if run.res != nil {
-		state = run.res.Target
-	}
-	var note string
-	switch {
-	case !run.targetKnown:
-		note = "nothing was written"
-	case state == flash.TargetUntouched:
-		note = run.target + " is untouched"
-	case state == flash.TargetNoPartitionTable:
-		note = fmt.Sprintf("%s was left without a partition table (%s written, %s zeroed): it will not boot until it is flashed again",
-			run.target, ui.Bytes(run.res.Written), ui.Bytes(run.res.Zeroed))
-	default:
-		note = run.target + " holds the whole image, but the flash did not complete: flash it again"
+	note := "nothing was written"
+	if run.targetKnown {
+		note = run.res.TargetNote(run.target)
 	}
 	return fmt.Errorf("%w; %s", err, note)
 }
-
-// cancelledError is a cancel in plain words. It is still context.Canceled, so
-// it exits 130.
-type cancelledError struct{ cause error }
-
-func (e cancelledError) Error() string {
-	if e.cause == nil || e.cause == context.Canceled {
-		return "cancelled"
-	}
-	return "cancelled (" + e.cause.Error() + ")"
-}
-
-func (e cancelledError) Unwrap() error { return context.Canceled }
 
 // diskRoots are the /sys, /proc, /dev and /run roots disks reads; the
 // BTY_SYSFS, BTY_PROCFS, BTY_DEVFS and BTY_RUNDIR variables point them at fixture

@@ -1,6 +1,7 @@
 package flash
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -45,6 +46,22 @@ func (e *OverrunError) Error() string {
 }
 
 func (e *OverrunError) Unwrap() error { return ErrRefused }
+
+// CancelError is a flash cancelled through its context, in plain words:
+// "cancelled (interrupt signal received)", never "context canceled". It is
+// context.Canceled for errors.Is, so callers still map it to their exit.
+type CancelError struct {
+	Cause error // context.Cause of the cancelled context; nil or context.Canceled says no more
+}
+
+func (e *CancelError) Error() string {
+	if e.Cause == nil || e.Cause == context.Canceled {
+		return "cancelled"
+	}
+	return "cancelled (" + e.Cause.Error() + ")"
+}
+
+func (e *CancelError) Unwrap() error { return context.Canceled }
 
 // Side says which end of the pipeline failed.
 type Side string

@@ -70,6 +70,23 @@ const (
 	TargetWritten TargetState = "written"
 )
 
+// TargetNote says in words what the target at path holds after a failed
+// Flash that returned r (nil: Flash did not run), to end its message with.
+func (r *Result) TargetNote(path string) string {
+	state := TargetUntouched
+	if r != nil {
+		state = r.Target
+	}
+	switch state {
+	case TargetUntouched:
+		return path + " is untouched"
+	case TargetNoPartitionTable:
+		return fmt.Sprintf("%s was left without a partition table (%d bytes written, %d zeroed): it will not boot until it is flashed again",
+			path, r.Written, r.Zeroed)
+	}
+	return path + " holds the whole image, but the flash did not complete: flash it again"
+}
+
 // Flash writes the image from src to the block device or regular file at
 // target, in the crash-safe order described in the package comment. It always
 // returns a Result, partial when err is not nil.
@@ -93,6 +110,10 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	defer func() {
 		if err == nil {
 			return
+		}
+		var ce *CancelError
+		if errors.Is(err, context.Canceled) && !errors.As(err, &ce) {
+			err = &CancelError{Cause: context.Cause(ctx)}
 		}
 		// What is known of a flash that failed.
 		res.SourceBytes = rr.count.Load()
