@@ -255,9 +255,9 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 
 	// The image is on the target but for its first MiB, and the source checked
 	// out. Finish in an order that keeps the target unbootable until the end.
-	rep.setPhase(PhaseFinishing)
 	res.ImageSize = wr.end
-	imageSize.Store(wr.end)
+	imageSize.Store(wr.end) // known now, whatever the container said
+	rep.setPhase(PhaseFinishing)
 	if err := t.finishSize(wr.end); err != nil {
 		return res, err
 	}
