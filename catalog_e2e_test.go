@@ -63,9 +63,12 @@ func TestCatalogServeFlash(t *testing.T) {
 		t.Errorf("result = sha256 %s format %s, want %s gzip", res.SHA256, res.Format, sha256Hex(gz))
 	}
 
-	r = runBty(t, "--catalog", cat, "--image", "wrong-digest.img.gz", "--disk", dev, "--yes")
-	if r.code != exitIntegrity || !strings.Contains(r.stderr, "sha256") {
-		t.Errorf("bty --image wrong-digest.img.gz = exit %d, want %d (digest mismatch)\n%s", r.code, exitIntegrity, r.stderr)
+	r = runBty(t, "--catalog", cat, "--image", "wrong-digest.img.gz", "--disk", dev, "--yes", "--json")
+	if r.code != exitIntegrity || !strings.Contains(r.stdout, "sha256 mismatch") {
+		t.Errorf("bty --image wrong-digest.img.gz = exit %d, want %d (digest mismatch)\n%s", r.code, exitIntegrity, r.stdout+r.stderr)
+	}
+	if res := lastResult(t, r.stdout); res.SHA256Source == nil || *res.SHA256Source != "catalog" || res.SHA256 != sha256Hex(gz) {
+		t.Errorf("result of a catalog digest mismatch: sha256_source %v sha256 %q, want catalog and the real digest %s", res.SHA256Source, res.SHA256, sha256Hex(gz))
 	}
 	r = runBty(t, "--catalog", cat, "--image", "nope.img", "--disk", dev, "--yes")
 	if r.code != exitSource || !strings.Contains(r.stderr, "bty images") {
@@ -91,6 +94,11 @@ func TestCatalogOrasFlash(t *testing.T) {
 	)
 	tampered := reg.Push(t, "bty/tampered", "1", catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "t.img", Data: randomBytes(t, 2<<20)})
 	reg.Tamper(t, tampered[0].Digest)
+	// Layers stored with another length than their descriptors name.
+	longer := reg.Push(t, "bty/longer", "1", catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "l.img", Data: randomBytes(t, 2<<20)})
+	reg.Resize(t, longer[0].Digest, 2<<20+4096)
+	shorter := reg.Push(t, "bty/shorter", "1", catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "s.img", Data: randomBytes(t, 2<<20)})
+	reg.Resize(t, shorter[0].Digest, 1<<20)
 	reg.PushIndex(t, "bty/multi", "latest")
 	dev := newLoop(t, 8<<20, 4096)
 
@@ -102,8 +110,8 @@ func TestCatalogOrasFlash(t *testing.T) {
 	if got := readDev(t, dev, size); !bytes.Equal(got, want) {
 		t.Errorf("target after flashing %s: %s", ref, firstDiff(got, want))
 	}
-	if res := lastResult(t, r.stdout); res.SHA256 != layers[2].Digest.Encoded() {
-		t.Errorf("result sha256 = %s, want the layer digest %s", res.SHA256, layers[2].Digest.Encoded())
+	if res := lastResult(t, r.stdout); res.SHA256 != layers[2].Digest.Encoded() || res.SHA256Source == nil || *res.SHA256Source != "registry" {
+		t.Errorf("result sha256 = %s from %v, want the layer digest %s from the registry", res.SHA256, res.SHA256Source, layers[2].Digest.Encoded())
 	}
 
 	tests := []struct {
@@ -112,6 +120,8 @@ func TestCatalogOrasFlash(t *testing.T) {
 		msg       string
 	}{
 		{"tampered blob", "bty/tampered:1", exitIntegrity, "sha256"},
+		{"longer blob", "bty/longer:1", exitIntegrity, "other bytes than it names"},
+		{"shorter blob", "bty/shorter:1", exitIntegrity, "other bytes than it names"},
 		{"missing tag", "bty/debian:99", exitSource, "not found"},
 		{"missing repository", "bty/nothing:1", exitSource, "not found"},
 		{"image index", "bty/multi:latest", exitUsage, "pick a platform digest"},

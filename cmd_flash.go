@@ -79,7 +79,7 @@ func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 	var showVersion bool
 	fs := flag.NewFlagSet("bty", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	fs.StringVar(&f.image, "image", "", "image to flash: path, http(s) URL or catalog entry name")
+	fs.StringVar(&f.image, "image", "", "image to flash: path, http(s) URL, oras:// ref, catalog entry name, or - for standard input")
 	fs.StringVar(&f.disk, "disk", "", "target: block device, /dev/disk/by-id link, or regular file")
 	fs.BoolVar(&f.yes, "yes", false, "flash without a prompt (headless; the target must be named exactly)")
 	fs.StringVar(&f.sha256, "sha256", "", "expected sha256 of the image bytes (overrides a .sha256 sidecar)")
@@ -140,6 +140,10 @@ func cmdFlash(ctx context.Context, e env, args []string) error {
 		return runServer(ctx, e, f, cmdline)
 	}
 	switch {
+	case f.image == "-" && !f.yes:
+		return usagef("--image - reads the image from standard input, where the wizard reads its keys: add --yes and --disk")
+	case f.image == "-" && isTerminal(os.Stdin):
+		return usagef("--image - reads the image from standard input, which is a terminal: pipe the image in (xz -dc x.img.xz | bty --image - ...)")
 	case !f.yes:
 		// The wizard, opened at the first choice not made on the command line.
 		return runWizard(ctx, e, f)
@@ -154,14 +158,15 @@ func cmdFlash(ctx context.Context, e env, args []string) error {
 // headless runs one flash without a TUI, reporting on stderr or as JSON lines.
 func headless(ctx context.Context, e env, f *flashFlags) error {
 	rep := newReport(e, f.json)
+	run := &flashRun{image: f.image, target: f.disk}
 	err := func() error {
 		img, err := f.resolver(e).Resolve(ctx, f.image)
 		if err != nil {
 			return err
 		}
-		want := img.SHA256
+		run.image, run.want, run.wantFrom = img.Name, img.SHA256, img.SHA256From
 		if f.sha256 != "" {
-			want = f.sha256
+			run.want, run.wantFrom = f.sha256, catalog.DigestFlag
 		}
 		imagePath := ""
 		if fs, ok := img.Source.(catalog.FileSource); ok {
@@ -171,26 +176,41 @@ func headless(ctx context.Context, e env, f *flashFlags) error {
 		if err != nil {
 			return err
 		}
-		res, err := flash.Flash(ctx, img.Source, target, flash.Options{
-			SHA256:     want,
+		run.target, run.targetKnown = target, true
+		run.res, err = flash.Flash(ctx, img.Source, target, flash.Options{
+			SHA256:     run.want,
 			Size:       img.Size,
 			FormatHint: img.Format,
 			Verify:     f.verify,
 			Progress:   rep.progress,
 		})
-		if err != nil {
-			return err
-		}
-		rep.result(img.Name, target, res)
-		return nil
+		return err
 	}()
 	if err != nil {
-		rep.fail(err, exitCode(err))
+		err = run.explain(ctx, err)
+		rep.fail(run, err, exitCode(err))
 		if f.json {
 			return reported{err}
 		}
+		return err
 	}
-	return err
+	rep.result(run)
+	return nil
+}
+
+// explain puts a failure in words a user can act on: a cancel says so and
+// why (never "context canceled"), and the message ends with what the target
+// holds now. The error's category, and so the exit code, stays.
+func (run *flashRun) explain(ctx context.Context, err error) error {
+	var ce *flash.CancelError
+	if errors.Is(err, context.Canceled) && !errors.As(err, &ce) {
+		err = &flash.CancelError{Cause: context.Cause(ctx)}
+	}
+	note := "nothing was written"
+	if run.targetKnown {
+		note = run.res.TargetNote(run.target)
+	}
+	return fmt.Errorf("%w; %s", err, note)
 }
 
 // diskRoots are the /sys, /proc, /dev and /run roots disks reads; the

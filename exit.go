@@ -40,6 +40,7 @@ var exitTable = []struct {
 	{catalog.ErrInvalidSidecar, exitUsage},
 	{catalog.ErrInvalid, exitUsage},
 	{catalog.ErrIndex, exitUsage},
+	{catalog.ErrNotImage, exitUsage},
 	{catalog.ErrIntegrity, exitIntegrity},
 	{catalog.ErrNotFound, exitSource},
 	{catalog.ErrUnavailable, exitSource},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,23 +216,75 @@ func TestFlashRefusedBeforeWriting(t *testing.T) {
 	_ = raw
 }
 
-// TestFlashOverrunUnknownSize: a gzip stream (size unknown up front) that
-// decodes to more than the target holds fails cleanly with exit 3, and the
-// target's first MiB is zero.
-func TestFlashOverrunUnknownSize(t *testing.T) {
+// TestFlashTooSmall: an image larger than the target. Where that can be
+// known before writing (a gzip trailer says at least as much), the target is
+// untouched; where it is found only while writing (a gzip of several members,
+// bzip2, a pipe), the target is written up to its end, its first MiB is zero,
+// and the message and the JSON say so with the real counts. Both exit 3.
+func TestFlashTooSmall(t *testing.T) {
 	requireRoot(t)
-	requireTool(t, "gzip")
+	requireTool(t, "gzip", "bzip2")
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.img")
-	writeFile(t, big, randomBytes(t, 9<<20))
+	img := randomBytes(t, 5<<20)
+	writeFile(t, big, img)
 	gz := makeForm(t, big, ".gz", "gzip -c %s > %s")
-	dev := newLoop(t, 8<<20, 4096)
-	r := runBty(t, "--image", gz, "--disk", dev, "--yes")
-	if r.code != 3 || !strings.Contains(r.stderr, "larger than the target") {
-		t.Errorf("bty overrun = exit %d %q, want 3 and 'larger than the target'", r.code, r.stderr)
-	}
-	if head := readDev(t, dev, 1<<20); !bytes.Equal(head, make([]byte, 1<<20)) {
-		t.Errorf("first MiB after overrun: %s, want zero", firstDiff(head, make([]byte, 1<<20)))
+	bz := makeForm(t, big, ".bz2", "bzip2 -c %s > %s")
+	// A second, small member: the trailer names only its size.
+	members := filepath.Join(dir, "members.img.gz")
+	sh(t, fmt.Sprintf("head -c 1000 /dev/urandom | gzip -c | cat %s - > %s", gz, members))
+	dev := newLoop(t, 4<<20, 4096)
+	const devSize = 4 << 20
+
+	t.Run("refused before writing", func(t *testing.T) {
+		before := readDev(t, dev, devSize)
+		r := runBty(t, "--image", gz, "--disk", dev, "--yes", "--json")
+		res := lastResult(t, r.stdout)
+		if r.code != 3 || !strings.Contains(res.Error, "decodes to at least 5242880 bytes") || !strings.Contains(res.Error, dev+" is untouched") {
+			t.Errorf("bty --image %s = exit %d %q, want 3 naming the size from the trailer and the target untouched", filepath.Base(gz), r.code, res.Error)
+		}
+		if res.TargetState != "untouched" || res.Written != 0 {
+			t.Errorf("result target_state %q bytes_written %d, want untouched and 0", res.TargetState, res.Written)
+		}
+		if after := readDev(t, dev, devSize); !bytes.Equal(after, before) {
+			t.Errorf("target changed by a refused flash: %s", firstDiff(after, before))
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		args []string
+		pipe string // a file piped to standard input
+	}{
+		{"gzip of two members", []string{"--image", members}, ""},
+		{"bzip2", []string{"--image", bz}, ""},
+		{"pipe", []string{"--image", "-"}, big},
+	} {
+		t.Run("found while writing/"+tc.name, func(t *testing.T) {
+			sh(t, "head -c 2M /dev/urandom > "+dev)
+			args := append(tc.args, "--disk", dev, "--yes", "--json")
+			var r result
+			if tc.pipe != "" {
+				r = runBtyStdin(t, tc.pipe, args...)
+			} else {
+				r = runBty(t, args...)
+			}
+			res := lastResult(t, r.stdout)
+			want := fmt.Sprintf("the target is too small: %s was written up to its end (%d bytes of an image of at least", dev, devSize)
+			if r.code != 3 || !strings.Contains(res.Error, want) || !strings.Contains(res.Error, "left without a partition table") || strings.Contains(res.Error, "refused") {
+				t.Errorf("bty %s = exit %d %q, want 3 saying %q and that it was left without a partition table", tc.name, r.code, res.Error, want)
+			}
+			// Everything but the held-back first MiB was written.
+			if res.TargetState != "no_partition_table" || res.Written+res.Zeroed != devSize-1<<20 {
+				t.Errorf("result target_state %q, %d bytes written and %d zeroed, want no_partition_table and %d in all", res.TargetState, res.Written, res.Zeroed, devSize-1<<20)
+			}
+			got := readDev(t, dev, devSize)
+			if !bytes.Equal(got[:1<<20], make([]byte, 1<<20)) {
+				t.Errorf("first MiB after an overrun is not zero")
+			}
+			if !bytes.Equal(got[1<<20:], img[1<<20:devSize]) {
+				t.Errorf("the target is not written up to its end: %s", firstDiff(got[1<<20:], img[1<<20:devSize]))
+			}
+		})
 	}
 }
 
@@ -337,5 +390,178 @@ func TestFlashFormatHint(t *testing.T) {
 	}
 	if got := readDev(t, target, len(want)); !bytes.Equal(got, want) {
 		t.Errorf("target: %s", firstDiff(got, want))
+	}
+}
+
+// TestFlashFailureResult: a flash that fails keeps in its JSON result what
+// was known: a digest mismatch found after 5 MiB were written reports them,
+// the real digest next to the expected one and where that came from, and a
+// target left without a partition table.
+func TestFlashFailureResult(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	raw, img := testImage(t, dir, 6<<20)
+	wrong := strings.Repeat("ab", 32)
+	dev := newLoop(t, 8<<20, 512)
+	r := runBty(t, "--image", raw, "--disk", dev, "--yes", "--json", "--sha256", wrong)
+	res := lastResult(t, r.stdout)
+	if r.code != 4 || res.OK || res.ExitCode != 4 || !strings.Contains(res.Error, "sha256 mismatch") {
+		t.Fatalf("bty --sha256 (wrong) = exit %d, result %+v, want exit 4 and a sha256 mismatch", r.code, res)
+	}
+	for _, c := range []struct {
+		field     string
+		got, want any
+	}{
+		{"image", res.Image, raw},
+		{"target", res.Target, dev},
+		{"format", res.Format, "raw"},
+		{"sha256", res.SHA256, sha256Hex(img)},
+		{"sha256_expected", deref(res.SHA256Expected), wrong},
+		{"sha256_source", deref(res.SHA256Source), "flag"},
+		{"source_bytes", res.SourceBytes, int64(6 << 20)},
+		{"bytes_written + bytes_zeroed", res.Written + res.Zeroed, int64(5 << 20)}, // all but the first MiB
+		{"target_state", res.TargetState, "no_partition_table"},
+		{"seconds > 0", res.Seconds > 0, true},
+	} {
+		if c.got != c.want {
+			t.Errorf("failure result %s = %v, want %v", c.field, c.got, c.want)
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<null>"
+	}
+	return *s
+}
+
+// TestFlashDigestSource: the result says whether the digest was checked and
+// against what, in the text summary and in the JSON result.
+func TestFlashDigestSource(t *testing.T) {
+	dir := t.TempDir()
+	raw, img := testImage(t, dir, 1<<20+3)
+	sum := sha256Hex(img)
+	sidecar := withSidecar(t, raw, sum)
+	target := filepath.Join(dir, "out.img")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		source string // "" for null
+		text   string
+	}{
+		{"none", []string{"--image", raw}, "", "not checked: no expected digest is known"},
+		{"sidecar", []string{"--image", sidecar}, "sidecar", "matches the .sha256 sidecar"},
+		{"flag over sidecar", []string{"--image", sidecar, "--sha256", strings.ToUpper(sum)}, "flag", "matches --sha256"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(tc.args, "--disk", target, "--yes")
+			r := runBty(t, append(args, "--json")...)
+			if r.code != 0 {
+				t.Fatalf("bty %v = exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+			}
+			res := lastResult(t, r.stdout)
+			wantExpected := sum
+			if tc.source == "" {
+				wantExpected = ""
+			}
+			if got, want := strings.TrimPrefix(deref(res.SHA256Source), "<null>"), tc.source; got != want {
+				t.Errorf("sha256_source = %s, want %q (empty: null)", deref(res.SHA256Source), want)
+			}
+			if got := strings.TrimPrefix(deref(res.SHA256Expected), "<null>"); got != wantExpected {
+				t.Errorf("sha256_expected = %s, want %q (empty: null)", deref(res.SHA256Expected), wantExpected)
+			}
+			r = runBty(t, args...)
+			if want := "sha256 " + sum + ": " + tc.text; r.code != 0 || !strings.Contains(r.stdout, want) {
+				t.Errorf("bty %v = exit %d, stdout %q, want it to say %q", args, r.code, r.stdout, want)
+			}
+		})
+	}
+}
+
+// TestFlashProgressJSON: --json reports the phases in order, starting with
+// the opening phase the README promises, however quick.
+func TestFlashProgressJSON(t *testing.T) {
+	raw, _ := testImage(t, t.TempDir(), 2<<20)
+	r := runBty(t, "--image", raw, "--disk", filepath.Join(t.TempDir(), "out.img"), "--yes", "--json")
+	if r.code != 0 {
+		t.Fatalf("bty = exit %d\n%s", r.code, r.stderr)
+	}
+	var phases []string
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var p struct{ Type, Phase string }
+		if err := json.Unmarshal([]byte(l), &p); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if p.Type == "progress" && (len(phases) == 0 || phases[len(phases)-1] != p.Phase) {
+			phases = append(phases, p.Phase)
+		}
+	}
+	if got, want := strings.Join(phases, " "), "opening writing finishing done"; got != want {
+		t.Errorf("progress phases = %s, want %s", got, want)
+	}
+}
+
+// TestFlashImageInput: a directory as --image is a usage error (exit 2); a
+// refused connection is a source error that names the URL once and says what
+// to check; --image - reads a pipe, checked against --sha256, and a pipe that
+// ends early or a qcow2 image (which needs random access) fails without a
+// second read.
+func TestFlashImageInput(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "xz", "qemu-img")
+	dir := t.TempDir()
+	raw, img := testImage(t, dir, 3<<20+99)
+	xz := makeForm(t, raw, ".xz", "xz -T2 -c %s > %s")
+	qcow := makeForm(t, raw, ".qcow2", "qemu-img convert -f raw -O qcow2 %s %s")
+	truncated := filepath.Join(dir, "truncated.img.xz")
+	b, _ := os.ReadFile(xz)
+	writeFile(t, truncated, b[:len(b)/2])
+	dev := newLoop(t, 8<<20, 512)
+
+	if r := runBty(t, "--image", dir, "--disk", dev, "--yes"); r.code != 2 || !strings.Contains(r.stderr, "is a directory") {
+		t.Errorf("bty --image DIR = exit %d %q, want 2 saying it is a directory", r.code, r.stderr)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/disk.img"
+	ln.Close() // nothing listens there now: the connection is refused
+	r := runBty(t, "--image", url, "--disk", dev, "--yes")
+	if r.code != 5 || strings.Count(r.stderr, url) != 1 || !strings.Contains(r.stderr, "check the network and the URL") || !strings.Contains(r.stderr, dev+" is untouched") {
+		t.Errorf("bty --image %s (refused) = exit %d %q, want 5 naming the URL once, what to check, and the target untouched", url, r.code, r.stderr)
+	}
+
+	r = runBtyStdin(t, xz, "--image", "-", "--disk", dev, "--yes", "--json", "--sha256", sha256Hex(b))
+	if r.code != 0 {
+		t.Fatalf("xz | bty --image - = exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := readDev(t, dev, len(img)); !bytes.Equal(got, img) {
+		t.Errorf("target after xz | bty --image -: %s", firstDiff(got, img))
+	}
+	if res := lastResult(t, r.stdout); res.Format != "xz" || res.Image != "standard input" || deref(res.SHA256Source) != "flag" {
+		t.Errorf("result = format %q image %q sha256_source %s, want xz from standard input checked against the flag", res.Format, res.Image, deref(res.SHA256Source))
+	}
+	for _, tc := range []struct {
+		name, file string
+		args       []string
+		code       int
+		msg        string
+	}{
+		{"wrong digest", raw, []string{"--sha256", strings.Repeat("ab", 32)}, 4, "sha256 mismatch"},
+		{"truncated xz", truncated, nil, 4, "corrupt or truncated"},
+		{"qcow2", qcow, nil, 5, "can be read only once"},
+	} {
+		t.Run("pipe/"+tc.name, func(t *testing.T) {
+			r := runBtyStdin(t, tc.file, append([]string{"--image", "-", "--disk", dev, "--yes"}, tc.args...)...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
+				t.Errorf("cat %s | bty --image - = exit %d %q, want %d mentioning %q", filepath.Base(tc.file), r.code, r.stderr, tc.code, tc.msg)
+			}
+		})
+	}
+	if r := runBtyStdin(t, raw, "--image", "-", "--disk", dev); r.code != 2 || !strings.Contains(r.stderr, "add --yes") {
+		t.Errorf("bty --image - without --yes = exit %d %q, want 2 asking for --yes", r.code, r.stderr)
 	}
 }

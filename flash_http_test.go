@@ -132,14 +132,20 @@ func TestFlashSIGINT(t *testing.T) {
 		}
 	}
 	cmd.Process.Signal(syscall.SIGINT)
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	var last string
+	for sc.Scan() {
+		last = sc.Text()
+	}
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("bty after SIGINT: %v, want exit 130", err)
+	}
+	// The result says it in plain words, and what the target holds.
+	res := lastResult(t, last)
+	if !strings.Contains(res.Error, "cancelled (interrupt signal received)") || !strings.Contains(res.Error, dev+" was left without a partition table") ||
+		strings.Contains(res.Error, "context canceled") || res.TargetState != "no_partition_table" || res.Written == 0 {
+		t.Errorf("result after SIGINT = %+v, want a plain cancel, the target left without a partition table, and the bytes written", res)
 	}
 	if head := readDev(t, dev, 1<<20); !bytes.Equal(head, make([]byte, 1<<20)) {
 		t.Errorf("first MiB after SIGINT: %s, want zero", firstDiff(head, make([]byte, 1<<20)))

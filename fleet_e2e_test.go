@@ -200,9 +200,10 @@ func TestFleet(t *testing.T) {
 			t.Errorf("machine %d status posts = %q, want one done", i, st)
 		}
 		// The console shows every quarter of the write, even for a flash
-		// quicker than the progress sampling.
-		if !regexp.MustCompile(`(?s)write 25%.*write 50%.*write 75%.*flash complete`).MatchString(results[i].stderr) {
-			t.Errorf("machine %d: the log lacks the write quarters:\n%s", i, results[i].stderr)
+		// quicker than the progress sampling, and what the digest was
+		// checked against.
+		if !regexp.MustCompile(`(?s)write 25%.*write 50%.*write 75%.*flash complete.*matches the plan's disk_image_sha`).MatchString(results[i].stderr) {
+			t.Errorf("machine %d: the log lacks the write quarters or the digest's source:\n%s", i, results[i].stderr)
 		}
 		if got := readDev(t, dev, len(img)); !bytes.Equal(got, img) {
 			t.Errorf("machine %d target %s: %s", i, dev, firstDiff(got, img))

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,10 +52,35 @@ func runBty(t *testing.T, args ...string) result {
 // runBtyEnv is runBty with variables added to the environment.
 func runBtyEnv(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return runCmd(t, env, nil, args...)
+}
+
+// runBtyStdin is runBty with a file as standard input, a pipe from cat.
+func runBtyStdin(t *testing.T, file string, args ...string) result {
+	t.Helper()
+	cat := exec.Command("cat", file)
+	out, err := cat.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := runCmd(t, nil, out, args...)
+	out.Close() // bty may stop reading early: cat then ends with EPIPE
+	cat.Wait()
+	return r
+}
+
+// runCmd runs the binary with env added and stdin (nil: none), and returns
+// its output and exit code.
+func runCmd(t *testing.T, env []string, stdin io.Reader, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, btyBin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

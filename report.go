@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"bty/catalog"
 	"bty/flash"
 	"bty/ui"
 )
@@ -53,25 +54,39 @@ type progressLine struct {
 	ETA         float64 `json:"eta_seconds"`
 }
 
-// resultLine is the last JSON line of a run.
+// resultLine is the last JSON line of a run. A failed run fills in what was
+// known when it stopped.
 type resultLine struct {
-	Type         string   `json:"type"` // "result"
-	OK           bool     `json:"ok"`
-	Image        string   `json:"image,omitempty"`
-	Target       string   `json:"target,omitempty"`
-	Format       string   `json:"format,omitempty"`
-	SHA256       string   `json:"sha256,omitempty"`
-	SourceBytes  int64    `json:"source_bytes,omitempty"`
-	ImageSize    int64    `json:"image_size,omitempty"`
-	Written      int64    `json:"bytes_written"`
-	Zeroed       int64    `json:"bytes_zeroed"`
-	Seconds      float64  `json:"seconds"`
-	MBps         float64  `json:"mb_per_s"`
-	Verified     bool     `json:"verified"`
-	GPTRelocated bool     `json:"gpt_relocated,omitempty"`
-	Warnings     []string `json:"warnings,omitempty"`
-	Error        string   `json:"error,omitempty"`
-	ExitCode     int      `json:"exit_code"`
+	Type           string   `json:"type"` // "result"
+	OK             bool     `json:"ok"`
+	Image          string   `json:"image,omitempty"`
+	Target         string   `json:"target,omitempty"`
+	Format         string   `json:"format,omitempty"`
+	SHA256         string   `json:"sha256,omitempty"`
+	SHA256Expected *string  `json:"sha256_expected"` // null: no digest to check against
+	SHA256Source   *string  `json:"sha256_source"`   // sidecar, catalog, flag, registry, plan; null
+	SourceBytes    int64    `json:"source_bytes,omitempty"`
+	ImageSize      int64    `json:"image_size,omitempty"`
+	Written        int64    `json:"bytes_written"`
+	Zeroed         int64    `json:"bytes_zeroed"`
+	Seconds        float64  `json:"seconds"`
+	MBps           float64  `json:"mb_per_s"`
+	Verified       bool     `json:"verified"`
+	GPTRelocated   bool     `json:"gpt_relocated,omitempty"`
+	TargetState    string   `json:"target_state,omitempty"` // untouched, no_partition_table, written
+	Warnings       []string `json:"warnings,omitempty"`
+	Error          string   `json:"error,omitempty"`
+	ExitCode       int      `json:"exit_code"`
+}
+
+// flashRun is what a headless flash knows so far, for its result: filled in as
+// it goes, so that a failure reports what was known when it stopped.
+type flashRun struct {
+	image, target string
+	targetKnown   bool                 // target is the resolved device or file
+	want          string               // the expected sha256, "" when none
+	wantFrom      catalog.DigestSource // where want comes from
+	res           *flash.Result        // once Flash returned, also on failure
 }
 
 func (r *report) emit(v any) {
@@ -111,6 +126,10 @@ func (r *report) endLine() {
 	}
 }
 
+// progressText is the terminal's progress line, in IEC units. The percentage
+// is of the image when its decoded size is known; otherwise (gzip, bzip2, a
+// pipe) the line shows the decoded bytes and, labelled as such, how much of
+// the source was read: never a percentage of one next to bytes of the other.
 func progressText(p flash.Progress) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-9s", p.Phase)
@@ -118,15 +137,18 @@ func progressText(p flash.Progress) string {
 	if p.Phase == flash.PhaseVerifying {
 		done = p.Verified
 	}
-	if f := p.Fraction(); f >= 0 {
-		fmt.Fprintf(&b, " %3.0f%%", f*100)
-	}
-	fmt.Fprintf(&b, "  %s", ui.Bytes(done))
-	if p.ImageSize > 0 {
-		fmt.Fprintf(&b, " / %s", ui.Bytes(p.ImageSize))
+	switch {
+	case p.ImageSize > 0:
+		fmt.Fprintf(&b, " %3.0f%%  %s / %s", min(1, float64(done)/float64(p.ImageSize))*100, ui.Bytes(done), ui.Bytes(p.ImageSize))
+	case p.Phase == flash.PhaseOpening:
+	default:
+		fmt.Fprintf(&b, "  %s", ui.Bytes(done))
 	}
 	if p.Rate > 0 {
 		fmt.Fprintf(&b, "  %s/s", ui.Bytes(int64(p.Rate)))
+	}
+	if p.ImageSize <= 0 && p.SourceTotal > 0 && p.Phase == flash.PhaseWriting {
+		fmt.Fprintf(&b, "  (source %.0f%% read)", min(1, float64(p.SourceBytes)/float64(p.SourceTotal))*100)
 	}
 	if p.ETA > 0 {
 		fmt.Fprintf(&b, "  ETA %s", p.ETA)
@@ -134,18 +156,43 @@ func progressText(p flash.Progress) string {
 	return b.String()
 }
 
-func (r *report) result(image, target string, res *flash.Result) {
-	secs := res.Duration.Seconds()
-	mbps := 0.0
-	if secs > 0 {
-		mbps = float64(res.ImageSize) / secs / 1e6
+// line is the JSON result of a run, ok or not.
+func (run *flashRun) line(err error, code int) resultLine {
+	l := resultLine{Type: "result", OK: err == nil, Image: run.image, ExitCode: code}
+	if run.targetKnown {
+		l.Target = run.target
 	}
+	if run.want != "" {
+		want, from := run.want, string(run.wantFrom)
+		l.SHA256Expected, l.SHA256Source = &want, &from
+	}
+	if err != nil {
+		l.Error = err.Error()
+		l.TargetState = string(flash.TargetUntouched)
+	}
+	res := run.res
+	if res == nil {
+		return l
+	}
+	secs := res.Duration.Seconds()
+	l.Format, l.SHA256, l.SourceBytes, l.ImageSize = string(res.Format), res.SHA256, res.SourceBytes, res.ImageSize
+	l.Written, l.Zeroed, l.Seconds = res.Written, res.Zeroed, round3(secs)
+	if done := res.ImageSize; secs > 0 {
+		if err != nil {
+			done = res.Written + res.Zeroed
+		}
+		l.MBps = round3(float64(done) / secs / 1e6)
+	}
+	l.Verified, l.GPTRelocated, l.TargetState, l.Warnings = res.Verified, res.GPTRelocated, string(res.Target), res.Warnings
+	return l
+}
+
+func (r *report) result(run *flashRun) {
 	if r.json {
-		r.emit(resultLine{Type: "result", OK: true, Image: image, Target: target, Format: string(res.Format), SHA256: res.SHA256,
-			SourceBytes: res.SourceBytes, ImageSize: res.ImageSize, Written: res.Written, Zeroed: res.Zeroed,
-			Seconds: round3(secs), MBps: round3(mbps), Verified: res.Verified, GPTRelocated: res.GPTRelocated, Warnings: res.Warnings})
+		r.emit(run.line(nil, exitOK))
 		return
 	}
+	res := run.res
 	r.endLine()
 	for _, w := range res.Warnings {
 		fmt.Fprintf(r.e.stderr, "bty: warning: %s\n", w)
@@ -154,14 +201,24 @@ func (r *report) result(image, target string, res *flash.Result) {
 	if res.Verified {
 		verified = ", read back and verified"
 	}
-	fmt.Fprintf(r.e.stdout, "bty: wrote %s (%s, %s) to %s in %s (%.0f MB/s): %s written, %s zeroed%s\nsha256 %s\n",
-		image, res.Format, ui.Bytes(res.ImageSize), target, res.Duration.Round(time.Millisecond), mbps,
-		ui.Bytes(res.Written), ui.Bytes(res.Zeroed), verified, res.SHA256)
+	rate := "-"
+	if secs := res.Duration.Seconds(); secs > 0 {
+		rate = ui.Bytes(int64(float64(res.ImageSize)/secs)) + "/s"
+	}
+	checked := "not checked: no expected digest is known (give --sha256, or put IMAGE.sha256 beside the image)"
+	if run.want != "" {
+		checked = run.wantFrom.Matches()
+	}
+	fmt.Fprintf(r.e.stdout, "bty: wrote %s (%s, %s) to %s in %s (%s): %s written, %s zeroed%s\nsha256 %s: %s\n",
+		run.image, res.Format, ui.Bytes(res.ImageSize), run.target, res.Duration.Round(time.Millisecond), rate,
+		ui.Bytes(res.Written), ui.Bytes(res.Zeroed), verified, res.SHA256, checked)
 }
 
-func (r *report) fail(err error, code int) {
+// fail reports a failed run: as the JSON result, or on a terminal by ending
+// the progress line (main prints the error).
+func (r *report) fail(run *flashRun, err error, code int) {
 	if r.json {
-		r.emit(resultLine{Type: "result", OK: false, Error: err.Error(), ExitCode: code})
+		r.emit(run.line(err, code))
 		return
 	}
 	r.endLine()

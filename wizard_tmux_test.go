@@ -144,7 +144,7 @@ func TestDemoTmux(t *testing.T) {
 	p.keys("Enter")
 	p.waitFor("Flash it? [y/N]")
 	p.keys("y")
-	s = p.waitFor("Done: demo-disk.img.xz is on", "matches the expected digest")
+	s = p.waitFor("Done: demo-disk.img.xz is on", "matches the .sha256 sidecar")
 	p.shot("done", s)
 	if strings.Contains(s, "reboot") {
 		t.Errorf("the demo offers a reboot:\n%s", s)

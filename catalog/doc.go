@@ -11,7 +11,8 @@
 // one row per canonical ref, the image root first. Resolve turns an IMG argument
 // into a Resolved image: a row found by name, else an oras:// reference (the
 // manifest is resolved at once, the disk-image layer chosen, its digest made
-// the expected one), an http(s) URL, or a local path.
+// the expected one), an http(s) URL, a local path, or "-" (standard input,
+// read once). Resolved.SHA256From says where the expected digest came from.
 //
 // Server is bty serve: it lists an image directory as a catalog whose src
 // points back at itself, with digests computed once per file version, and

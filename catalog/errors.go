@@ -17,6 +17,10 @@ var (
 	ErrChanged = errors.New("source changed while downloading")
 )
 
+// ErrNotImage: IMG names something that cannot hold an image (a directory, a
+// URL of a scheme bty does not read). Maps to exit code 2.
+var ErrNotImage = errors.New("not an image")
+
 // sourceError is a source failure; Permanent tells the flash engine whether a
 // retry could help.
 type sourceError struct {

@@ -21,12 +21,50 @@ type Source interface {
 
 // Resolved is an IMG argument turned into something to flash.
 type Resolved struct {
-	Name   string // display name (catalog entry name or file name)
-	Source Source
-	SHA256 string // expected digest of the source bytes, "" when unknown
-	Format string // format hint from the catalog, "" when none
-	Size   int64  // expected size of the source bytes, 0 when unknown
-	Ref    string // canonical ref of the image, "" for a local path given directly
+	Name       string // display name (catalog entry name or file name)
+	Source     Source
+	SHA256     string       // expected digest of the source bytes, "" when unknown
+	SHA256From DigestSource // where SHA256 comes from, "" when it is unknown
+	Format     string       // format hint from the catalog, "" when none
+	Size       int64        // expected size of the source bytes, 0 when unknown
+	Ref        string       // canonical ref of the image, "" for a local path given directly
+}
+
+// DigestSource says where an expected digest came from; the values are the
+// "sha256_source" of bty's --json result.
+type DigestSource string
+
+const (
+	DigestSidecar  DigestSource = "sidecar"  // IMG.sha256 beside a local image
+	DigestCatalog  DigestSource = "catalog"  // the catalog entry's sha256
+	DigestRegistry DigestSource = "registry" // the oras:// layer's digest
+	DigestFlag     DigestSource = "flag"     // --sha256 on the command line
+	DigestPlan     DigestSource = "plan"     // a server's flash plan (disk_image_sha)
+)
+
+// Matches says that a digest matched, and which: "matches the catalog's sha256".
+func (d DigestSource) Matches() string {
+	switch d {
+	case DigestSidecar:
+		return "matches the .sha256 sidecar"
+	case DigestCatalog:
+		return "matches the catalog's sha256"
+	case DigestRegistry:
+		return "matches the registry's layer digest"
+	case DigestFlag:
+		return "matches --sha256"
+	case DigestPlan:
+		return "matches the plan's disk_image_sha"
+	}
+	return "matches the expected digest"
+}
+
+// from is d when a digest is known, else "".
+func (d DigestSource) from(sha256 string) DigestSource {
+	if sha256 == "" {
+		return ""
+	}
+	return d
 }
 
 // Resolver finds images by name in the image root and catalogs, and turns
@@ -46,6 +84,8 @@ type Resolver struct {
 	Registry Registry
 	// Timeout bounds loading one catalog; zero means 20 s.
 	Timeout time.Duration
+	// Stdin is what IMG "-" reads; nil means os.Stdin.
+	Stdin io.Reader
 
 	mu      sync.Mutex
 	entries []Entry // merged rows, once loaded
@@ -103,11 +143,14 @@ func (r *Resolver) Images(ctx context.Context) ([]Entry, error) {
 	return r.entries, nil
 }
 
-// Resolve turns IMG into a Resolved image. A name (no "/" and no "://") is
-// looked up in the image root, then the catalogs in order; otherwise, or when
-// no row has that name, IMG is an oras:// reference, an http(s):// URL, or a
-// local path.
+// Resolve turns IMG into a Resolved image. "-" is standard input. A name (no
+// "/" and no "://") is looked up in the image root, then the catalogs in
+// order; otherwise, or when no row has that name, IMG is an oras://
+// reference, an http(s):// URL, or a local path.
 func (r *Resolver) Resolve(ctx context.Context, spec string) (Resolved, error) {
+	if spec == "-" {
+		return Resolved{Name: StdinName, Source: &StdinSource{R: r.Stdin}}, nil
+	}
 	isName := !strings.Contains(spec, "/") && !strings.Contains(spec, "://")
 	if isName && (r.ImageRoot != "" || len(r.Catalogs) > 0) {
 		entries, err := r.Images(ctx)
@@ -131,7 +174,7 @@ func (r *Resolver) Resolve(ctx context.Context, spec string) (Resolved, error) {
 		}
 		return Resolved{Name: spec, Source: &HTTPSource{URL: spec, Client: r.client()}, Ref: ref}, nil
 	case strings.Contains(spec, "://"):
-		return Resolved{}, fmt.Errorf("%s: unsupported scheme: use a local path, an http(s):// URL or an oras:// reference", spec)
+		return Resolved{}, fmt.Errorf("%s: unsupported scheme, %w: use a local path, an http(s):// URL or an oras:// reference", spec, ErrNotImage)
 	}
 	return resolveFile(spec, spec)
 }
@@ -154,7 +197,7 @@ func (r *Resolver) Open(ctx context.Context, e Entry) (Resolved, error) {
 	case strings.EqualFold(scheme, "oras"):
 		return r.resolveOras(ctx, e.Src, e.Name, e.SHA256)
 	case strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https"):
-		return Resolved{Name: e.Name, Source: &HTTPSource{URL: e.Src, Client: r.client()}, SHA256: e.SHA256, Format: e.Format, Size: e.Size, Ref: e.Ref}, nil
+		return Resolved{Name: e.Name, Source: &HTTPSource{URL: e.Src, Client: r.client()}, SHA256: e.SHA256, SHA256From: DigestCatalog.from(e.SHA256), Format: e.Format, Size: e.Size, Ref: e.Ref}, nil
 	case filepath.IsAbs(e.Src):
 		res, err := resolveFile(e.Src, e.Name)
 		res.Format, res.Ref = e.Format, e.Ref
@@ -176,7 +219,13 @@ func (r *Resolver) resolveOras(ctx context.Context, src, name, catalogSHA string
 	if name == src && s.Title() != "" {
 		name = s.Title()
 	}
-	return Resolved{Name: name, Source: s, SHA256: s.Digest(), Format: formatFromName(s.Title()), Size: s.Size(), Ref: hashString(s.Ref())}, nil
+	// Both digests are the same; the catalog's is named, as it is the one
+	// someone chose to pin.
+	from := DigestRegistry
+	if catalogSHA != "" {
+		from = DigestCatalog
+	}
+	return Resolved{Name: name, Source: s, SHA256: s.Digest(), SHA256From: from, Format: formatFromName(s.Title()), Size: s.Size(), Ref: hashString(s.Ref())}, nil
 }
 
 // resolveFile resolves a local image file; name is its display name.
@@ -186,13 +235,13 @@ func resolveFile(path, name string) (Resolved, error) {
 		return Resolved{}, &sourceError{err: fileErr(path, err), permanent: true}
 	}
 	if fi.IsDir() {
-		return Resolved{}, fmt.Errorf("%s is a directory: name an image file", path)
+		return Resolved{}, fmt.Errorf("%s is a directory, %w: name an image file in it", path, ErrNotImage)
 	}
 	sum, err := readSidecar(path + ".sha256")
 	if err != nil {
 		return Resolved{}, err
 	}
-	return Resolved{Name: name, Source: FileSource{Path: path}, SHA256: sum}, nil
+	return Resolved{Name: name, Source: FileSource{Path: path}, SHA256: sum, SHA256From: DigestSidecar.from(sum)}, nil
 }
 
 // readSidecar reads a sha256 sidecar: its first token must be 64 hex digits. A

@@ -2,13 +2,16 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -26,6 +29,7 @@ type HTTPSource struct {
 
 	mu        sync.Mutex
 	validator string // ETag, else Last-Modified, of the first response
+	answered  bool   // the server has answered once
 }
 
 // NewHTTPClient returns a client with connect, TLS and response-header timeouts
@@ -68,8 +72,11 @@ func (s *HTTPSource) Open(ctx context.Context, off int64) (io.ReadCloser, int64,
 	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
-		return nil, -1, &sourceError{err: fmt.Errorf("GET %s: %w", s.URL, err)}
+		return nil, -1, s.doErr(err)
 	}
+	s.mu.Lock()
+	s.answered = true
+	s.mu.Unlock()
 	body, size, err := s.check(resp, off, validator)
 	if err != nil {
 		resp.Body.Close()
@@ -77,6 +84,25 @@ func (s *HTTPSource) Open(ctx context.Context, off int64) (io.ReadCloser, int64,
 		return nil, -1, err
 	}
 	return newStallReader(body, cancel, s.stall()), size, nil
+}
+
+// doErr is a request that got no response. The URL is named once (the
+// client's error repeats it). A server that refuses the connection, or a host
+// name that does not resolve, before the server ever answered is a mistake in
+// the URL or a server that is down: retrying for seconds would only delay the
+// message. Once it has answered, the same errors are a restart or a network
+// blip, and the flash resumes after them.
+func (s *HTTPSource) doErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	s.mu.Lock()
+	answered := s.answered
+	s.mu.Unlock()
+	var dns *net.DNSError
+	refused := errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dns) && dns.IsNotFound
+	return &sourceError{err: netErr("GET "+s.URL, err), permanent: refused && !answered}
 }
 
 func (s *HTTPSource) stall() time.Duration {

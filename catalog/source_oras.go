@@ -83,7 +83,10 @@ func (s *OrasSource) Open(ctx context.Context, off int64) (io.ReadCloser, int64,
 	ctx, cancel := context.WithCancel(ctx)
 	rc, err := s.repo.Blobs().Fetch(ctx, s.layer)
 	if err != nil {
-		cancel()
+		defer cancel()
+		if lerr := s.lengthErr(ctx); lerr != nil {
+			return nil, -1, lerr
+		}
 		return nil, -1, s.err("fetch layer "+s.layer.Digest.String(), err)
 	}
 	if off > 0 {
@@ -100,6 +103,19 @@ func (s *OrasSource) Open(ctx context.Context, off int64) (io.ReadCloser, int64,
 		}
 	}
 	return newStallReader(rc, cancel, s.stall), s.layer.Size, nil
+}
+
+// lengthErr asks the registry for the layer's length after a failed fetch
+// (oras-go refuses a Content-Length other than the descriptor's, in words
+// only): a layer stored with another length than its descriptor names holds
+// other bytes than it names, an integrity failure like a digest mismatch, and
+// no retry can mend it. Nil when the lengths agree or the registry does not say.
+func (s *OrasSource) lengthErr(ctx context.Context) error {
+	d, err := s.repo.Blobs().Resolve(ctx, s.layer.Digest.String())
+	if err != nil || d.Size == s.layer.Size {
+		return nil
+	}
+	return &sourceError{err: fmt.Errorf("%s: layer %s is %d bytes in the registry but %d in its manifest: %w: the registry holds other bytes than it names", s.ref, s.layer.Digest, d.Size, s.layer.Size, ErrIntegrity), permanent: true}
 }
 
 func (s *OrasSource) err(op string, err error) error {

@@ -105,7 +105,7 @@ func TestOras(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Resolve(%s) = %v", src, err)
 	}
-	if res.SHA256 != sha(img) || res.Size != int64(len(img)) || res.Name != "debian-13.img.gz" || res.Format != FormatGzip || res.Source.Name() != "debian-13.img.gz" {
+	if res.SHA256 != sha(img) || res.SHA256From != DigestRegistry || res.Size != int64(len(img)) || res.Name != "debian-13.img.gz" || res.Format != FormatGzip || res.Source.Name() != "debian-13.img.gz" {
 		t.Errorf("Resolve(%s) = %+v, want the image layer (sha256 %s, %d bytes, debian-13.img.gz)", src, res, sha(img), len(img))
 	}
 	for _, off := range []int64{0, 1, 1 << 20, int64(len(img)) - 1, int64(len(img))} {
@@ -190,7 +190,7 @@ func TestOras(t *testing.T) {
 		)
 		r := &Resolver{Catalogs: []string{"oras://" + reg.Host + "/bty/catalog:v1"}}
 		res, err := r.Resolve(ctx, "debian")
-		if err != nil || res.SHA256 != sha(img) || res.Name != "debian" {
+		if err != nil || res.SHA256 != sha(img) || res.SHA256From != DigestCatalog || res.Name != "debian" {
 			t.Errorf("Resolve(debian) via an oras catalog = %+v, %v, want the image layer", res, err)
 		}
 		if _, err := r.Resolve(ctx, "wrong"); !errors.Is(err, ErrIntegrity) {

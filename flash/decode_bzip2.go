@@ -25,4 +25,5 @@ func isBzHeader(h []byte) bool {
 	return len(h) >= 4 && hasPrefix(h, "BZh") && h[3] >= '1' && h[3] <= '9'
 }
 
-func unknownSize(context.Context, []byte, io.ReaderAt, int64) int64 { return -1 }
+// unknownSize is the size of a container that does not record it (bzip2).
+func unknownSize(context.Context, []byte, io.ReaderAt, int64) (int64, bool) { return -1, false }

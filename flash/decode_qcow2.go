@@ -32,11 +32,11 @@ var qcow2Prober = prober{
 	format:   Qcow2,
 	match:    func(h []byte) bool { return hasPrefix(h, "QFI\xfb") },
 	suffixes: []string{".qcow2", ".qcow"},
-	size: func(_ context.Context, head []byte, _ io.ReaderAt, _ int64) int64 {
+	size: func(_ context.Context, head []byte, _ io.ReaderAt, _ int64) (int64, bool) {
 		if len(head) < 32 {
-			return -1
+			return -1, false
 		}
-		return int64(binary.BigEndian.Uint64(head[24:32]))
+		return int64(binary.BigEndian.Uint64(head[24:32])), true
 	},
 }
 

@@ -24,16 +24,16 @@ var xzProber = prober{
 	// MiB for -9): ReaderConfig.DictCap is a minimum that is allocated up
 	// front, so it stays at the default.
 	decode: func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) },
-	size: func(_ context.Context, _ []byte, ra io.ReaderAt, srcSize int64) int64 {
+	size: func(_ context.Context, _ []byte, ra io.ReaderAt, srcSize int64) (int64, bool) {
 		blocks, ok := xzIndex(ra, srcSize)
 		if !ok {
-			return -1
+			return -1, false
 		}
 		var total int64
 		for _, b := range blocks {
 			total += b.size
 		}
-		return total
+		return total, true
 	},
 }
 

@@ -31,7 +31,21 @@ func isZstdSkippable(h []byte) bool {
 	return len(h) >= 4 && h[0]&0xf0 == 0x50 && h[1] == 0x2a && h[2] == 0x4d && h[3] == 0x18
 }
 
-func zstdSize(_ context.Context, head []byte, _ io.ReaderAt, _ int64) int64 {
+// zstdSize is the first data frame's Frame_Content_Size. zstd writes one
+// frame whatever the thread count, so that is the image's size; a stream that
+// starts with a skippable frame comes from pzstd or a seekable writer, which
+// write a frame per chunk, and there it is only a lower bound. (Several plain
+// frames, cat a.zst b.zst, read as exact and are not: the size shown is then
+// low, and the refusal of a too-small target, which needs only a lower bound,
+// still right.)
+func zstdSize(_ context.Context, head []byte, _ io.ReaderAt, _ int64) (int64, bool) {
+	n := zstdFrameSize(head)
+	return n, n >= 0 && !isZstdSkippable(head)
+}
+
+// zstdFrameSize reads Frame_Content_Size from the first data frame's header,
+// after any skippable frames; -1 when it is not recorded.
+func zstdFrameSize(head []byte) int64 {
 	for isZstdSkippable(head) && len(head) >= 8 {
 		skip := 8 + int64(binary.LittleEndian.Uint32(head[4:8]))
 		if skip >= int64(len(head)) {

@@ -17,6 +17,14 @@
 // no partition table. Finish: fdatasync, BLKRRPART, the backup GPT moved to the end
 // of a larger disk, and with Options.Verify a read-back of every written range.
 //
+// Before the target is opened, the decoded size is read where the container
+// records it (Inspect tells it to callers, on the same probers): exact for
+// raw, qcow2, xz and zstd, a lower bound for gzip's trailer; either refuses a
+// device that is too small while it is untouched. An overrun found only while
+// writing (bzip2, a pipe) fills the device to its end and says so. A failed
+// Flash returns a partial Result: what was read, written and zeroed, and what
+// the target holds now.
+//
 // flash imports no other package of this module: sources are anything that
 // satisfies Source.
 package flash

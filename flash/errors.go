@@ -1,6 +1,7 @@
 package flash
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -29,6 +30,38 @@ var (
 	ErrTargetInUse    = fmt.Errorf("%w: target is in use (mounted, held, or opened exclusively by another program)", ErrRefused)
 	ErrTargetIsSource = fmt.Errorf("%w: target is the image file itself", ErrRefused)
 )
+
+// OverrunError: the decoded image went on past the end of the target device,
+// found only while writing because its size could not be known before (a gzip
+// or bzip2 stream, a pipe). The target was written up to its end. It is in the
+// ErrRefused category, and says plainly that the target was written.
+type OverrunError struct {
+	Target     string
+	TargetSize int64 // bytes
+	AtLeast    int64 // the image holds at least this many bytes
+}
+
+func (e *OverrunError) Error() string {
+	return fmt.Sprintf("the target is too small: %s was written up to its end (%d bytes of an image of at least %d)", e.Target, e.TargetSize, e.AtLeast)
+}
+
+func (e *OverrunError) Unwrap() error { return ErrRefused }
+
+// CancelError is a flash cancelled through its context, in plain words:
+// "cancelled (interrupt signal received)", never "context canceled". It is
+// context.Canceled for errors.Is, so callers still map it to their exit.
+type CancelError struct {
+	Cause error // context.Cause of the cancelled context; nil or context.Canceled says no more
+}
+
+func (e *CancelError) Error() string {
+	if e.Cause == nil || e.Cause == context.Canceled {
+		return "cancelled"
+	}
+	return "cancelled (" + e.Cause.Error() + ")"
+}
+
+func (e *CancelError) Unwrap() error { return context.Canceled }
 
 // Side says which end of the pipeline failed.
 type Side string

@@ -25,8 +25,9 @@ type Options struct {
 	FormatHint string
 	// Verify reads every written range back and compares it.
 	Verify bool
-	// Progress, if set, is called from another goroutine at most every
-	// ProgressInterval (zero: 200 ms) and at each phase change.
+	// Progress, if set, is called at most every ProgressInterval (zero: 200
+	// ms), from another goroutine, and at the start (PhaseOpening) and each
+	// phase change.
 	Progress         func(Progress)
 	ProgressInterval time.Duration
 	// Retry is the resume policy for sources that break mid-stream.
@@ -35,26 +36,63 @@ type Options struct {
 	Blocks int
 }
 
-// Result describes a finished flash.
+// Result describes a flash. Flash returns one also when it fails, with what
+// was known when it stopped: the format, the bytes read, written and zeroed,
+// the time taken, the digest of the source when it was read to its end, and
+// what the target holds now.
 type Result struct {
 	Format       Format // from the magic bytes
 	FormatHint   Format // from the name or catalog, "" when none
-	SHA256       string // of the source bytes as delivered
-	SourceBytes  int64  // length of the source bytes
-	ImageSize    int64  // decoded image size
+	SHA256       string // of the source bytes as delivered; "" if not read to the end
+	SourceBytes  int64  // length of the source bytes (read so far, on failure)
+	ImageSize    int64  // decoded image size; 0 when unknown
 	Written      int64  // bytes written
 	Zeroed       int64  // bytes zeroed without writing data (punched, BLKZEROOUT, holes)
 	Duration     time.Duration
-	Verified     bool     // read back and compared
-	GPTRelocated bool     // the backup GPT was moved to the end of the disk
-	Retries      int      // times the source was reopened after a failure
-	Warnings     []string // format disagreement, busy partition table re-read
+	Verified     bool        // read back and compared
+	GPTRelocated bool        // the backup GPT was moved to the end of the disk
+	Retries      int         // times the source was reopened after a failure
+	Warnings     []string    // format disagreement, busy partition table re-read
+	Target       TargetState // what the target holds now
+}
+
+// TargetState is what a target holds when Flash returns.
+type TargetState string
+
+const (
+	// TargetUntouched: nothing was written (refused or failed before writing).
+	TargetUntouched TargetState = "untouched"
+	// TargetNoPartitionTable: the target was wiped or written in part, and its
+	// first MiB is zero: it cannot boot until it is flashed again.
+	TargetNoPartitionTable TargetState = "no_partition_table"
+	// TargetWritten: the whole image, first MiB included, is on the target
+	// (the flash may still fail after that, e.g. the read-back).
+	TargetWritten TargetState = "written"
+)
+
+// TargetNote says in words what the target at path holds after a failed
+// Flash that returned r (nil: Flash did not run), to end its message with.
+func (r *Result) TargetNote(path string) string {
+	state := TargetUntouched
+	if r != nil {
+		state = r.Target
+	}
+	switch state {
+	case TargetUntouched:
+		return path + " is untouched"
+	case TargetNoPartitionTable:
+		return fmt.Sprintf("%s was left without a partition table (%d bytes written, %d zeroed): it will not boot until it is flashed again",
+			path, r.Written, r.Zeroed)
+	}
+	return path + " holds the whole image, but the flash did not complete: flash it again"
 }
 
 // Flash writes the image from src to the block device or regular file at
-// target, in the crash-safe order described in the package comment.
+// target, in the crash-safe order described in the package comment. It always
+// returns a Result, partial when err is not nil.
 func Flash(ctx context.Context, src Source, target string, opt Options) (res *Result, err error) {
 	start := time.Now()
+	res = &Result{Target: TargetUntouched}
 	rr := newResumeReader(ctx, src, opt.Size, opt.SHA256, opt.Retry)
 	defer rr.Close()
 	var w atomic.Pointer[writer]
@@ -69,6 +107,22 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 		return p
 	})
 	defer rep.close()
+	defer func() {
+		if err == nil {
+			return
+		}
+		var ce *CancelError
+		if errors.Is(err, context.Canceled) && !errors.As(err, &ce) {
+			err = &CancelError{Cause: context.Cause(ctx)}
+		}
+		// What is known of a flash that failed.
+		res.SourceBytes = rr.count.Load()
+		res.SHA256 = rr.delivered()
+		if wr := w.Load(); wr != nil {
+			res.Written, res.Zeroed = wr.written.Load(), wr.zeroed.Load()
+		}
+		res.Duration = time.Since(start)
+	}()
 
 	// Open the source and decide the format before touching the target, so a
 	// missing, corrupt or tar source leaves the target as it was. The source is
@@ -79,21 +133,20 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	br := bufio.NewReaderSize(pf, 64<<10)
 	head, err := br.Peek(sniffLen)
 	if err != nil && err != io.EOF {
-		return nil, classify(ctx, rr, err, "")
+		return res, classify(ctx, rr, err, "")
 	}
 	if len(head) == 0 {
 		if err := rr.failed(); err != nil {
-			return nil, err
+			return res, err
 		}
-		return nil, fmt.Errorf("%w: %s is empty", ErrIntegrity, src.Name())
+		return res, errEmpty(src)
 	}
-	p := probeOf(head)
-	res = &Result{Format: p.format, FormatHint: hintOf(opt.FormatHint, src.Name())}
+	p, info := inspect(ctx, src, head, rr.size, opt.FormatHint)
+	res.Format, res.FormatHint = info.Format, info.FormatHint
 	if res.FormatHint != "" && res.FormatHint != res.Format {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: the bytes are %s but the name says %s; writing it as %s", src.Name(), res.Format, res.FormatHint, res.Format))
 	}
 	ra := sourceReaderAt{ctx: ctx, src: src}
-	size := p.size(ctx, head, ra, rr.size)
 
 	var q *qcow2Image
 	var blocks []xzBlock // set when xz blocks are decoded in parallel
@@ -103,13 +156,13 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	switch {
 	case p.format == Qcow2:
 		if q, err = parseQcow2(ra, rr.size); err != nil {
-			return nil, classify(ctx, rr, err, p.format)
+			return res, classify(ctx, rr, err, p.format)
 		}
-		size = q.VirtualSize
+		info.ImageSize, info.Exact = q.VirtualSize, true
 	case p.format == Bzip2 && multiCore():
 		bz = newBzScanner(br)
 		if dhead, err = bz.head(); err != nil {
-			return nil, classify(ctx, rr, err, p.format)
+			return res, classify(ctx, rr, err, p.format)
 		}
 	default:
 		if p.format == Xz {
@@ -126,34 +179,41 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 		if p.decode != nil {
 			r, err := p.decode(in)
 			if err != nil {
-				return nil, classify(ctx, rr, err, p.format)
+				return res, classify(ctx, rr, err, p.format)
 			}
 			dec = bufio.NewReaderSize(r, 64<<10)
 		}
 		if dhead, err = dec.Peek(sniffLen); err != nil && err != io.EOF && blocks == nil {
-			return nil, classify(ctx, rr, err, p.format)
+			return res, classify(ctx, rr, err, p.format)
 		}
 	}
 	if isTar(dhead) {
-		return nil, fmt.Errorf("%w (%s)", ErrTarball, src.Name())
+		return res, fmt.Errorf("%w (%s)", ErrTarball, src.Name())
+	}
+	size := int64(-1) // the decoded size, when it is known exactly
+	if info.Exact {
+		size = info.ImageSize
+		res.ImageSize = size
 	}
 	imageSize.Store(size)
 
 	t, err := openTarget(target)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	defer t.close()
 	if t.sameFile(src.Name()) {
-		return nil, fmt.Errorf("%w: %s", ErrTargetIsSource, target)
+		return res, fmt.Errorf("%w: %s", ErrTargetIsSource, target)
 	}
-	if t.isDev && size > t.size {
-		return nil, fmt.Errorf("%w: the image is %d bytes, %s has %d", ErrTooLarge, size, target, t.size)
+	// A lower bound is enough to know that the target is too small.
+	if t.isDev && info.ImageSize > t.size {
+		return res, fmt.Errorf("%w: %s, %s has %d", ErrTooLarge, info.sizeText(), target, t.size)
 	}
 
 	rep.setPhase(PhaseWriting)
+	res.Target = TargetNoPartitionTable
 	if err := t.prepare(); err != nil {
-		return nil, err
+		return res, err
 	}
 	buffers := opt.Blocks
 	if buffers <= 0 {
@@ -183,31 +243,31 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	derr := wr.drain()
 	switch {
 	case ctx.Err() != nil:
-		return nil, ctx.Err()
+		return res, ctx.Err()
 	case derr != nil:
-		return nil, derr
+		return res, derr
 	case err != nil:
-		return nil, classify(ctx, rr, err, p.format)
+		return res, classify(ctx, rr, err, p.format)
 	}
 	if err := rr.failed(); err != nil {
-		return nil, err
+		return res, err
 	}
 
 	// The image is on the target but for its first MiB, and the source checked
 	// out. Finish in an order that keeps the target unbootable until the end.
-	rep.setPhase(PhaseFinishing)
 	res.ImageSize = wr.end
-	imageSize.Store(wr.end)
+	imageSize.Store(wr.end) // known now, whatever the container said
+	rep.setPhase(PhaseFinishing)
 	if err := t.finishSize(wr.end); err != nil {
-		return nil, err
+		return res, err
 	}
 	if err := wr.writePieces(); err != nil {
-		return nil, err
+		return res, err
 	}
 	if t.isDev && t.size > wr.end {
 		if backup, off, ok := relocateGPT(wr.head, t.align, t.size); ok {
 			if err := t.writeAt(backup, off); err != nil {
-				return nil, err
+				return res, err
 			}
 			res.GPTRelocated = true
 		}
@@ -216,13 +276,14 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	// is written: a device may write its cache back in any order, and a power
 	// cut must not leave a partition table over missing data.
 	if err := t.sync(); err != nil {
-		return nil, err
+		return res, err
 	}
 	if err := wr.writeHead(); err != nil {
-		return nil, err
+		return res, err
 	}
+	res.Target = TargetWritten
 	if err := t.sync(); err != nil {
-		return nil, err
+		return res, err
 	}
 	if err := t.rereadPartitions(); err != nil {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%v: the kernel still shows the old partitions until they are closed or the machine reboots", err))
@@ -230,7 +291,7 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	if opt.Verify {
 		rep.setPhase(PhaseVerifying)
 		if err := wr.readBack(func(n int64) { verified.Add(n) }); err != nil {
-			return nil, err
+			return res, err
 		}
 		res.Verified = true
 	}

@@ -28,9 +28,10 @@ type prober struct {
 	suffixes []string // name suffixes that hint at this format, lower-case
 	// decode wraps the stream; nil for raw and qcow2 (qcow2 is not a stream).
 	decode func(r io.Reader) (io.Reader, error)
-	// size returns the decoded size read from the container, or -1. ra reads the
-	// source at random offsets; srcSize is the source size (-1 unknown).
-	size func(ctx context.Context, head []byte, ra io.ReaderAt, srcSize int64) int64
+	// size returns the decoded size read from the container, or -1; exact is
+	// false when n is only a lower bound. ra reads the source at random
+	// offsets; srcSize is the source size (-1 unknown).
+	size func(ctx context.Context, head []byte, ra io.ReaderAt, srcSize int64) (n int64, exact bool)
 }
 
 // probers in the order they are tried; raw matches everything and comes last.
@@ -73,8 +74,8 @@ var rawProber = prober{
 	format:   Raw,
 	match:    func([]byte) bool { return true },
 	suffixes: []string{".img", ".raw", ".iso", ".bin"},
-	size: func(_ context.Context, _ []byte, _ io.ReaderAt, srcSize int64) int64 {
-		return srcSize
+	size: func(_ context.Context, _ []byte, _ io.ReaderAt, srcSize int64) (int64, bool) {
+		return srcSize, srcSize >= 0
 	},
 }
 

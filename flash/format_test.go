@@ -89,8 +89,8 @@ func TestXzSize(t *testing.T) {
 		{"truncated", one[:len(one)-3], -1},
 		{"garbage", bytes.Repeat([]byte{7}, 100), -1},
 	} {
-		if got := xzProber.size(context.Background(), tc.b, bytes.NewReader(tc.b), int64(len(tc.b))); got != tc.want {
-			t.Errorf("xzSize(%s) = %d, want %d", tc.name, got, tc.want)
+		if got, exact := xzProber.size(context.Background(), tc.b, bytes.NewReader(tc.b), int64(len(tc.b))); got != tc.want || exact != (tc.want >= 0) {
+			t.Errorf("xzSize(%s) = %d exact %v, want %d exact %v", tc.name, got, exact, tc.want, tc.want >= 0)
 		}
 	}
 	if _, err := exec.LookPath("xz"); err == nil {
@@ -102,7 +102,7 @@ func TestXzSize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := xzProber.size(context.Background(), out, bytes.NewReader(out), int64(len(out))); got != int64(len(data)) {
+		if got, _ := xzProber.size(context.Background(), out, bytes.NewReader(out), int64(len(out))); got != int64(len(data)) {
 			t.Errorf("xzSize(xz -T2 multi-block) = %d, want %d", got, len(data))
 		}
 	}
@@ -110,21 +110,23 @@ func TestXzSize(t *testing.T) {
 
 func TestZstdSize(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		head string
-		want int64
+		name  string
+		head  string
+		want  int64
+		exact bool
 	}{
-		{"single segment, 1-byte size", "\x28\xb5\x2f\xfd\x20\x64", 100},
-		{"2-byte size is offset by 256", "\x28\xb5\x2f\xfd\x60\x00\x01", 512},
-		{"4-byte size after window byte", "\x28\xb5\x2f\xfd\x80\x58\x00\x00\x10\x00", 1 << 20},
-		{"8-byte size", "\x28\xb5\x2f\xfd\xc0\x58\x00\x00\x00\x80\x00\x00\x00\x00", 1 << 31},
-		{"1-byte dictionary id then size", "\x28\xb5\x2f\xfd\x21\x07\x64", 100},
-		{"no size recorded", "\x28\xb5\x2f\xfd\x04\x00", -1},
-		{"skippable frame first", "\x50\x2a\x4d\x18\x03\x00\x00\x00abc\x28\xb5\x2f\xfd\x20\x64", 100},
-		{"cut short", "\x28\xb5\x2f\xfd\x80\x58\x00", -1},
+		{"single segment, 1-byte size", "\x28\xb5\x2f\xfd\x20\x64", 100, true},
+		{"2-byte size is offset by 256", "\x28\xb5\x2f\xfd\x60\x00\x01", 512, true},
+		{"4-byte size after window byte", "\x28\xb5\x2f\xfd\x80\x58\x00\x00\x10\x00", 1 << 20, true},
+		{"8-byte size", "\x28\xb5\x2f\xfd\xc0\x58\x00\x00\x00\x80\x00\x00\x00\x00", 1 << 31, true},
+		{"1-byte dictionary id then size", "\x28\xb5\x2f\xfd\x21\x07\x64", 100, true},
+		{"no size recorded", "\x28\xb5\x2f\xfd\x04\x00", -1, false},
+		// pzstd: a frame per chunk, so the first frame's size is a lower bound.
+		{"skippable frame first", "\x50\x2a\x4d\x18\x03\x00\x00\x00abc\x28\xb5\x2f\xfd\x20\x64", 100, false},
+		{"cut short", "\x28\xb5\x2f\xfd\x80\x58\x00", -1, false},
 	} {
-		if got := zstdSize(context.Background(), []byte(tc.head), nil, -1); got != tc.want {
-			t.Errorf("zstdSize(%s) = %d, want %d", tc.name, got, tc.want)
+		if got, exact := zstdSize(context.Background(), []byte(tc.head), nil, -1); got != tc.want || exact != tc.exact {
+			t.Errorf("zstdSize(%s) = %d exact %v, want %d exact %v", tc.name, got, exact, tc.want, tc.exact)
 		}
 	}
 	if _, err := exec.LookPath("zstd"); err == nil {
@@ -137,8 +139,8 @@ func TestZstdSize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := zstdSize(context.Background(), out, nil, -1); got != 5<<20+3 {
-			t.Errorf("zstdSize(zstd -c of %d bytes) = %d", 5<<20+3, got)
+		if got, exact := zstdSize(context.Background(), out, nil, -1); got != 5<<20+3 || !exact {
+			t.Errorf("zstdSize(zstd -c of %d bytes) = %d exact %v, want exact", 5<<20+3, got, exact)
 		}
 	}
 }

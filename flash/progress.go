@@ -46,7 +46,7 @@ func (p Progress) Fraction() float64 {
 }
 
 // reporter samples the pipeline's counters and calls the callback at most every
-// interval, plus once at each phase change.
+// interval, plus once at the start and at each phase change.
 type reporter struct {
 	fn       func(Progress)
 	interval time.Duration
@@ -67,6 +67,7 @@ func newReporter(fn func(Progress), interval time.Duration, sample func() Progre
 		close(r.done)
 		return r
 	}
+	r.emit() // the opening phase, however quickly it passes
 	go r.loop()
 	return r
 }

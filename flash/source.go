@@ -65,8 +65,9 @@ type resumeReader struct {
 	h       hash.Hash
 	check   *checker     // set when a scout hashes the source (see Rereadable)
 	scouted string       // the scout's digest, at the end
-	mu      sync.Mutex   // guards err, which failed reads from other goroutines
+	mu      sync.Mutex   // guards err and actual, which failed reads from other goroutines
 	err     error        // sticky: the first error that ended the stream, or io.EOF
+	actual  string       // the digest, once the stream was read to its announced end
 	retries int          // total reopenings, for the result
 	count   atomic.Int64 // r.off, readable by the progress reporter
 	total   atomic.Int64 // r.size, likewise
@@ -208,6 +209,9 @@ func (r *resumeReader) finish() error {
 		}
 		r.scouted = digest
 	}
+	r.mu.Lock()
+	r.actual = r.sum()
+	r.mu.Unlock()
 	if r.digest != "" && r.sum() != r.digest {
 		return fmt.Errorf("%w: %s has sha256 %s, expected %s", ErrDigestMismatch, r.src.Name(), r.sum(), r.digest)
 	}
@@ -219,6 +223,15 @@ func (r *resumeReader) sum() string {
 		return r.scouted
 	}
 	return hex.EncodeToString(r.h.Sum(nil))
+}
+
+// delivered is the digest of the source once it was read to its end with the
+// length expected, also when the digest did not match; "" before. It may be
+// called while another goroutine reads.
+func (r *resumeReader) delivered() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.actual
 }
 
 func (r *resumeReader) stopped() error {

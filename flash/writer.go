@@ -3,7 +3,6 @@ package flash
 import (
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -159,20 +158,31 @@ func (w *writer) send(j job) error {
 	}
 }
 
-// grow notes that the image reaches end, refusing an image that overruns a device.
-func (w *writer) grow(end int64) error {
+// fit notes that the image reaches end and returns how much of [off, end) fits
+// on the target: all of it, or on a device that the image overruns, what lies
+// before the device's end, with an *OverrunError.
+func (w *writer) fit(off, end int64) (int64, error) {
 	if w.t.isDev && end > w.t.size {
-		return fmt.Errorf("%w: the image needs more than %d bytes, %s has %d", ErrTooLarge, end-1, w.t.path, w.t.size)
+		w.end = max(w.end, w.t.size)
+		return max(0, w.t.size-off), &OverrunError{Target: w.t.path, TargetSize: w.t.size, AtLeast: end}
 	}
 	w.end = max(w.end, end)
-	return nil
+	return end - off, nil
 }
 
 // block takes a pool block holding n image bytes at off (a multiple of
 // blockSize) and gives it back to the pool when written.
 func (w *writer) block(off int64, blk []byte, n int) error {
-	if err := w.grow(off + int64(n)); err != nil {
-		w.pool.put(blk)
+	if k, err := w.fit(off, off+int64(n)); err != nil {
+		// The part that fits is written, so that the target holds the image
+		// up to its end, as the error says.
+		if k > 0 {
+			if werr := w.block(off, blk, int(k)); werr != nil {
+				return werr
+			}
+		} else {
+			w.pool.put(blk)
+		}
 		return err
 	}
 	p := blk[:n]
@@ -268,7 +278,12 @@ func (w *writer) flushZero() error {
 // Data implements imageSink for decoders that deliver pieces (qcow2): contiguous
 // pieces are gathered into pool blocks before they are written.
 func (w *writer) Data(off int64, p []byte) error {
-	if err := w.grow(off + int64(len(p))); err != nil {
+	if k, err := w.fit(off, off+int64(len(p))); err != nil {
+		if k > 0 {
+			if werr := w.Data(off, p[:k]); werr != nil {
+				return werr
+			}
+		}
 		return err
 	}
 	if off < headSize {
@@ -309,7 +324,12 @@ func (w *writer) flushAcc() error {
 
 // Zero implements imageSink.
 func (w *writer) Zero(off, n int64) error {
-	if err := w.grow(off + n); err != nil {
+	if k, err := w.fit(off, off+n); err != nil {
+		if k > 0 {
+			if werr := w.zero(off, k); werr != nil {
+				return werr
+			}
+		}
 		return err
 	}
 	return w.zero(off, n)

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -95,7 +96,16 @@ func (r *Runner) follow(ctx context.Context, inv func() error) Outcome {
 // the status posted before anything waits for a human.
 func (r *Runner) flash(ctx context.Context, plan Plan) Outcome {
 	disk := "serial:" + plan.TargetDiskSerial
+	var target string     // the disk, once found
+	var res *flash.Result // once Flash returned
 	fail := func(err error) Outcome {
+		var ce *flash.CancelError
+		if errors.Is(err, context.Canceled) && !errors.As(err, &ce) {
+			err = &flash.CancelError{Cause: context.Cause(ctx)}
+		}
+		if target != "" {
+			err = fmt.Errorf("%w; %s", err, res.TargetNote(target))
+		}
 		reason := err.Error()
 		r.say("flash failed: %s", reason)
 		if perr := r.Client.PostStatus(context.WithoutCancel(ctx), Failed(reason)); perr != nil {
@@ -112,18 +122,24 @@ func (r *Runner) flash(ctx context.Context, plan Plan) Outcome {
 		return fail(err)
 	}
 	opt := r.Flash
+	from := catalog.DigestPlan
 	opt.SHA256 = plan.DiskImageSHA
 	if opt.SHA256 == "" {
-		opt.SHA256 = img.SHA256
+		opt.SHA256, from = img.SHA256, img.SHA256From
 	}
 	opt.FormatHint = plan.Format
 	opt.Progress = r.milestones()
 	r.say("flash starting: %s to %s (serial %s)", plan.Image, d.Path, plan.TargetDiskSerial)
-	res, err := flash.Flash(ctx, img.Source, d.Path, opt)
+	target = d.Path
+	res, err = flash.Flash(ctx, img.Source, d.Path, opt)
 	if err != nil {
 		return fail(err)
 	}
-	r.say("flash complete: %s in %s, sha256 %s", d.Path, res.Duration.Round(time.Millisecond), res.SHA256)
+	checked := "not checked: the plan gives no disk_image_sha"
+	if opt.SHA256 != "" {
+		checked = from.Matches()
+	}
+	r.say("flash complete: %s in %s, sha256 %s (%s)", d.Path, res.Duration.Round(time.Millisecond), res.SHA256, checked)
 	if err := r.Client.PostStatus(context.WithoutCancel(ctx), Status{Status: "done"}); err != nil {
 		r.say("%v", err)
 	}

@@ -113,7 +113,14 @@ func (f *fakeBackend) backend() Backend {
 			if strings.HasPrefix(e.Name, "rescue") {
 				return catalog.Resolved{}, fmt.Errorf("open %s: permission denied", e.Src)
 			}
-			return catalog.Resolved{Name: e.Name, Source: fakeSource{e.Src}, SHA256: e.SHA256, Format: e.Format, Size: e.Size, Ref: e.Ref}, nil
+			from := catalog.DigestCatalog
+			if e.From == fakeRoot {
+				from = catalog.DigestSidecar
+			}
+			if e.SHA256 == "" {
+				from = ""
+			}
+			return catalog.Resolved{Name: e.Name, Source: fakeSource{e.Src}, SHA256: e.SHA256, SHA256From: from, Format: e.Format, Size: e.Size, Ref: e.Ref}, nil
 		},
 		Resolve: func(_ context.Context, spec, root string, cats []string) (catalog.Resolved, error) {
 			for _, e := range append(fakeRootRows(), fakeCatalogRows()...) {
@@ -122,6 +129,10 @@ func (f *fakeBackend) backend() Backend {
 				}
 			}
 			return catalog.Resolved{}, fmt.Errorf("image %q: not found in the image root %s, and no such file here: run bty images to see the names", spec, root)
+		},
+		// Every image decodes to 2 GiB, known from its header.
+		Inspect: func(_ context.Context, src flash.Source, _ flash.Options) (flash.Info, error) {
+			return flash.Info{Format: flash.FormatFromName(src.Name()), SourceSize: -1, ImageSize: 2 << 30, Exact: true}, nil
 		},
 		Flash: func(ctx context.Context, src flash.Source, target string, opt flash.Options) (*flash.Result, error) {
 			f.mu.Lock()

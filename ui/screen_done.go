@@ -73,7 +73,7 @@ func (s doneScreen) View(st Styles) string {
 	}
 	lines = append(lines, field("sha256", sum))
 	if s.plan.sha256 != "" {
-		lines = append(lines, field("", st.Good.Render("matches the expected digest")))
+		lines = append(lines, field("", st.Good.Render(s.plan.sha256From.Matches())))
 	} else {
 		lines = append(lines, field("", st.Warn.Render("no expected digest: computed, not checked")))
 	}

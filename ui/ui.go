@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
@@ -64,6 +65,9 @@ type Backend struct {
 	Resolve func(ctx context.Context, spec, root string, catalogs []string) (catalog.Resolved, error)
 	// Flash writes; nil means flash.Flash.
 	Flash func(ctx context.Context, src flash.Source, target string, opt flash.Options) (*flash.Result, error)
+	// Inspect reads an opened image's format and decoded size, for the
+	// confirmation and the disks' verdicts; nil means flash.Inspect.
+	Inspect func(ctx context.Context, src flash.Source, opt flash.Options) (flash.Info, error)
 }
 
 func (b Backend) withDefaults() Backend {
@@ -89,6 +93,9 @@ func (b Backend) withDefaults() Backend {
 	}
 	if b.Flash == nil {
 		b.Flash = flash.Flash
+	}
+	if b.Inspect == nil {
+		b.Inspect = flash.Inspect
 	}
 	return b
 }
@@ -146,6 +153,7 @@ type (
 		prefill bool          // --image, not a row
 		entry   catalog.Entry // the row; for --image, what is known of the file
 		image   catalog.Resolved
+		info    flash.Info // what the image will write
 		err     error
 	}
 	targetsLoadedMsg struct {
@@ -185,15 +193,19 @@ const (
 
 // plan is what will be flashed where.
 type plan struct {
-	entry  catalog.Entry // the chosen row; zero for --image
-	image  catalog.Resolved
-	sha256 string // expected digest, "" when unknown
-	target Target
-	verify bool
+	entry      catalog.Entry // the chosen row; zero for --image
+	image      catalog.Resolved
+	info       flash.Info           // format and decoded size, as far as known
+	sha256     string               // expected digest, "" when unknown
+	sha256From catalog.DigestSource // where sha256 comes from
+	target     Target
+	verify     bool
 }
 
 func (p plan) format() string {
 	switch {
+	case p.info.Format != "": // read from the bytes
+		return string(p.info.Format)
 	case p.image.Format != "":
 		return formatName(p.image.Format)
 	case p.entry.Format != "":
@@ -209,11 +221,26 @@ func (p plan) size() int64 {
 	return p.entry.Size
 }
 
+// sizeText is what the flash reads and what it writes: "312 MiB to read,
+// 2.0 GiB to write".
 func (p plan) sizeText() string {
-	if n := p.size(); n > 0 {
-		return Bytes(n)
+	read := p.size()
+	if read <= 0 {
+		read = p.info.SourceSize
 	}
-	return "unknown"
+	in := "unknown size to read"
+	if read > 0 {
+		in = Bytes(read) + " to read"
+	}
+	switch {
+	case p.info.ImageSize <= 0:
+		return in + ", size to write known once decoded"
+	case p.info.Format == flash.Raw && p.info.ImageSize == read:
+		return Bytes(read)
+	case p.info.Exact:
+		return in + ", " + Bytes(p.info.ImageSize) + " to write"
+	}
+	return in + ", at least " + Bytes(p.info.ImageSize) + " to write"
 }
 
 func (p plan) from() string {
@@ -240,6 +267,10 @@ func (p plan) check(root string) disks.Check {
 	}
 	if f == catalog.FormatRaw {
 		c.ImageSize = p.size()
+	}
+	if p.info.ImageSize > 0 {
+		// Exact or a lower bound: either way a smaller disk cannot hold it.
+		c.ImageSize = p.info.ImageSize
 	}
 	if fs, ok := p.image.Source.(catalog.FileSource); ok {
 		c.ImagePath = fs.Path
@@ -347,7 +378,7 @@ func (m *Model) resolvePrefill() tea.Cmd {
 }
 
 func (m Model) prefillCmd() tea.Cmd {
-	gen, spec, root, cats, resolve, ctx := m.resolveGen, m.opt.Image, m.opt.ImageRoot, m.catalogs, m.be.Resolve, m.ctx
+	gen, spec, root, cats, resolve, ins, ctx := m.resolveGen, m.opt.Image, m.opt.ImageRoot, m.catalogs, m.be.Resolve, m.be.Inspect, m.ctx
 	return func() tea.Msg {
 		res, err := resolve(ctx, spec, root, cats)
 		var e catalog.Entry
@@ -358,9 +389,29 @@ func (m Model) prefillCmd() tea.Cmd {
 				e.Size = fi.Size()
 			}
 		}
-		return resolvedMsg{gen: gen, prefill: true, entry: e, image: res, err: err}
+		return resolvedMsg{gen: gen, prefill: true, entry: e, image: res, info: inspect(ctx, ins, res, err), err: err}
 	}
 }
+
+// inspect reads what an opened image will write. A source that cannot be
+// read now leaves it unknown: the flash will say why.
+func inspect(ctx context.Context, fn func(context.Context, flash.Source, flash.Options) (flash.Info, error), img catalog.Resolved, err error) flash.Info {
+	unknown := flash.Info{SourceSize: -1, ImageSize: -1}
+	if err != nil || img.Source == nil {
+		return unknown
+	}
+	ctx, cancel := context.WithTimeout(ctx, inspectTimeout)
+	defer cancel()
+	info, err := fn(ctx, img.Source, flash.Options{FormatHint: img.Format})
+	if err != nil {
+		return unknown
+	}
+	return info
+}
+
+// inspectTimeout bounds the reads of an image's head and trailer before the
+// disks are listed: a source that slow will show its trouble in the flash.
+const inspectTimeout = 15 * time.Second
 
 // loadImages lists the image root and the catalogs (again).
 func (m *Model) loadImages() tea.Cmd {
@@ -410,11 +461,11 @@ func oneLine(err error) string {
 func (m *Model) openImage(e catalog.Entry) tea.Cmd {
 	m.resolveGen++
 	m.opening = e
-	gen, open, ctx := m.resolveGen, m.be.Open, m.ctx
+	gen, open, ins, ctx := m.resolveGen, m.be.Open, m.be.Inspect, m.ctx
 	m.images.status = "Opening " + e.Name + "..."
 	return func() tea.Msg {
 		res, err := open(ctx, e)
-		return resolvedMsg{gen: gen, entry: e, image: res, err: err}
+		return resolvedMsg{gen: gen, entry: e, image: res, info: inspect(ctx, ins, res, err), err: err}
 	}
 }
 
@@ -533,9 +584,9 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 			}
 			return m.fail("Could not open the image", msg.err, "", screenImages, screenImages), nil
 		}
-		m.plan = plan{entry: msg.entry, image: msg.image, sha256: msg.image.SHA256, verify: m.opt.Verify}
+		m.plan = plan{entry: msg.entry, image: msg.image, info: msg.info, sha256: msg.image.SHA256, sha256From: msg.image.SHA256From, verify: m.opt.Verify}
 		if prefill && m.opt.SHA256 != "" {
-			m.plan.sha256 = m.opt.SHA256
+			m.plan.sha256, m.plan.sha256From = m.opt.SHA256, catalog.DigestFlag
 		}
 		m.disks.image = msg.image.Name
 		m.screen = screenDisks

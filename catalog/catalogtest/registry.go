@@ -183,7 +183,7 @@ func (r *Registry) PushIndex(t testing.TB, repository, tag string) []digest.Dige
 // corrupted or malicious registry would serve them.
 func (r *Registry) Tamper(t testing.TB, d digest.Digest) {
 	t.Helper()
-	path := filepath.Join(r.Storage, "docker/registry/v2/blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
+	path := r.blobPath(d)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("tamper: %v", err)
@@ -194,4 +194,19 @@ func (r *Registry) Tamper(t testing.TB, d digest.Digest) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatalf("tamper: %v", err)
 	}
+}
+
+// Resize makes the stored bytes of a blob n bytes long, cutting them or
+// adding zeros, as a registry whose storage lost or gained bytes would serve
+// them: other bytes than the descriptor's size and digest name.
+func (r *Registry) Resize(t testing.TB, d digest.Digest, n int64) {
+	t.Helper()
+	if err := os.Truncate(r.blobPath(d), n); err != nil {
+		t.Fatalf("resize: %v", err)
+	}
+}
+
+// blobPath is where the filesystem driver stores a blob's bytes.
+func (r *Registry) blobPath(d digest.Digest) string {
+	return filepath.Join(r.Storage, "docker/registry/v2/blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
 }
