@@ -267,6 +267,32 @@ func (tx *Tx) LatestCycle(mac string) (*Cycle, error) {
 	return c, err
 }
 
+// LatestCycles returns every machine's newest cycle, by MAC.
+func (tx *Tx) LatestCycles() (map[string]*Cycle, error) {
+	rows, err := tx.q.QueryContext(tx.ctx, `SELECT `+cycleCols+` FROM cycles WHERE id IN (SELECT MAX(id) FROM cycles GROUP BY mac)`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]*Cycle{}
+	for rows.Next() {
+		c, err := scanCycle(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[c.MAC] = c
+	}
+	return out, rows.Err()
+}
+
+// OffersSince counts the offers made to a machine after t: the boots it
+// started since then.
+func (tx *Tx) OffersSince(mac string, t time.Time) (int, error) {
+	var n int
+	err := tx.q.QueryRowContext(tx.ctx, `SELECT COUNT(*) FROM offers WHERE mac = $1 AND created_at > $2`, mac, fmtTime(t)).Scan(&n)
+	return n, err
+}
+
 // Cycle returns the cycle with this id, or ErrNotFound.
 func (tx *Tx) Cycle(id int64) (*Cycle, error) {
 	c, err := scanCycle(tx.q.QueryRowContext(tx.ctx, `SELECT `+cycleCols+` FROM cycles WHERE id = $1`, id))
