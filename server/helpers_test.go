@@ -219,3 +219,13 @@ func has(list []string, s string) bool {
 	}
 	return false
 }
+
+var catalogResolver catalog.Resolver
+
+func refOf(t *testing.T, src string) string {
+	ref, err := catalog.Ref(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
