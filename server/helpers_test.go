@@ -185,7 +185,7 @@ func (f *fixture) flash(bootID string) wire.Plan {
 }
 
 func isLive(script string) bool { return strings.Contains(script, "kernel ${bty-base}/boot/vmlinuz") }
-func isDisk(script string) bool  { return strings.Contains(script, "sanboot --no-describe --drive") }
+func isDisk(script string) bool { return strings.Contains(script, "sanboot --no-describe --drive") }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
