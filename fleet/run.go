@@ -52,6 +52,8 @@ type Runner struct {
 	Flash flash.Options
 	// Classify names a failure's category for the server; nil sends none.
 	Classify func(error) wire.Class
+
+	progress sync.WaitGroup // progress posts in flight
 }
 
 func (r *Runner) say(format string, args ...any) {
@@ -103,6 +105,7 @@ func (r *Runner) follow(ctx context.Context, plan wire.Plan, err error, inv func
 func (r *Runner) flash(ctx context.Context, plan wire.Plan) Outcome {
 	disk := "serial:" + plan.TargetDiskSerial
 	fail := func(err error) Outcome {
+		r.progress.Wait() // the server orders the posts as they arrive
 		reason := err.Error()
 		r.say("flash failed: %s", reason)
 		var class wire.Class
@@ -135,6 +138,7 @@ func (r *Runner) flash(ctx context.Context, plan wire.Plan) Outcome {
 		return fail(err)
 	}
 	r.say("flash complete: %s in %s, sha256 %s", d.Path, res.Duration.Round(time.Millisecond), res.SHA256)
+	r.progress.Wait()
 	done := wire.Status{Status: wire.StatusDone, SHA256: res.SHA256, BytesWritten: res.Written + res.Zeroed}
 	if err := r.Client.PostStatus(context.WithoutCancel(ctx), done); err != nil {
 		r.say("%v", err)
@@ -165,7 +169,11 @@ func (r *Runner) milestones(ctx context.Context) func(flash.Progress) {
 		}
 		if post {
 			total := max(p.ImageSize, 0)
-			go r.Client.PostProgress(context.WithoutCancel(ctx), wire.Progress{Phase: string(p.Phase), BytesWritten: p.Done(), BytesTotal: total})
+			r.progress.Add(1)
+			go func() {
+				defer r.progress.Done()
+				r.Client.PostProgress(context.WithoutCancel(ctx), wire.Progress{Phase: string(p.Phase), BytesWritten: p.Done(), BytesTotal: total})
+			}()
 		}
 	}
 }
