@@ -27,7 +27,13 @@ import (
 func TestVMFleetLoop(t *testing.T) {
 	k := requireVM(t)
 	requireTool(t, "mkfifo")
-	if _, err := os.Stat("/usr/share/qemu/efi-virtio.rom"); err != nil {
+	rom := false
+	for _, p := range []string{"/usr/lib/ipxe/qemu/efi-virtio.rom", "/usr/share/qemu/efi-virtio.rom"} {
+		if _, err := os.Stat(p); err == nil {
+			rom = true
+		}
+	}
+	if !rom {
 		t.Skip("VM test: no iPXE ROM for virtio-net (apt-get install ipxe-qemu)")
 	}
 	dir := t.TempDir()
@@ -138,9 +144,11 @@ func TestVMFleetLoop(t *testing.T) {
 	if n := offers("bty-flash-once"); n != 1 {
 		t.Errorf("%d flash offers after the disk boot, want 1: the machine was flashed again", n)
 	}
+	// The NIC's iPXE writes to the screen only; the live environment's log
+	// is on the serial console.
 	b, _ = os.ReadFile(console)
-	if c := plainText(string(b)); !strings.Contains(c, "booting local disk") || !strings.Contains(c, "bty: flash complete") {
-		t.Errorf("the console does not show the flash and then the disk boot")
+	if n := strings.Count(plainText(string(b)), "bty: flash complete"); n != 1 {
+		t.Errorf("the console shows %d completed flashes, want 1", n)
 	}
 
 	// Phase 2: reflash --wait resets the VM through the monitor and waits

@@ -13,9 +13,13 @@ import (
 // ipxe is from 2019) finds it.
 
 // cmdline is the live environment's kernel command line before bty.server
-// and bty.mac: bty-web's console and driver tokens. ttyS0 comes last, so it
-// is /dev/console, where the live environment's log goes.
-const cmdline = "console=tty0 console=ttyS1,115200 console=ttyS0,115200 earlyprintk=ttyS0,115200 plymouth.enable=0 modprobe.blacklist=nouveau,rndis_host nouveau.modeset=0 systemd.gpt_auto=0"
+// and bty.mac: bty-web's console and driver tokens, less console=ttyS1.
+// Linux gives a serial driver one console, the first ttyS listed, so
+// bty-web's "console=ttyS1,115200 console=ttyS0,115200" bound the console to
+// ttyS1 and the live environment's log never reached COM1 (seen in the VM
+// test: the kernel says "console [ttyS1] enabled" and nothing more comes on
+// ttyS0). ttyS0 is last, so it is /dev/console.
+const cmdline = "console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200 plymouth.enable=0 modprobe.blacklist=nouveau,rndis_host nouveau.modeset=0 systemd.gpt_auto=0"
 
 // bootstrapScript chains every machine to its own script, with a fresh boot
 // id: a retry of the chain repeats the id and gets the same script.

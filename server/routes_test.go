@@ -39,7 +39,7 @@ func TestRoutesContract(t *testing.T) {
 	for _, want := range []string{
 		"#!ipxe\n", "set bty-base http://" + host + "\n",
 		"kernel ${bty-base}/boot/vmlinuz?mac=" + testMAC + " ",
-		" console=tty0 console=ttyS1,115200 console=ttyS0,115200 earlyprintk=ttyS0,115200 plymouth.enable=0 modprobe.blacklist=nouveau,rndis_host nouveau.modeset=0 systemd.gpt_auto=0 ",
+		" console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200 plymouth.enable=0 modprobe.blacklist=nouveau,rndis_host nouveau.modeset=0 systemd.gpt_auto=0 ",
 		" bty.server=${bty-base} bty.mac=" + testMAC + "\n",
 		"initrd --name initrd.img ${bty-base}/boot/initrd.img?mac=" + testMAC + "\n", "boot\n",
 	} {
