@@ -7,11 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"bty/catalog"
 	"bty/ui"
@@ -190,57 +188,6 @@ func cmdCatalog(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "bty: %s: %d problems: the catalog is refused\n", src, len(inv.Problems))
 	return reported{err}
-}
-
-// cmdServe: bty serve --images DIR [--catalog SRC]... [--listen ADDR]
-func cmdServe(ctx context.Context, e env, args []string) error {
-	var dir, listen string
-	var catalogs multiFlag
-	var plainHTTP bool
-	fs := newFlagSet(e, "serve", "bty serve --images DIR [--catalog SRC]... [--listen ADDR]")
-	fs.StringVar(&dir, "images", "", "directory of images to serve (required)")
-	fs.Var(&catalogs, "catalog", "catalog whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
-	fs.StringVar(&listen, "listen", ":8080", "address to listen on")
-	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
-	if ok, err := parseFlags(fs, args); !ok {
-		return err
-	}
-	switch {
-	case dir == "":
-		return usagef("--images is missing: name the directory of images to serve")
-	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return usagef("--images %s is not a directory: name the directory of images to serve", dir)
-	}
-	r := &catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}
-	var loaded []*catalog.Catalog
-	for _, src := range catalogs {
-		c, err := r.Load(ctx, src)
-		if err != nil {
-			return err
-		}
-		loaded = append(loaded, c)
-	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return usagef("--listen %s: %v", listen, err)
-	}
-	srv := catalog.NewServer(catalog.ServerOptions{Dir: dir, Catalogs: loaded, Version: "bty " + versionString(), Log: e.stderr})
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go srv.Warm(ctx)
-	fmt.Fprintf(e.stderr, "bty serve: serving %s at http://%s/catalog.toml\n", dir, displayAddr(ln.Addr()))
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	hs.Shutdown(shutdown)
-	fmt.Fprintln(e.stderr, "bty serve: stopped")
-	return reported{ctx.Err()}
 }
 
 // displayAddr makes a wildcard listen address usable in a URL.

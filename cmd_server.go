@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"bty/fleet"
+	"bty/wire"
 )
 
 // serverMode reports whether this run is server-driven: --server was given, or
@@ -32,7 +33,7 @@ func runServer(ctx context.Context, e env, f *flashFlags, cmdline fleet.Cmdline)
 	if errf, ok := e.stderr.(*os.File); ok {
 		log = fleet.ConsoleWriter(errf, e.getenv("BTY_CONSOLE"))
 	}
-	r := &fleet.Runner{Client: &fleet.Client{Config: cfg}, Roots: diskRoots(e), Log: log}
+	r := &fleet.Runner{Client: &fleet.Client{Config: cfg}, Roots: diskRoots(e), Log: log, Classify: failureClass}
 	out := r.Run(ctx)
 	switch out.Action {
 	case fleet.Exit:
@@ -61,4 +62,22 @@ func reboot(log io.Writer, dryRun bool) error {
 	}
 	fmt.Fprintln(log, "bty: syncing and rebooting")
 	return rebootSystem()
+}
+
+// failureClass names a failure's category for the server, as its exit code
+// does.
+func failureClass(err error) wire.Class {
+	switch exitCode(err) {
+	case exitIntegrity:
+		return wire.ClassIntegrity
+	case exitSource:
+		return wire.ClassSource
+	case exitRefused:
+		return wire.ClassRefused
+	case exitUsage:
+		return wire.ClassUsage
+	case exitCancelled:
+		return wire.ClassCancelled
+	}
+	return wire.ClassIO
 }

@@ -55,6 +55,9 @@ func exitCode(err error) int {
 			return m.code
 		}
 	}
+	if code, ok := reflashCode(err); ok {
+		return code
+	}
 	var ioe *flash.IOError
 	if errors.As(err, &ioe) {
 		if ioe.Side == flash.SideSource {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,6 +40,15 @@ type Server struct {
 	opt    ServerOptions
 	hashes hashCache
 	logMu  sync.Mutex
+	catMu  sync.Mutex // guards opt.Catalogs, which SetCatalogs replaces
+}
+
+// SetCatalogs replaces the catalogs listed after Dir's images (the fleet
+// server re-reads its catalogs while it runs).
+func (s *Server) SetCatalogs(cs []*Catalog) {
+	s.catMu.Lock()
+	s.opt.Catalogs = cs
+	s.catMu.Unlock()
 }
 
 // NewServer returns a Server for opt. Call Warm to hash the images ahead of
@@ -88,15 +98,18 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case p == "/catalog.toml":
 		s.serveCatalog(w, r)
 	case p == "/healthz":
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
+		// JSON, as bty-web's: a JSON client parses it, and a script that
+		// checks the status code or greps for ok still works.
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`+"\n")
 	case p == "/version":
 		v := s.opt.Version
 		if v == "" {
 			v = "bty"
 		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, v+"\n")
+		w.Header().Set("Content-Type", "application/json")
+		b, _ := json.Marshal(map[string]string{"version": v})
+		w.Write(append(b, '\n'))
 	case strings.HasPrefix(p, "/images/"):
 		s.serveImage(w, r, strings.TrimPrefix(p, "/images/"))
 	default:
@@ -143,7 +156,10 @@ func (s *Server) Entries(ctx context.Context, base string) ([]Entry, error) {
 		rows = append(rows, Entry{Name: e.Name, Src: src, SHA256: sum, Format: e.Format, Size: fi.Size(), Ref: ref, From: s.opt.Dir})
 	}
 	lists := [][]Entry{rows}
-	for _, c := range s.opt.Catalogs {
+	s.catMu.Lock()
+	cats := s.opt.Catalogs
+	s.catMu.Unlock()
+	for _, c := range cats {
 		lists = append(lists, c.Images)
 	}
 	return Merge(lists...), nil

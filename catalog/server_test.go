@@ -102,7 +102,7 @@ func TestServerCatalog(t *testing.T) {
 		t.Errorf("served catalog differs (-want +got):\n%s", diff)
 	}
 
-	for path, body := range map[string]string{"/healthz": "ok\n", "/version": "bty test\n"} {
+	for path, body := range map[string]string{"/healthz": `{"status":"ok"}` + "\n", "/version": `{"version":"bty test"}` + "\n"} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)

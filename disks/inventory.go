@@ -1,20 +1,15 @@
 package disks
 
-import "fmt"
+import (
+	"fmt"
+
+	"bty/wire"
+)
 
 // InventoryDisk is one disk of the inventory a machine posts in server-driven
-// mode (WIRE.md section 5), with the size_bytes bty adds.
-type InventoryDisk struct {
-	Path      string `json:"path"`
-	Size      string `json:"size"` // human-readable, as lsblk: "500G", "7.5G"
-	Vendor    string `json:"vendor"`
-	Model     string `json:"model"`
-	Serial    string `json:"serial"`
-	Tran      string `json:"tran"`
-	Removable bool   `json:"removable"`
-	Readonly  bool   `json:"readonly"`
-	SizeBytes int64  `json:"size_bytes"`
-}
+// mode (WIRE.md section 5), with the size_bytes bty adds; the wire package
+// owns the type, shared with the fleet server.
+type InventoryDisk = wire.InventoryDisk
 
 // Inventory returns the inventory entries of ds, in order.
 func Inventory(ds []Disk) []InventoryDisk {

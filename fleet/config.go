@@ -2,9 +2,10 @@ package fleet
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"strings"
+
+	"bty/wire"
 )
 
 // Config is where the plan comes from.
@@ -26,16 +27,6 @@ func NormalizeServer(s string) (string, error) {
 		return "", fmt.Errorf("server %q: only http:// and https:// servers are supported", s)
 	}
 	return strings.TrimRight(s, "/"), nil
-}
-
-// NormalizeMAC accepts a MAC in any case with ':' or '-' separators and returns
-// it as aa:bb:cc:dd:ee:ff.
-func NormalizeMAC(s string) (string, error) {
-	hw, err := net.ParseMAC(strings.ReplaceAll(strings.TrimSpace(s), "-", ":"))
-	if err != nil || len(hw) != 6 {
-		return "", fmt.Errorf("MAC %q is not six bytes like aa:bb:cc:dd:ee:ff", s)
-	}
-	return hw.String(), nil
 }
 
 // Cmdline holds the bty.* parameters of a kernel command line.
@@ -107,7 +98,7 @@ func NewConfig(server, mac string, c Cmdline) (Config, error) {
 	if mac == "" {
 		return Config{}, fmt.Errorf("no MAC: give --mac MAC or bty.mac= on the kernel command line")
 	}
-	m, err := NormalizeMAC(mac)
+	m, err := wire.NormalizeMAC(mac)
 	if err != nil {
 		return Config{}, err
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"bty/wire"
 )
 
 func TestNormalize(t *testing.T) {
@@ -26,19 +28,6 @@ func TestNormalize(t *testing.T) {
 	}
 	if _, err := NormalizeServer("ftp://x"); err == nil {
 		t.Errorf("NormalizeServer(ftp://x) = nil error, want one")
-	}
-	for _, tc := range []struct{ in, want string }{
-		{"AA:BB:CC:DD:EE:FF", "aa:bb:cc:dd:ee:ff"},
-		{"aa-bb-cc-dd-ee-0f", "aa:bb:cc:dd:ee:0f"},
-	} {
-		if got, err := NormalizeMAC(tc.in); err != nil || got != tc.want {
-			t.Errorf("NormalizeMAC(%q) = %q, %v, want %q", tc.in, got, err, tc.want)
-		}
-	}
-	for _, bad := range []string{"", "aa:bb", "zz:bb:cc:dd:ee:ff", "00:11:22:33:44:55:66:77"} {
-		if _, err := NormalizeMAC(bad); err == nil {
-			t.Errorf("NormalizeMAC(%q) = nil error, want one", bad)
-		}
 	}
 }
 
@@ -58,39 +47,6 @@ func TestCmdline(t *testing.T) {
 	}
 	if _, err := NewConfig("http://x", "", Cmdline{}); err == nil || !strings.Contains(err.Error(), "--mac") {
 		t.Errorf("NewConfig without MAC = %v, want an error naming --mac", err)
-	}
-}
-
-func TestParsePlan(t *testing.T) {
-	sha := strings.Repeat("a", 64)
-	for _, tc := range []struct {
-		in      string
-		want    Plan
-		wantErr string
-	}{
-		{`{"mode":"flash","image":"http://h/i.img.xz","target_disk_serial":"S1","name":"i","format":"img.xz","disk_image_sha":"` + strings.ToUpper(sha) + `","extra":1}`,
-			Plan{Mode: ModeFlash, Image: "http://h/i.img.xz", TargetDiskSerial: "S1", Name: "i", Format: "img.xz", DiskImageSHA: sha}, ""},
-		{`{"mode":"interactive","catalog":"http://h/catalog.toml"}`, Plan{Mode: ModeInteractive, Catalog: "http://h/catalog.toml"}, ""},
-		{`{"mode":"inventory"}`, Plan{Mode: ModeInventory}, ""},
-		{`{"mode":"exit"}`, Plan{Mode: ModeExit}, ""},
-		{`{"mode":"flash","image":"http://h/i"}`, Plan{}, "missing target_disk_serial"},
-		{`{"mode":"flash"}`, Plan{}, "missing image and target_disk_serial"},
-		{`{"mode":"flash","image":"x","target_disk_serial":"S","disk_image_sha":"abc"}`, Plan{}, "not 64 hex"},
-		{`{"mode":"interactive"}`, Plan{}, "missing catalog"},
-		{`{"mode":"dance"}`, Plan{}, `unknown mode "dance"`},
-		{`{}`, Plan{}, "no mode"},
-		{`{"mode":`, Plan{}, "not valid JSON"},
-	} {
-		got, err := ParsePlan([]byte(tc.in))
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("ParsePlan(%s) error = %v, want one containing %q", tc.in, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("ParsePlan(%s) = %+v, %v, want %+v", tc.in, got, err, tc.want)
-		}
 	}
 }
 
@@ -146,19 +102,19 @@ func TestClient(t *testing.T) {
 	defer ts.Close()
 	c := &Client{Config: Config{Server: ts.URL, MAC: "aa:bb:cc:dd:ee:ff"}, Backoff: time.Millisecond}
 	ctx := context.Background()
-	if p, err := c.Plan(ctx); err != nil || p.Mode != ModeExit {
+	if p, err := c.Plan(ctx); err != nil || p.Mode != wire.ModeExit {
 		t.Errorf("Plan = %+v, %v, want mode exit", p, err)
 	}
-	if err := c.PostInventory(ctx, Inventory{Disks: []map[string]string{{"path": "/dev/vda"}}}); err != nil {
+	if err := c.PostInventory(ctx, wire.Inventory{Disks: []wire.InventoryDisk{{Path: "/dev/vda"}}}); err != nil {
 		t.Errorf("PostInventory = %v", err)
 	}
-	if err := c.PostStatus(ctx, Failed(strings.Repeat("x", 600))); err != nil {
+	if err := c.PostStatus(ctx, wire.Failed(strings.Repeat("x", 600), wire.ClassIO)); err != nil {
 		t.Errorf("PostStatus after two 503s = %v, want it retried until acknowledged", err)
 	}
 	got := srv.seen()
 	want := []string{
 		"GET /pxe/aa:bb:cc:dd:ee:ff/plan",
-		`POST /pxe/aa:bb:cc:dd:ee:ff/inventory {"disks":[{"path":"/dev/vda"}]}`,
+		`POST /pxe/aa:bb:cc:dd:ee:ff/inventory {"disks":[{"path":"/dev/vda","size":"","vendor":"","model":"","serial":"","tran":"","removable":false,"readonly":false,"size_bytes":0}]}`,
 	}
 	if diff := cmp.Diff(want, got[:2]); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
@@ -166,7 +122,7 @@ func TestClient(t *testing.T) {
 	if len(got) != 5 {
 		t.Fatalf("saw %d requests, want 2 + 3 status posts: %q", len(got), got)
 	}
-	var st Status
+	var st wire.Status
 	json.Unmarshal([]byte(strings.SplitN(got[4], " ", 3)[2]), &st)
 	if st.Status != "failed" || len([]rune(st.Reason)) != 500 {
 		t.Errorf("status body = %q with %d-char reason, want failed with 500", st.Status, len(st.Reason))
@@ -186,14 +142,61 @@ func TestClientOldServer(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	c := &Client{Config: Config{Server: ts.URL, MAC: "aa:bb:cc:dd:ee:ff"}, Backoff: time.Millisecond}
 	ctx := context.Background()
-	if err := c.PostStatus(ctx, Status{Status: "done"}); err != nil {
+	if err := c.PostStatus(ctx, wire.Status{Status: "done"}); err != nil {
 		t.Errorf("PostStatus(done) to an old server = %v, want the /done fallback", err)
 	}
-	if err := c.PostInventory(ctx, Inventory{}); err != nil {
+	if err := c.PostInventory(ctx, wire.Inventory{}); err != nil {
 		t.Errorf("PostInventory answered 404 = %v, want nil", err)
 	}
 	ts.Close()
 	if _, err := c.Plan(ctx); err == nil {
 		t.Errorf("Plan from a server that is down = nil error")
+	}
+}
+
+// TestClientAgentToken: after a plan with an id and a token, the posts carry
+// the token and the status its additions; a server that refuses the status
+// (409) is not asked again.
+func TestClientAgentToken(t *testing.T) {
+	var mu sync.Mutex
+	auth := map[string]string{}
+	var statusBodies []string
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		auth[r.URL.Path] = r.Header.Get("Authorization")
+		switch r.URL.Path {
+		case "/pxe/aa:bb:cc:dd:ee:ff/plan":
+			io.WriteString(w, `{"mode":"inventory","plan_id":7,"agent_token":"tok"}`)
+		case "/pxe/aa:bb:cc:dd:ee:ff/status":
+			statusBodies = append(statusBodies, string(b))
+			w.WriteHeader(http.StatusConflict)
+			io.WriteString(w, `{"detail":"plan 7 is not the machine's current plan"}`)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	defer ts.Close()
+	c := &Client{Config: Config{Server: ts.URL, MAC: "aa:bb:cc:dd:ee:ff"}, Backoff: time.Millisecond}
+	ctx := context.Background()
+	if _, err := c.Plan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.PostInventory(ctx, wire.Inventory{})
+	c.PostProgress(ctx, wire.Progress{Phase: "writing"})
+	err := c.PostStatus(ctx, wire.Status{Status: "done", SHA256: strings.Repeat("a", 64)})
+	if err == nil || !strings.Contains(err.Error(), "not the machine's current plan") {
+		t.Errorf("PostStatus answered 409 = %v, want the server's reason", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, route := range []string{"inventory", "progress", "status"} {
+		if got := auth["/pxe/aa:bb:cc:dd:ee:ff/"+route]; got != "Bearer tok" {
+			t.Errorf("%s Authorization = %q, want Bearer tok", route, got)
+		}
+	}
+	if len(statusBodies) != 1 || !strings.Contains(statusBodies[0], `"plan_id":7`) || !strings.Contains(statusBodies[0], `"sha256":"aaaa`) {
+		t.Errorf("status posts = %q, want one with plan_id 7 and the sha256", statusBodies)
 	}
 }

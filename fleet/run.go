@@ -14,6 +14,7 @@ import (
 	"bty/catalog"
 	"bty/disks"
 	"bty/flash"
+	"bty/wire"
 )
 
 // Action is what the caller does after Run.
@@ -50,6 +51,10 @@ type Runner struct {
 	LSHW func(ctx context.Context) json.RawMessage
 	// Flash is the engine's options for the flash (progress is added).
 	Flash flash.Options
+	// Classify names a failure's category for the server; nil sends none.
+	Classify func(error) wire.Class
+
+	progress sync.WaitGroup // progress posts in flight
 }
 
 func (r *Runner) say(format string, args ...any) {
@@ -60,33 +65,37 @@ func (r *Runner) say(format string, args ...any) {
 
 // Run posts the inventory (in the background), fetches the plan and follows it.
 // Before it returns it gives the inventory post up to five seconds to land.
+// The inventory is collected while the plan is fetched and posted after it,
+// so that it carries the plan's agent token.
 func (r *Runner) Run(ctx context.Context) Outcome {
-	inv := r.postInventory(ctx)
-	out := r.follow(ctx, inv)
+	planned := make(chan struct{})
+	inv := r.postInventory(ctx, planned)
+	plan, err := r.Client.Plan(ctx)
+	close(planned)
+	out := r.follow(ctx, plan, err, inv)
 	waitFor(inv, 5*time.Second)
 	return out
 }
 
-func (r *Runner) follow(ctx context.Context, inv func() error) Outcome {
+func (r *Runner) follow(ctx context.Context, plan wire.Plan, err error, inv func() error) Outcome {
 	fallback := Outcome{Action: Wizard, Catalog: r.Client.Server + "/catalog.toml"}
-	plan, err := r.Client.Plan(ctx)
 	if err != nil {
 		fallback.Why = fmt.Sprintf("no plan from %s: %v", r.Client.Server, err)
 		r.say("%s; opening the wizard with %s", fallback.Why, fallback.Catalog)
 		return fallback
 	}
 	switch plan.Mode {
-	case ModeExit:
+	case wire.ModeExit:
 		r.say("the server says boot the local disk; exiting")
 		return Outcome{Action: Exit}
-	case ModeInventory:
+	case wire.ModeInventory:
 		if err := inv(); err != nil {
 			r.say("inventory not posted: %v", err)
 		} else {
 			r.say("inventory posted")
 		}
 		return Outcome{Action: Reboot}
-	case ModeInteractive:
+	case wire.ModeInteractive:
 		return Outcome{Action: Wizard, Catalog: plan.Catalog, Why: "the server asks for the wizard"}
 	}
 	return r.flash(ctx, plan)
@@ -94,7 +103,7 @@ func (r *Runner) follow(ctx context.Context, inv func() error) Outcome {
 
 // flash follows a flash plan: the disk by exact serial, the digest verified,
 // the status posted before anything waits for a human.
-func (r *Runner) flash(ctx context.Context, plan Plan) Outcome {
+func (r *Runner) flash(ctx context.Context, plan wire.Plan) Outcome {
 	disk := "serial:" + plan.TargetDiskSerial
 	var target string     // the disk, once found
 	var res *flash.Result // once Flash returned
@@ -106,9 +115,14 @@ func (r *Runner) flash(ctx context.Context, plan Plan) Outcome {
 		if target != "" {
 			err = fmt.Errorf("%w; %s", err, res.TargetNote(target))
 		}
+		r.progress.Wait() // the server orders the posts as they arrive
 		reason := err.Error()
 		r.say("flash failed: %s", reason)
-		if perr := r.Client.PostStatus(context.WithoutCancel(ctx), Failed(reason)); perr != nil {
+		var class wire.Class
+		if r.Classify != nil {
+			class = r.Classify(err)
+		}
+		if perr := r.Client.PostStatus(context.WithoutCancel(ctx), wire.Failed(reason, class)); perr != nil {
 			r.say("%v", perr)
 		}
 		return Outcome{Action: Wizard, Catalog: r.Client.Server + "/catalog.toml", Image: plan.Image, Disk: disk, Why: "flash failed: " + reason, Err: err}
@@ -128,7 +142,7 @@ func (r *Runner) flash(ctx context.Context, plan Plan) Outcome {
 		opt.SHA256, from = img.SHA256, img.SHA256From
 	}
 	opt.FormatHint = plan.Format
-	opt.Progress = r.milestones()
+	opt.Progress = r.milestones(ctx)
 	r.say("flash starting: %s to %s (serial %s)", plan.Image, d.Path, plan.TargetDiskSerial)
 	target = d.Path
 	res, err = flash.Flash(ctx, img.Source, d.Path, opt)
@@ -140,38 +154,49 @@ func (r *Runner) flash(ctx context.Context, plan Plan) Outcome {
 		checked = from.Matches()
 	}
 	r.say("flash complete: %s in %s, sha256 %s (%s)", d.Path, res.Duration.Round(time.Millisecond), res.SHA256, checked)
-	if err := r.Client.PostStatus(context.WithoutCancel(ctx), Status{Status: "done"}); err != nil {
+	r.progress.Wait()
+	done := wire.Status{Status: wire.StatusDone, SHA256: res.SHA256, BytesWritten: res.Written + res.Zeroed}
+	if err := r.Client.PostStatus(context.WithoutCancel(ctx), done); err != nil {
 		r.say("%v", err)
 	}
 	return Outcome{Action: Reboot}
 }
 
-// milestones reports each quarter of the write once. Progress is sampled, so
-// a flash quicker than the sampling interval reports its quarters when the
-// writing phase ends.
-func (r *Runner) milestones() func(flash.Progress) {
-	next := 25
+// milestones reports the start of the write and each quarter of it once, on
+// the log and to the server. Progress is sampled, so a flash quicker than the
+// sampling interval reports its quarters when the writing phase ends. The
+// posts run in the background: the flash never waits for them.
+func (r *Runner) milestones(ctx context.Context) func(flash.Progress) {
+	next := 0
 	return func(p flash.Progress) {
-		f := p.Fraction()
-		switch p.Phase {
-		case flash.PhaseOpening:
+		if p.Phase == flash.PhaseOpening {
 			return
-		case flash.PhaseWriting:
-			if f < 0 {
-				return
-			}
-		default:
+		}
+		f := p.Fraction()
+		if p.Phase != flash.PhaseWriting {
 			f = 1
 		}
-		for next < 100 && f*100 >= float64(next) {
+		post := next == 0 // the write started
+		next = max(next, 25)
+		for f >= 0 && next < 100 && f*100 >= float64(next) {
 			r.say("write %d%%", next)
 			next += 25
+			post = true
+		}
+		if post {
+			total := max(p.ImageSize, 0)
+			r.progress.Add(1)
+			go func() {
+				defer r.progress.Done()
+				r.Client.PostProgress(context.WithoutCancel(ctx), wire.Progress{Phase: string(p.Phase), BytesWritten: p.Done(), BytesTotal: total})
+			}()
 		}
 	}
 }
 
-// postInventory starts the inventory post and returns a func that waits for it.
-func (r *Runner) postInventory(ctx context.Context) func() error {
+// postInventory collects the inventory, waits until planned is closed, posts
+// it, and returns a func that waits for all that.
+func (r *Runner) postInventory(ctx context.Context, planned <-chan struct{}) func() error {
 	var wg sync.WaitGroup
 	var err error
 	wg.Add(1)
@@ -182,12 +207,13 @@ func (r *Runner) postInventory(ctx context.Context) func() error {
 			err = lerr
 			return
 		}
-		inv := Inventory{Disks: disks.Inventory(ds)}
+		inv := wire.Inventory{Disks: disks.Inventory(ds)}
 		if r.LSHW != nil {
 			inv.LSHW = r.LSHW(ctx)
 		} else {
 			inv.LSHW = lshw(ctx)
 		}
+		<-planned
 		err = r.Client.PostInventory(ctx, inv)
 	}()
 	return func() error { wg.Wait(); return err }

@@ -1,11 +1,9 @@
-package fleet
+package wire
 
 import (
 	"encoding/json"
 	"fmt"
 	"strings"
-
-	"bty/catalog"
 )
 
 // Mode is what the server wants the machine to do.
@@ -18,7 +16,10 @@ const (
 	ModeExit        Mode = "exit"
 )
 
-// Plan is the server's answer to GET /pxe/<mac>/plan.
+// Plan is the server's answer to GET /pxe/<mac>/plan. PlanID and AgentToken
+// are bty's additions: the plan is one cycle of the server's (its id), and the
+// first fetch of a cycle gets a token that the machine's posts for that cycle
+// must carry (Authorization: Bearer).
 type Plan struct {
 	Mode             Mode   `json:"mode"`
 	Image            string `json:"image,omitempty"`
@@ -27,10 +28,15 @@ type Plan struct {
 	Format           string `json:"format,omitempty"`
 	DiskImageSHA     string `json:"disk_image_sha,omitempty"`
 	Catalog          string `json:"catalog,omitempty"`
+	PlanID           int64  `json:"plan_id,omitempty"`
+	AgentToken       string `json:"agent_token,omitempty"`
+	// Reason says why the server chose this mode when it is not the obvious
+	// one (a quarantined machine, a ramboot machine served the wizard).
+	Reason string `json:"reason,omitempty"`
 }
 
 // ParsePlan decodes and checks a plan; an error says what is wrong, and the
-// caller falls back to the wizard with it.
+// caller falls back to the wizard with it. Unknown fields are ignored.
 func ParsePlan(b []byte) (Plan, error) {
 	var p Plan
 	if err := json.Unmarshal(b, &p); err != nil {
@@ -49,7 +55,7 @@ func ParsePlan(b []byte) (Plan, error) {
 			return Plan{}, fmt.Errorf("flash plan is missing %s", strings.Join(missing, " and "))
 		}
 		if p.DiskImageSHA != "" {
-			sum, ok := catalog.NormalizeSHA256(p.DiskImageSHA)
+			sum, ok := NormalizeSHA256(p.DiskImageSHA)
 			if !ok {
 				return Plan{}, fmt.Errorf("flash plan: disk_image_sha %q is not 64 hex digits", p.DiskImageSHA)
 			}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"bty/catalog"
+	"bty/media"
+	"bty/server"
+	"bty/server/store"
+)
+
+const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR]
+       bty serve --images DIR --state DIR [--boot DIR] [--url URL] [--catalog SRC]... [--listen ADDR]`
+
+// cmdServe: the HTTP catalog, and with --state the fleet server.
+func cmdServe(ctx context.Context, e env, args []string) error {
+	var dir, listen, state, boot, baseURL, quarantine string
+	var catalogs multiFlag
+	var plainHTTP bool
+	var retries, keep int
+	var maxAge, refresh time.Duration
+	fs := newFlagSet(e, "serve", serveUsage)
+	fs.StringVar(&dir, "images", "", "directory of images to serve (required)")
+	fs.Var(&catalogs, "catalog", "catalog whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
+	fs.StringVar(&listen, "listen", ":8080", "address to listen on")
+	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
+	fs.StringVar(&state, "state", "", "fleet server: directory of its state (database, admin token)")
+	fs.StringVar(&boot, "boot", "", "fleet server: directory of the live environment (bty media netboot --out DIR), served under /boot/")
+	fs.StringVar(&baseURL, "url", "", "fleet server: the URL machines reach it at; the refs of --images files are made from it (default http://HOSTNAME:PORT)")
+	fs.IntVar(&retries, "retries", 2, "fleet server: how often a failed flash is retried before the machine is quarantined")
+	fs.StringVar(&quarantine, "quarantine", "disk", "fleet server: what a quarantined machine boots: disk or wizard")
+	fs.IntVar(&keep, "events-keep", 100000, "fleet server: keep at most this many events (0: no limit)")
+	fs.DurationVar(&maxAge, "events-max-age", 90*24*time.Hour, "fleet server: delete events, cycles and offers older than this (0: keep)")
+	fs.DurationVar(&refresh, "refresh", 10*time.Minute, "fleet server: re-read the catalogs this often, to see moved tags (0: only at start)")
+	if ok, err := parseFlags(fs, args); !ok {
+		return err
+	}
+	if dir == "" {
+		return usagef("--images is missing: name the directory of images to serve")
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usagef("--images %s is not a directory: name the directory of images to serve", dir)
+	}
+	if state == "" {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"--boot", boot != ""}, {"--url", baseURL != ""}} {
+			if f.set {
+				return usagef("%s needs --state DIR: it is a fleet server option", f.name)
+			}
+		}
+	}
+	if boot != "" {
+		if _, err := os.Stat(filepath.Join(boot, media.KernelName)); err != nil {
+			return usagef("--boot %s has no %s: build it with bty media netboot --out %s", boot, media.KernelName, boot)
+		}
+	}
+	if quarantine != "disk" && quarantine != "wizard" {
+		return usagef("--quarantine %q: say disk or wizard", quarantine)
+	}
+	r := &catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}
+	var loaded []*catalog.Catalog
+	for _, src := range catalogs {
+		c, err := r.Load(ctx, src)
+		if err != nil {
+			return err
+		}
+		loaded = append(loaded, c)
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return usagef("--listen %s: %v", listen, err)
+	}
+	addr := displayAddr(ln.Addr())
+	version := "bty " + versionString()
+	copt := catalog.ServerOptions{Dir: dir, Catalogs: loaded, Version: version, Log: e.stderr}
+	if state != "" {
+		copt.Log = nil // the fleet server logs every request
+	}
+	cat := catalog.NewServer(copt)
+	var handler http.Handler = cat
+	go cat.Warm(ctx)
+	if state != "" {
+		st, err := store.OpenSQLite(filepath.Join(state, "fleet.db"), 0)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer st.Close()
+		if path, err := server.EnsureAdminToken(ctx, st, state, time.Now()); err != nil {
+			ln.Close()
+			return err
+		} else if path != "" {
+			fmt.Fprintf(e.stderr, "bty serve: the admin token is in %s (BTY_TOKEN=$(cat %s) bty fleet ...)\n", path, path)
+		}
+		if baseURL == "" {
+			baseURL = "http://" + addr
+		}
+		if retries <= 0 {
+			retries = -1 // Options: zero means the default
+		}
+		srv := server.New(server.Options{Store: st, Catalog: cat, ImagesDir: dir, BaseURL: baseURL, CatalogSources: catalogs, Resolver: r,
+			BootDir: boot, Kernel: media.KernelName, Initrd: media.InitrdName, Version: version, Retries: retries,
+			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr})
+		defer srv.Close()
+		go srv.Run(ctx, refresh)
+		handler = srv
+		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe\n", addr, state, addr)
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	fmt.Fprintf(e.stderr, "bty serve: serving %s at http://%s/catalog.toml\n", dir, addr)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(shutdown)
+	fmt.Fprintln(e.stderr, "bty serve: stopped")
+	return reported{ctx.Err()}
+}
