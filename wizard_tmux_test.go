@@ -539,3 +539,21 @@ func TestWizardSlowCatalogTmux(t *testing.T) {
 	p.keys("q")
 	p.waitFor("exit=0")
 }
+
+// TestVMWizardLiveReboot: in the live environment of the boot media (its
+// init exports BTY_LIVE=1) the wizard's done screen offers a reboot. The
+// wizard opens at the confirmation on the serial console; the test types the
+// target's name, and stops the VM on the done screen.
+func TestVMWizardLiveReboot(t *testing.T) {
+	k := requireVM(t)
+	target, _, _ := vmDisks(t)
+	args := []string{"-kernel", filepath.Join(k.netboot, "vmlinuz"), "-initrd", filepath.Join(k.netboot, "initrd.img"),
+		"-append", "console=ttyS0 panic=-1 quiet bty.image=" + vmImage + " bty.disk=serial:" + vmTarget}
+	args = append(args, target.args(1)...)
+	args = append(args, "-drive", "file="+k.usb+",format=raw,if=none,id=d3,readonly=on", "-device", "virtio-blk-pci,drive=d3")
+	runVM(t, vmRun{prompt: "Type vda to confirm", answer: "vda\r", until: func(console string) bool {
+		i := strings.LastIndex(console, "Done:")
+		return i >= 0 && strings.Contains(console[i:], "b reboot")
+	}}, args...)
+	checkTarget(t, k, target)
+}
