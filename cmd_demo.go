@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"bty/catalog"
@@ -19,8 +20,9 @@ import (
 // root, and a scratch file beside them is the only target.
 //
 // Without --dir the files go to a new temporary folder. On exit the images are
-// removed; a scratch file that was flashed is kept, and its path printed, so it
-// can be inspected (the folder is removed when nothing was flashed). With --dir
+// removed; a scratch file whose last flash succeeded is kept, and its path
+// printed, so it can be inspected (the folder is removed otherwise: a flash
+// that failed or was cancelled leaves nothing worth keeping). With --dir
 // everything is kept.
 func cmdDemo(ctx context.Context, e env, args []string) error {
 	var dir string
@@ -65,12 +67,16 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 		Plain:   ui.PlainTerminal(e.getenv, ttyName(out)),
 		Backend: be,
 	})
-	if !keep {
+	switch {
+	case keep:
+		reportOutcome(e.stderr, "bty demo", o)
+	case slices.Contains(o.Flashed, scratch):
 		os.RemoveAll(images)
-		if len(o.Flashed) > 0 {
-			fmt.Fprintf(e.stderr, "bty demo: the flashed scratch file is %s (remove it with: rm -r %s)\n", scratch, dir)
-		} else {
-			os.RemoveAll(dir)
+		fmt.Fprintf(e.stderr, "bty demo: the flashed scratch file is %s (remove it with: rm -r %s)\n", scratch, dir)
+	default:
+		os.RemoveAll(dir)
+		if len(o.Unfinished) > 0 {
+			fmt.Fprintln(e.stderr, "bty demo: the last flash did not finish; the scratch file was removed")
 		}
 	}
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 
 	"bty/catalog"
@@ -12,8 +13,8 @@ import (
 
 // runWizard runs the TUI: bty without --yes. --catalog skips the source
 // screen; --image and --disk pre-fill the choices, and with both the wizard
-// opens at the confirmation. Reboot, asked on the done screen, happens here
-// after the TUI has released the terminal.
+// opens at the confirmation. Reboot is offered on the done screen only in the
+// live environment, and happens here after the TUI has released the terminal.
 func runWizard(ctx context.Context, e env, f *flashFlags) error {
 	out, err := wizardTerminal(e)
 	if err != nil {
@@ -38,19 +39,33 @@ func runWizard(ctx context.Context, e env, f *flashFlags) error {
 		SHA256:         f.sha256,
 		Verify:         f.verify,
 		Targets:        targets,
-		CanReboot:      true,
+		CanReboot:      liveEnvironment(e.getenv),
 		Plain:          ui.PlainTerminal(e.getenv, ttyName(out)),
 	})
 	if err != nil {
 		return err
 	}
-	for _, t := range o.Flashed {
-		fmt.Fprintf(e.stderr, "bty: flashed %s\n", t)
-	}
+	reportOutcome(e.stderr, "bty", o)
 	if o.Reboot {
 		return reboot(e.stderr, f.noReboot)
 	}
 	return o.Err
+}
+
+// liveEnvironment reports whether bty runs in the live environment of its
+// boot media: its /init (media/init.sh) exports BTY_LIVE=1. Only there does
+// the wizard offer to reboot; elsewhere the machine has its own way.
+func liveEnvironment(getenv func(string) string) bool { return getenv("BTY_LIVE") == "1" }
+
+// reportOutcome says on w what the wizard's flashes left: each target whose
+// last flash succeeded, and what the others hold now.
+func reportOutcome(w io.Writer, prog string, o ui.Outcome) {
+	for _, t := range o.Flashed {
+		fmt.Fprintf(w, "%s: flashed %s\n", prog, t)
+	}
+	for _, u := range o.Unfinished {
+		fmt.Fprintf(w, "%s: %s\n", prog, u.Left)
+	}
 }
 
 // wizardTerminal returns stdout when both stdout and stderr are terminals: the

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,6 +64,13 @@ func (p *pane) typeText(s string) {
 	p.t.Helper()
 	p.tmux("send-keys", "-t", "main", "-l", s)
 	time.Sleep(50 * time.Millisecond)
+}
+
+// resize sets the window to w x h cells.
+func (p *pane) resize(w, h int) {
+	p.t.Helper()
+	p.tmux("resize-window", "-t", "main", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h))
+	time.Sleep(100 * time.Millisecond)
 }
 
 func (p *pane) screen() string {
@@ -227,10 +236,17 @@ func TestWizardLoopTmux(t *testing.T) {
 	p := startPane(t, 80, 24, fmt.Sprintf("BTY_IMAGE_ROOT=%s BTY_DEFAULT_CATALOG=none %s --image %s --disk %s",
 		shellQuote(root), shellQuote(btyBin), shellQuote(img), dev))
 	p.waitFor("Flash this image to this disk?", "Type "+name+" to confirm")
+	s := p.screen()
+	if !strings.Contains(s, "Backing") || !strings.Contains(strings.Join(strings.Fields(s), ""), "/backing") {
+		t.Errorf("the confirmation does not name %s's backing file:\n%s", dev, s)
+	}
 	p.keys("Escape")
-	s := p.waitFor("Choose the target disk", dev)
+	s = p.waitFor("Choose the target disk", dev)
 	if !strings.Contains(s, "› "+dev) {
 		t.Errorf("the disk screen's cursor is not on %s:\n%s", dev, s)
+	}
+	if !strings.Contains(s, "backing file ") || !strings.Contains(s, "/backing") {
+		t.Errorf("the disk screen does not name %s's backing file:\n%s", dev, s)
 	}
 	p.keys("Enter")
 	p.waitFor("Type " + name + " to confirm")
@@ -270,4 +286,274 @@ func TestWizardMountedLoopTmux(t *testing.T) {
 	}
 	p.keys("q")
 	p.waitFor("exit=0")
+}
+
+// doneOnFile runs the wizard in a pane of w x h with env before it (and
+// --no-reboot: a test never reboots the machine, whatever the wizard does),
+// flashes a small raw image into a regular file and returns the pane on the
+// done screen.
+func doneOnFile(t *testing.T, env string) *pane {
+	t.Helper()
+	root, _, data := loopImageRoot(t, 1<<20)
+	target := filepath.Join(t.TempDir(), "out.img")
+	p := startPane(t, 80, 24, fmt.Sprintf("env -u BTY_LIVE %s BTY_IMAGE_ROOT=%s BTY_DEFAULT_CATALOG=none TERM=xterm-256color %s --no-reboot --image random.img --disk %s",
+		env, shellQuote(root), shellQuote(btyBin), shellQuote(target)))
+	p.waitFor("Flash it? [y/N]")
+	p.keys("y")
+	if s := p.waitFor("Done: random.img is on"); !strings.Contains(strings.ReplaceAll(flat(s), "/ ", "/"), target) {
+		t.Errorf("the done screen does not name %s:\n%s", target, s)
+	}
+	if got, err := os.ReadFile(target); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("%s after the flash: %v", target, err)
+	}
+	return p
+}
+
+// TestWizardRebootTmux: outside the live environment the done screen offers
+// no reboot and b does nothing; inside it (BTY_LIVE=1, as the live init sets
+// it) b asks first, the default is no, and y reboots (here --no-reboot says
+// it would).
+func TestWizardRebootTmux(t *testing.T) {
+	t.Run("workstation", func(t *testing.T) {
+		p := doneOnFile(t, "")
+		s := p.screen()
+		if strings.Contains(s, "reboot") {
+			t.Errorf("the done screen offers a reboot outside the live environment:\n%s", s)
+		}
+		p.keys("b")
+		time.Sleep(300 * time.Millisecond)
+		if s := p.screen(); !strings.Contains(s, "Done: random.img") || strings.Contains(s, "reboot") {
+			t.Fatalf("b outside the live environment:\n%s", s)
+		}
+		p.keys("q")
+		if s := p.waitFor("exit="); !strings.Contains(s, "exit=0") || strings.Contains(s, "reboot") {
+			t.Errorf("after q:\n%s", s)
+		}
+	})
+	t.Run("live environment", func(t *testing.T) {
+		p := doneOnFile(t, "BTY_LIVE=1")
+		p.waitFor("b reboot")
+		p.keys("b")
+		s := p.waitFor("Reboot this machine now? [y/N]")
+		p.shot("done-reboot", s)
+		p.keys("Enter") // the default is no
+		time.Sleep(300 * time.Millisecond)
+		if s := p.screen(); strings.Contains(s, "Reboot this machine now?") || strings.Contains(s, "exit=") {
+			t.Fatalf("enter did not answer no:\n%s", s)
+		}
+		p.keys("b")
+		p.waitFor("Reboot this machine now? [y/N]")
+		p.keys("y")
+		p.waitFor("bty: would sync and reboot now (--no-reboot)", "exit=0")
+	})
+}
+
+// TestWizardConfirmSizeTmux: in a window too small for the whole
+// confirmation, y does nothing and the screen says how large it must be;
+// enlarged, the question is back and y flashes. At 60 columns a long path
+// wraps and the warning is whole.
+func TestWizardConfirmSizeTmux(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a-folder-with-a-long-name-for-the-demo")
+	scratch := filepath.Join(dir, "scratch.img")
+	p := startPane(t, 40, 12, fmt.Sprintf("TERM=xterm-256color %s demo --dir %s", shellQuote(btyBin), shellQuote(dir)))
+	p.waitFor("Choose an image", "6 images")
+	p.keys("Enter")
+	p.waitFor("Choose the target")
+	p.keys("Enter")
+	s := p.waitFor("Window too small", "This window is 40x12")
+	p.keys("y")
+	time.Sleep(500 * time.Millisecond)
+	if _, err := os.Stat(scratch); err == nil {
+		t.Fatalf("y in a window too small for the confirmation flashed %s:\n%s", scratch, s)
+	}
+	p.resize(60, 24)
+	s = p.waitFor("Flash it? [y/N]")
+	if f := flat(s); !strings.Contains(f, "will be destroyed.") || !strings.Contains(strings.ReplaceAll(f, "/ ", "/"), scratch) {
+		t.Errorf("at 60x24 the target or the warning is cut:\n%s", s)
+	}
+	for i, l := range strings.Split(s, "\n") {
+		if len([]rune(strings.TrimRight(l, " "))) > 60 {
+			t.Errorf("line %d is wider than 60: %q", i+1, l)
+		}
+	}
+	p.keys("y")
+	p.waitFor("Done: demo-disk.img is on")
+	if got, err := os.ReadFile(scratch); err != nil || !bytes.Equal(got, demo.Disk()) {
+		t.Errorf("%s after the flash: %v", scratch, err)
+	}
+	p.keys("q")
+	p.waitFor("exit=0")
+}
+
+// TestDemoTmuxCancelTwice: a flash, then another cancelled: the error screen
+// says what the scratch file holds, enter asks again instead of flashing,
+// q y during the flash quits with 130, and the demo does not call the
+// scratch file flashed nor print "context canceled".
+func TestDemoTmuxCancelTwice(t *testing.T) {
+	tmp := t.TempDir()
+	p := startPane(t, 80, 24, fmt.Sprintf("TMPDIR=%s TERM=xterm-256color %s demo --slow", shellQuote(tmp), shellQuote(btyBin)))
+	p.waitFor("Choose an image", "6 images")
+	p.keys("Enter") // demo-disk.img
+	p.waitFor("Choose the target disk")
+	p.keys("Enter")
+	p.waitFor("Flash it? [y/N]")
+	p.keys("y")
+	p.waitFor("Done: demo-disk.img is on")
+	p.keys("a")
+	p.waitFor("Choose the target disk")
+	p.keys("Enter")
+	p.waitFor("Flash it? [y/N]")
+	p.keys("y")
+	p.waitFor("Flashing demo-disk.img", "MiB of 8.0 MiB")
+	p.keys("C-c")
+	p.waitFor("Cancel the flash?")
+	p.keys("y")
+	s := p.waitFor("The flash was cancelled")
+	if !strings.Contains(flat(s), "scratch.img was left without a partition table") {
+		t.Errorf("the error screen does not say what the scratch file holds:\n%s", s)
+	}
+	p.keys("Enter")
+	s = p.waitFor("Flash this image to this disk?")
+	if strings.Contains(s, "Flashing") {
+		t.Fatalf("enter on the error screen flashed again:\n%s", s)
+	}
+	p.keys("y")
+	p.waitFor("Flashing demo-disk.img")
+	p.keys("q")
+	p.waitFor("Cancel the flash and quit?")
+	p.keys("y")
+	s = p.waitFor("exit=130")
+	if strings.Contains(s, "context canceled") || strings.Contains(s, "flashed scratch file") {
+		t.Errorf("after a cancelled flash:\n%s", s)
+	}
+	for _, want := range []string{"bty demo: the last flash did not finish; the scratch file was removed", "bty: cancelled at your request"} {
+		if !strings.Contains(flat(s), want) {
+			t.Errorf("the demo's last words lack %q:\n%s", want, s)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "bty-demo-*")); len(left) != 0 {
+		t.Errorf("the demo left %q", left)
+	}
+}
+
+// TestDemoTmuxNarrow: at 60 columns q quit stays on the help line, ? lists
+// every key, and a bzip2 flash (decoded size unknown until its end) shows no
+// percentage but the source's, labelled as such.
+func TestDemoTmuxNarrow(t *testing.T) {
+	dir := t.TempDir()
+	p := startPane(t, 60, 24, fmt.Sprintf("TERM=xterm-256color %s demo --slow --dir %s", shellQuote(btyBin), shellQuote(dir)))
+	s := p.waitFor("Choose an image", "6 images")
+	if help := lastLine(s); !strings.Contains(help, "q quit") {
+		t.Errorf("at 60 columns the help line lacks q quit: %q", help)
+	}
+	p.keys("?")
+	s = p.waitFor("Keys on this screen")
+	for _, want := range []string{"filter", "refresh", "back", "quit"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("? does not list %q:\n%s", want, s)
+		}
+	}
+	p.keys("Escape")
+	p.waitFor("Choose an image")
+	p.keys("Down") // demo-disk.img.bz2
+	p.keys("Enter")
+	p.waitFor("Choose the target disk")
+	p.keys("Enter")
+	p.waitFor("Flash it? [y/N]")
+	p.keys("y")
+	s = p.waitFor("Flashing demo-disk.img.bz2", "of the compressed file read")
+	p.shot("progress-bzip2", s)
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "%") && !strings.Contains(l, "of the compressed file read") {
+			t.Errorf("a percentage not labelled as the source's: %q\n%s", l, s)
+		}
+	}
+	if strings.Contains(s, "MB") || strings.Contains(s, "KB") {
+		t.Errorf("units other than IEC:\n%s", s)
+	}
+	p.waitFor("Done: demo-disk.img.bz2 is on")
+	p.keys("q")
+	p.waitFor("exit=0")
+}
+
+// flat is a screen's words joined by single spaces: text wrapped over lines
+// reads as one.
+func flat(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// lastLine is the last line of a screen that is not blank.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n "), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestWizardDiskCursorTmux: on the machine's disks and a loop device the
+// test made (each needs its name typed), the disk screen's cursor does not
+// start on a disk that needs its name typed.
+func TestWizardDiskCursorTmux(t *testing.T) {
+	requireRoot(t)
+	root, img, _ := loopImageRoot(t, 1<<20)
+	dev := newLoop(t, 8<<20, 512)
+	p := startPane(t, 120, 40, fmt.Sprintf("BTY_IMAGE_ROOT=%s BTY_DEFAULT_CATALOG=none %s --no-reboot --image %s",
+		shellQuote(root), shellQuote(btyBin), shellQuote(img)))
+	s := p.waitFor("Choose the target disk", dev)
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "› ") && i+1 < len(lines) && strings.Contains(lines[i+1], "you will type") {
+			t.Errorf("the cursor starts on a disk whose name must be typed:\n%s", s)
+		}
+	}
+	p.keys("Enter") // on a refused disk, or none: nothing happens
+	time.Sleep(300 * time.Millisecond)
+	if s := p.screen(); !strings.Contains(s, "Choose the target disk") {
+		t.Errorf("enter on the first disk left the disk screen:\n%s", s)
+	}
+	p.keys("q")
+	p.waitFor("exit=0")
+}
+
+// TestWizardSlowCatalogTmux: a catalog whose server does not answer is named
+// while it loads, the image root's rows are there meanwhile, and esc stops
+// waiting for it.
+func TestWizardSlowCatalogTmux(t *testing.T) {
+	root, _, _ := loopImageRoot(t, 1<<20)
+	stalled := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // answer only when the client gives up (or the test ends)
+		case <-r.Context().Done():
+		case <-stalled:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(stalled) })
+	url := srv.URL + "/catalog.toml"
+	p := startPane(t, 100, 24, fmt.Sprintf("BTY_IMAGE_ROOT=%s %s --no-reboot --catalog %s", shellQuote(root), shellQuote(btyBin), url))
+	s := p.waitFor("random.img", "Loading the catalog "+url)
+	p.shot("images-loading", s)
+	p.keys("Escape")
+	s = p.waitFor("stopped waiting", "1 image")
+	if strings.Contains(s, "Loading") || strings.Contains(s, "context canceled") {
+		t.Errorf("after esc:\n%s", s)
+	}
+	p.keys("Enter")
+	p.waitFor("Choose the target disk for random.img")
+	p.keys("q")
+	p.waitFor("exit=0")
+}
+
+// TestVMWizardLiveReboot: in the live environment of the boot media (its
+// init exports BTY_LIVE=1) the wizard's done screen offers a reboot. The
+// wizard opens at the confirmation on the serial console; the test types the
+// target's name, and stops the VM on the done screen.
+func TestVMWizardLiveReboot(t *testing.T) {
+	k := requireVM(t)
+	target, _, _ := vmDisks(t)
+	args := []string{"-kernel", filepath.Join(k.netboot, "vmlinuz"), "-initrd", filepath.Join(k.netboot, "initrd.img"),
+		"-append", "console=ttyS0 panic=-1 quiet bty.image=" + vmImage + " bty.disk=serial:" + vmTarget}
+	args = append(args, target.args(1)...)
+	args = append(args, "-drive", "file="+k.usb+",format=raw,if=none,id=d3,readonly=on", "-device", "virtio-blk-pci,drive=d3")
+	runVM(t, vmRun{prompt: "Type vda to confirm", answer: "vda\r", until: func(console string) bool {
+		i := strings.LastIndex(console, "Done:")
+		return i >= 0 && strings.Contains(console[i:], "b reboot")
+	}}, args...)
+	checkTarget(t, k, target)
 }

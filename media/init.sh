@@ -16,11 +16,15 @@
 #
 # This is PID 1: it must never exit, or the kernel panics. After bty it offers
 # a shell, a reboot and a power-off.
+#
+# BTY_LIVE=1 tells bty it runs here, in its live environment: only then does
+# the wizard's done screen offer a reboot (after a y/N question). On any other
+# machine the wizard never reboots.
 
 /bin/busybox --install -s /bin
 export PATH=/bin HOME=/root TERM="${TERM:-linux}"
 root=/var/lib/bty/images
-export BTY_IMAGE_ROOT=$root
+export BTY_IMAGE_ROOT=$root BTY_LIVE=1
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys

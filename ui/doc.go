@@ -7,12 +7,20 @@
 //
 //	source    screen_source.go    image root only, the default catalog, or a typed one
 //	             (skipped with --catalog, or when the image root has images)
-//	images    screen_images.go    the table of images; / filters, r refreshes
-//	disks     screen_disks.go     targets with verdicts; refused ones dimmed or hidden
-//	confirm   screen_confirm.go   the plan; type the disk's name, or y for a removable one
+//	images    screen_images.go    the table of images; / filters, r refreshes; the image
+//	                              root's rows show while catalogs load (esc stops)
+//	disks     screen_disks.go     targets with verdicts; refused ones dimmed or hidden;
+//	                              the cursor never starts on a disk whose name is typed
+//	confirm   screen_confirm.go   the plan; type the disk's name, or y for a removable one;
+//	                              no answer taken while any of it is off screen
 //	progress  screen_progress.go  the running flash; ctrl+c and q ask first
-//	done      screen_done.go      time, throughput, digest, read-back; reboot, another disk
-//	error     screen_error.go     the message, retry and back
+//	done      screen_done.go      time, throughput, digest, read-back; another disk;
+//	                              reboot (asks first) where the caller allows it
+//	error     screen_error.go     the message, what the target holds; retry (a flash
+//	                              asks again) and back
+//
+// On every screen where q is a key, ? replaces the screen with the list of
+// its keys; the help line keeps q in sight when keys must be left out.
 //
 // Model (ui.go) owns the screen enum, the error state and the plan (image and
 // target). Each screen is a small model with Update, View, SetSize, keys (which

@@ -23,6 +23,7 @@ const (
 	fakeRoot    = "/var/lib/bty/images"
 	goodCatalog = "https://images.example.com/catalog.toml"
 	badCatalog  = "oras://ghcr.io/example/catalog:v1"
+	slowCatalog = "https://slow.example.com/catalog.toml" // answers only when cancelled
 	fakeDigest  = "3f2a9c01d4e5b6a7980112233445566778899aabbccddeeff00112233c9d1a7e"
 )
 
@@ -82,6 +83,9 @@ type fakeBackend struct {
 	release  chan struct{}
 	flashErr error
 	flashed  []string // targets
+	calls    int      // flashes started
+	unsized  bool     // report progress as for a gzip image: decoded size unknown
+	stopped  int      // slow catalog loads that were cancelled
 	opened   []string // image names
 	loads    int      // image list loads
 	lastOpt  flash.Options
@@ -100,9 +104,16 @@ func (f *fakeBackend) backend() Backend {
 			}
 			return nil, fmt.Errorf("image root %s: %w", dir, fs.ErrNotExist)
 		},
-		LoadCatalog: func(_ context.Context, src string) ([]catalog.Entry, error) {
-			if src == goodCatalog {
+		LoadCatalog: func(ctx context.Context, src string) ([]catalog.Entry, error) {
+			switch src {
+			case goodCatalog:
 				return fakeCatalogRows(), nil
+			case slowCatalog:
+				<-ctx.Done()
+				f.mu.Lock()
+				f.stopped++
+				f.mu.Unlock()
+				return nil, fmt.Errorf("catalog %s: Get %q: %w", src, src, ctx.Err())
 			}
 			return nil, fmt.Errorf("catalog %s: no answer within 20s (offline?): check the network, or use a catalog file", src)
 		},
@@ -137,10 +148,15 @@ func (f *fakeBackend) backend() Backend {
 		Flash: func(ctx context.Context, src flash.Source, target string, opt flash.Options) (*flash.Result, error) {
 			f.mu.Lock()
 			f.lastOpt = opt
-			hold, release, ferr := f.hold, f.release, f.flashErr
+			f.calls++
+			hold, release, ferr, unsized := f.hold, f.release, f.flashErr, f.unsized
 			f.mu.Unlock()
 			opt.Progress(flash.Progress{Phase: flash.PhaseOpening, SourceTotal: -1, ImageSize: -1})
-			opt.Progress(fakeProgress())
+			p := fakeProgress()
+			if unsized {
+				p.ImageSize, p.ETA = -1, 0
+			}
+			opt.Progress(p)
 			if hold {
 				select {
 				case <-ctx.Done():
@@ -157,6 +173,12 @@ func (f *fakeBackend) backend() Backend {
 			return fakeResult(), nil
 		},
 	}
+}
+
+func (f *fakeBackend) flashCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
 }
 
 func (f *fakeBackend) flashedTargets() []string {

@@ -22,7 +22,12 @@ func Bytes(n int64) string {
 		exp++
 	}
 	v := float64(n) / float64(div)
-	if v >= 100 {
+	if v >= 1023.5 && exp < 5 {
+		// Rounded, it would read "1024 KiB": say "1.0 MiB".
+		v /= unit
+		exp++
+	}
+	if v >= 99.95 { // "100 MiB", not "100.0 MiB"
 		return fmt.Sprintf("%.0f %ciB", v, "KMGTPE"[exp])
 	}
 	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp])

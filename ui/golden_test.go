@@ -12,6 +12,8 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest/v2"
+
+	"bty/disks"
 )
 
 // Golden screens: each screen is reached by driving a real program (teatest)
@@ -109,7 +111,6 @@ func goldenCases() []goldenCase {
 			r.wait(t, tm, "images", on(screenImages))
 			send(tm, keys("down", "enter")...)
 			r.wait(t, tm, "disks", on(screenDisks))
-			send(tm, press("down"))
 			r.wait(t, tm, "cursor", func(m Model) bool { return m.disks.cursor == 1 })
 		}},
 		{"disks-hidden", func(*fakeBackend, *Options) {}, func(t *testing.T, tm *teatest.TestModel, r *recorder) {
@@ -123,14 +124,14 @@ func goldenCases() []goldenCase {
 			r.wait(t, tm, "images", on(screenImages))
 			send(tm, keys("down", "enter")...)
 			r.wait(t, tm, "disks", on(screenDisks))
-			send(tm, keys("down", "enter")...)
+			send(tm, press("enter"))
 			r.wait(t, tm, "confirm", on(screenConfirm))
 		}},
 		{"confirm-typed", func(_ *fakeBackend, o *Options) { o.Verify = true }, func(t *testing.T, tm *teatest.TestModel, r *recorder) {
 			r.wait(t, tm, "images", on(screenImages))
 			send(tm, keys("down", "enter")...)
 			r.wait(t, tm, "disks", on(screenDisks))
-			send(tm, keys("down", "down", "enter")...)
+			send(tm, keys("down", "enter")...)
 			r.wait(t, tm, "confirm", on(screenConfirm))
 			send(tm, typed("nvme")...)
 			r.wait(t, tm, "typed", func(m Model) bool { return m.confirm.input.Value() == "nvme" })
@@ -141,7 +142,7 @@ func goldenCases() []goldenCase {
 			r.wait(t, tm, "fedora", func(m Model) bool { return m.images.cursor == 4 })
 			send(tm, press("enter")) // fedora, over https
 			r.wait(t, tm, "disks", on(screenDisks))
-			send(tm, keys("down", "enter")...)
+			send(tm, press("enter"))
 			r.wait(t, tm, "confirm", on(screenConfirm))
 			send(tm, press("y"))
 			r.wait(t, tm, "progress", func(m Model) bool { return m.screen == screenProgress && m.progress.p.Phase == "writing" })
@@ -150,18 +151,46 @@ func goldenCases() []goldenCase {
 			r.wait(t, tm, "images", on(screenImages))
 			send(tm, keys("down", "enter")...)
 			r.wait(t, tm, "disks", on(screenDisks))
-			send(tm, keys("down", "enter")...)
+			send(tm, press("enter"))
 			r.wait(t, tm, "confirm", on(screenConfirm))
 			send(tm, press("y"))
 			r.wait(t, tm, "progress", func(m Model) bool { return m.screen == screenProgress && m.progress.p.Phase == "writing" })
 			send(tm, press("ctrl+c"))
 			r.wait(t, tm, "asking", func(m Model) bool { return m.progress.asking == askCancel })
 		}},
+		{"progress-gzip", func(f *fakeBackend, o *Options) { f.hold, f.unsized = true, true }, func(t *testing.T, tm *teatest.TestModel, r *recorder) {
+			r.wait(t, tm, "images", on(screenImages))
+			send(tm, keys("down", "down", "down", "enter")...) // ubuntu, gzip
+			r.wait(t, tm, "disks", on(screenDisks))
+			send(tm, press("enter"))
+			r.wait(t, tm, "confirm", on(screenConfirm))
+			send(tm, press("y"))
+			r.wait(t, tm, "progress", func(m Model) bool { return m.screen == screenProgress && m.progress.p.Phase == "writing" })
+		}},
+		{"images-loading", func(_ *fakeBackend, o *Options) { o.Catalogs = []string{slowCatalog} }, func(t *testing.T, tm *teatest.TestModel, r *recorder) {
+			r.wait(t, tm, "root rows", func(m Model) bool { return m.screen == screenImages && len(m.images.rows) == 4 })
+		}},
+		{"help", func(*fakeBackend, *Options) {}, func(t *testing.T, tm *teatest.TestModel, r *recorder) {
+			r.wait(t, tm, "images", on(screenImages))
+			send(tm, press("?"))
+			r.wait(t, tm, "help", func(m Model) bool { return m.showHelp })
+		}},
+		{"done-reboot", func(*fakeBackend, *Options) {}, func(t *testing.T, tm *teatest.TestModel, r *recorder) {
+			r.wait(t, tm, "images", on(screenImages))
+			send(tm, keys("down", "enter")...)
+			r.wait(t, tm, "disks", on(screenDisks))
+			send(tm, press("enter"))
+			r.wait(t, tm, "confirm", on(screenConfirm))
+			send(tm, press("y"))
+			r.wait(t, tm, "done", on(screenDone))
+			send(tm, press("b"))
+			r.wait(t, tm, "asking", func(m Model) bool { return m.done.asking })
+		}},
 		{"done", func(*fakeBackend, *Options) {}, func(t *testing.T, tm *teatest.TestModel, r *recorder) {
 			r.wait(t, tm, "images", on(screenImages))
 			send(tm, keys("down", "enter")...)
 			r.wait(t, tm, "disks", on(screenDisks))
-			send(tm, keys("down", "enter")...)
+			send(tm, press("enter"))
 			r.wait(t, tm, "confirm", on(screenConfirm))
 			send(tm, press("y"))
 			r.wait(t, tm, "done", on(screenDone))
@@ -172,7 +201,7 @@ func goldenCases() []goldenCase {
 			r.wait(t, tm, "images", on(screenImages))
 			send(tm, keys("down", "enter")...)
 			r.wait(t, tm, "disks", on(screenDisks))
-			send(tm, keys("down", "enter")...)
+			send(tm, press("enter"))
 			r.wait(t, tm, "confirm", on(screenConfirm))
 			send(tm, press("y"))
 			r.wait(t, tm, "error", on(screenError))
@@ -192,33 +221,62 @@ func TestGolden(t *testing.T) {
 		for _, size := range look.sizes {
 			for _, gc := range goldenCases() {
 				t.Run(fmt.Sprintf("%s/%s-%dx%d", gc.name, look.name, size[0], size[1]), func(t *testing.T) {
-					f := newFakeBackend()
-					opt := fakeOptions(f)
-					opt.Plain = look.plain
-					gc.setup(f, &opt)
-					rec := &recorder{}
-					tm := teatest.NewTestModel(t, New(t.Context(), opt),
-						teatest.WithInitialTermSize(size[0], size[1]),
-						teatest.WithProgramOptions(tea.WithFilter(rec.filter)))
-					gc.steps(t, tm, rec)
-					if err := tm.Quit(); err != nil {
-						t.Fatal(err)
-					}
-					fm, ok := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(Model)
-					if !ok {
-						t.Fatal("no final model")
-					}
-					out, err := io.ReadAll(tm.FinalOutput(t))
-					if err != nil || len(out) == 0 {
-						t.Fatalf("the program drew nothing (%v)", err)
-					}
-					screen := ansi.Strip(fm.render())
-					checkScreen(t, screen, size[0], size[1], look.plain)
-					golden.RequireEqual(t, []byte(trimLines(screen)+"\n"))
+					runGolden(t, gc, look.plain, size)
 				})
 			}
 		}
 	}
+}
+
+// TestGoldenConfirmSizes: the confirmation at 40x12 (too small: it says so),
+// 60x24 (a long path wraps, the warning whole) and 80x24.
+func TestGoldenConfirmSizes(t *testing.T) {
+	long := func(_ *fakeBackend, o *Options) {
+		o.Image, o.Disk = "debian-12-generic-amd64.img.xz", longTarget
+		o.Targets = func(disks.Check) ([]Target, error) { return []Target{FileTarget(longTarget, "regular file")}, nil }
+	}
+	typed := func(_ *fakeBackend, o *Options) {
+		o.Image, o.Disk = "debian-12-generic-amd64.img.xz", "/dev/nvme0n1"
+	}
+	atConfirm := func(t *testing.T, tm *teatest.TestModel, r *recorder) {
+		r.wait(t, tm, "confirm", on(screenConfirm))
+	}
+	for _, gc := range []goldenCase{{"file", long, atConfirm}, {"typed", typed, atConfirm}} {
+		for _, size := range [][2]int{{40, 12}, {60, 24}, {80, 24}} {
+			t.Run(fmt.Sprintf("%s-%dx%d", gc.name, size[0], size[1]), func(t *testing.T) {
+				runGolden(t, gc, false, size)
+			})
+		}
+	}
+}
+
+// runGolden drives a program over the fakes to a screen and compares it with
+// the golden file.
+func runGolden(t *testing.T, gc goldenCase, plain bool, size [2]int) {
+	t.Helper()
+	f := newFakeBackend()
+	opt := fakeOptions(f)
+	opt.Plain = plain
+	gc.setup(f, &opt)
+	rec := &recorder{}
+	tm := teatest.NewTestModel(t, New(t.Context(), opt),
+		teatest.WithInitialTermSize(size[0], size[1]),
+		teatest.WithProgramOptions(tea.WithFilter(rec.filter)))
+	gc.steps(t, tm, rec)
+	if err := tm.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	fm, ok := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(Model)
+	if !ok {
+		t.Fatal("no final model")
+	}
+	out, err := io.ReadAll(tm.FinalOutput(t))
+	if err != nil || len(out) == 0 {
+		t.Fatalf("the program drew nothing (%v)", err)
+	}
+	screen := ansi.Strip(fm.render())
+	checkScreen(t, screen, size[0], size[1], plain)
+	golden.RequireEqual(t, []byte(trimLines(screen)+"\n"))
 }
 
 // checkScreen checks what every screen must do: fill the terminal exactly,

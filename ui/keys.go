@@ -16,6 +16,7 @@ type KeyMap struct {
 	ClearFilter   key.Binding // images, while filtering: esc
 	Refresh       key.Binding // images and disks: r
 	ToggleRefused key.Binding // disks: show or hide refused disks
+	StopLoading   key.Binding // images, while catalogs load: esc
 
 	Yes     key.Binding // confirm a removable disk or file; answer a question
 	No      key.Binding // decline; enter too, as the default is no
@@ -24,6 +25,11 @@ type KeyMap struct {
 	Retry   key.Binding // error screen
 	Reboot  key.Binding // done screen, when the caller allows it
 	Another key.Binding // done screen: flash another disk
+
+	// Help shows every key of the screen (?), and closes that list again
+	// (? or esc). It works wherever q does: where a text field takes
+	// printable keys, ? is typed.
+	Help key.Binding
 }
 
 // DefaultKeyMap is the wizard's keys; plain spells the arrows out.
@@ -50,6 +56,8 @@ func DefaultKeyMap(plain bool) KeyMap {
 		Retry:         key.NewBinding(key.WithKeys("r", "enter"), key.WithHelp("r", "retry")),
 		Reboot:        key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "reboot")),
 		Another:       key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "flash another disk")),
+		StopLoading:   key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "stop loading")),
+		Help:          key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "all keys")),
 	}
 }
 
@@ -57,8 +65,8 @@ func DefaultKeyMap(plain bool) KeyMap {
 func (k *KeyMap) all() []*key.Binding {
 	return []*key.Binding{
 		&k.Up, &k.Down, &k.Choose, &k.Back, &k.Quit, &k.Kill,
-		&k.Filter, &k.ClearFilter, &k.Refresh, &k.ToggleRefused,
-		&k.Yes, &k.No, &k.Confirm, &k.Retry, &k.Reboot, &k.Another,
+		&k.Filter, &k.ClearFilter, &k.Refresh, &k.ToggleRefused, &k.StopLoading,
+		&k.Yes, &k.No, &k.Confirm, &k.Retry, &k.Reboot, &k.Another, &k.Help,
 	}
 }
 

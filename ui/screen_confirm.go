@@ -7,6 +7,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 )
 
 // ConfirmedMsg: the user confirmed the plan; the flash starts.
@@ -14,21 +15,28 @@ type ConfirmedMsg struct{}
 
 // confirmScreen shows the plan and asks before anything is written. A
 // non-removable disk needs its name typed; a removable disk or a file a y. The
-// default is no.
+// default is no. Values too long for the window wrap; when the whole
+// confirmation does not fit (the target, the warning and the prompt above
+// all), the screen says how large the window must be and takes no answer.
 type confirmScreen struct {
 	plan    plan
+	st      Styles
 	input   textinput.Model
 	problem string // the typed name did not match
 	width   int
 	height  int
 }
 
+// minConfirmWidth is the narrowest window the confirmation is drawn in:
+// below it the wrapped values would be a few cells each.
+const minConfirmWidth = 40
+
 func newConfirmScreen(p plan, st Styles) (confirmScreen, tea.Cmd) {
 	in := textinput.New()
 	in.Prompt = "> "
 	in.CharLimit = 256
 	in.SetStyles(st.Input)
-	s := confirmScreen{plan: p, input: in}
+	s := confirmScreen{plan: p, st: st, input: in}
 	var cmd tea.Cmd
 	if p.target.needsName() {
 		cmd = s.input.Focus()
@@ -36,19 +44,49 @@ func newConfirmScreen(p plan, st Styles) (confirmScreen, tea.Cmd) {
 	return s, cmd
 }
 
+// prompt is the question before the answer: the typed name's input follows it.
+func (s confirmScreen) prompt() string {
+	if s.plan.target.needsName() {
+		return "  Type " + s.plan.target.Name + " to confirm: "
+	}
+	return "  Flash it? [y/N]"
+}
+
+// inputWidth is the typed name's field at window width w.
+func (s confirmScreen) inputWidth(w int) int {
+	return max(10, min(40, w-lipgloss.Width(s.prompt())-len(s.input.Prompt)-2))
+}
+
+// needWidth is the narrowest window that shows the prompt and its input.
+func (s confirmScreen) needWidth() int {
+	w := minConfirmWidth
+	if s.plan.target.needsName() {
+		w = max(w, lipgloss.Width(s.prompt())+len(s.input.Prompt)+10+2)
+	}
+	return w
+}
+
+// fits reports whether the whole confirmation is on screen.
+func (s confirmScreen) fits() bool {
+	return s.width >= s.needWidth() && len(s.lines(s.width)) <= s.height
+}
+
 func (s *confirmScreen) SetSize(w, h int) {
 	s.width, s.height = w, h
-	s.input.SetWidth(max(10, min(40, w-30)))
+	s.input.SetWidth(s.inputWidth(w))
 }
 
 func (s confirmScreen) keys(k *KeyMap) {
-	if s.plan.target.needsName() {
+	switch {
+	case !s.fits():
+		k.only(&k.Back, &k.Quit, &k.Kill)
+	case s.plan.target.needsName():
 		k.only(&k.Confirm, &k.Back, &k.Kill)
-		return
+	default:
+		k.only(&k.Yes, &k.No, &k.Quit, &k.Kill)
+		k.Yes.SetHelp("y", "flash")
+		k.No.SetHelp("n/esc", "back")
 	}
-	k.only(&k.Yes, &k.No, &k.Quit, &k.Kill)
-	k.Yes.SetHelp("y", "flash")
-	k.No.SetHelp("n/esc", "back")
 }
 
 func (s confirmScreen) help(k KeyMap) []key.Binding {
@@ -57,6 +95,14 @@ func (s confirmScreen) help(k KeyMap) []key.Binding {
 
 func (s confirmScreen) Update(msg tea.Msg, k KeyMap) (confirmScreen, tea.Cmd) {
 	km, ok := msg.(tea.KeyPressMsg)
+	if ok && !s.fits() {
+		// Nothing typed or answered counts while part of the question is
+		// off screen.
+		if key.Matches(km, k.Back) {
+			return s, emit(BackMsg{})
+		}
+		return s, nil
+	}
 	if s.plan.target.needsName() {
 		switch {
 		case ok && key.Matches(km, k.Back):
@@ -88,10 +134,38 @@ func (s confirmScreen) Update(msg tea.Msg, k KeyMap) (confirmScreen, tea.Cmd) {
 }
 
 func (s confirmScreen) View(st Styles) string {
-	p := s.plan
-	w := s.width
+	if !s.fits() {
+		return s.tooSmall(st)
+	}
+	return strings.Join(s.lines(s.width), "\n")
+}
+
+// tooSmall says how large the window must be: at its width, and at 80
+// columns, where fewer lines wrap.
+func (s confirmScreen) tooSmall(st Styles) string {
+	need := func(w int) string { return fmt.Sprintf("%dx%d", w, len(s.lines(w))+chrome) }
+	w := max(s.width, s.needWidth())
+	sizes := need(w)
+	if w < 80 {
+		sizes += ", or " + need(80)
+	}
+	msg := fmt.Sprintf("This window is %dx%d: too small to show the whole confirmation (the image, the target and the warning). It needs %s. Enlarge it, or press esc to go back.",
+		s.width, s.height+chrome, sizes)
+	return st.Danger.Render("Window too small") + "\n\n" + wrap(msg, max(10, s.width))
+}
+
+// lines is the confirmation at width w, one element per screen line.
+func (s confirmScreen) lines(w int) []string {
+	p, st := s.plan, s.st
+	// field is a label and its value; a long value wraps under itself.
 	field := func(label, value string) string {
-		return clip("  "+st.Label.Render(fit(label, 8, ""))+" "+value, w, st.Ellipsis)
+		const indent = 2 + 8 + 1
+		vl := strings.Split(wrap(value, max(10, w-indent)), "\n")
+		out := "  " + st.Label.Render(fit(label, 8, "")) + " " + vl[0]
+		for _, l := range vl[1:] {
+			out += "\n" + strings.Repeat(" ", indent) + l
+		}
+		return out
 	}
 	var lines []string
 	lines = append(lines, st.Heading.Render("Flash this image to this disk?"), "")
@@ -114,6 +188,9 @@ func (s confirmScreen) View(st Styles) string {
 		model = "-"
 	}
 	lines = append(lines, field("Model", model))
+	if t.Backing != "" {
+		lines = append(lines, field("Backing", t.Backing))
+	}
 	if !t.File {
 		serial := t.Serial
 		if serial == "" {
@@ -142,14 +219,20 @@ func (s confirmScreen) View(st Styles) string {
 		lines = append(lines, field("Verify", "read back after writing"))
 	}
 	lines = append(lines, "")
-	lines = append(lines, st.Danger.Render(clip("  All data on "+t.Path+" will be destroyed.", w, st.Ellipsis)), "")
+	for _, l := range strings.Split(wrap("All data on "+t.Path+" will be destroyed.", max(10, w-2)), "\n") {
+		lines = append(lines, st.Danger.Render("  "+l))
+	}
+	lines = append(lines, "")
 	if t.needsName() {
 		lines = append(lines, "  Type "+st.Heading.Render(t.Name)+" to confirm: "+s.input.View())
 	} else {
-		lines = append(lines, "  Flash it? [y/N]")
+		lines = append(lines, s.prompt())
 	}
 	if s.problem != "" {
-		lines = append(lines, st.Warn.Render(clip("  "+s.problem, w, st.Ellipsis)))
+		for _, l := range strings.Split(wrap(s.problem, max(10, w-2)), "\n") {
+			lines = append(lines, st.Warn.Render("  "+l))
+		}
 	}
-	return strings.Join(lines, "\n")
+	// A field may hold several lines.
+	return strings.Split(strings.Join(lines, "\n"), "\n")
 }

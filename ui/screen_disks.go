@@ -6,6 +6,7 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"bty/disks"
 )
@@ -49,9 +50,7 @@ func (s *disksScreen) setTargets(ts []Target, problem string) {
 	}
 	s.targets, s.problem, s.loading = ts, problem, false
 	s.applyToggle()
-	if keep != "" {
-		s.focus(keep)
-	}
+	s.place(keep)
 }
 
 // focus puts the cursor on the target with that path, showing refused
@@ -63,9 +62,25 @@ func (s *disksScreen) focus(path string) {
 			s.applyToggle()
 		}
 	}
+	s.place(path)
+}
+
+// place puts the cursor on the target with path keep if it is shown, else
+// where a stray enter is harmless: on the first target a y confirms, else on
+// the first refused one, else on none. It never starts on a disk whose name
+// must be typed: such a disk is chosen by moving to it.
+func (s *disksScreen) place(keep string) {
+	s.cursor = -1
 	for i, idx := range s.shown {
-		if s.targets[idx].Path == path {
+		if keep != "" && s.targets[idx].Path == keep {
 			s.cursor = i
+		}
+	}
+	for _, level := range []disks.Level{disks.OK, disks.Refused} {
+		for i, idx := range s.shown {
+			if s.cursor < 0 && s.targets[idx].Verdict.Level == level {
+				s.cursor = i
+			}
 		}
 	}
 	s.scroll()
@@ -78,12 +93,12 @@ func (s *disksScreen) applyToggle() {
 			s.shown = append(s.shown, i)
 		}
 	}
-	s.cursor = min(s.cursor, max(0, len(s.shown)-1))
+	s.cursor = min(s.cursor, len(s.shown)-1)
 	s.scroll()
 }
 
 func (s disksScreen) selected() (Target, bool) {
-	if s.cursor < len(s.shown) {
+	if s.cursor >= 0 && s.cursor < len(s.shown) {
 		return s.targets[s.shown[s.cursor]], true
 	}
 	return Target{}, false
@@ -105,8 +120,8 @@ func (s disksScreen) keys(k *KeyMap) {
 		return
 	}
 	t, ok := s.selected()
-	k.Up.SetEnabled(len(s.shown) > 1)
-	k.Down.SetEnabled(len(s.shown) > 1)
+	k.Up.SetEnabled(len(s.shown) > 1 || !ok && len(s.shown) > 0)
+	k.Down.SetEnabled(len(s.shown) > 1 || !ok && len(s.shown) > 0)
 	k.Choose.SetEnabled(ok && t.Verdict.Level != disks.Refused)
 	k.Refresh.SetEnabled(true)
 	k.ToggleRefused.SetEnabled(s.refused() > 0)
@@ -144,14 +159,7 @@ func (s disksScreen) Update(msg tea.Msg, k KeyMap) (disksScreen, tea.Cmd) {
 		}
 		s.showRefused = !s.showRefused
 		s.applyToggle()
-		if keep != "" {
-			for i, idx := range s.shown {
-				if s.targets[idx].Path == keep {
-					s.cursor = i
-				}
-			}
-			s.scroll()
-		}
+		s.place(keep)
 	case key.Matches(km, k.Refresh):
 		s.loading = true
 		return s, emit(RefreshTargetsMsg{})
@@ -183,7 +191,9 @@ func (s disksScreen) View(st Styles) string {
 	}
 	lines = append(lines, st.Heading.Render(clip(head, s.width, st.Ellipsis)))
 	lines = append(lines, s.problemLines(st)...)
-	lines = append(lines, "")
+	h := s.listHeight()
+	above, below := s.more(len(s.shown), h, st)
+	lines = append(lines, above)
 	switch {
 	case s.loading:
 		lines = append(lines, "  Looking for disks...")
@@ -192,7 +202,6 @@ func (s disksScreen) View(st Styles) string {
 	case len(s.shown) == 0:
 		lines = append(lines, st.Dim.Render(fmt.Sprintf("  Every disk is refused (%d). Press a to show them, or plug one in and press r.", len(s.targets))))
 	}
-	h := s.listHeight()
 	pathW := 14
 	for _, idx := range s.shown {
 		pathW = max(pathW, len(s.targets[idx].Path))
@@ -228,7 +237,10 @@ func (s disksScreen) View(st Styles) string {
 	default:
 		status = plural(len(s.targets), "target")
 	}
-	lines = append(lines, "", st.Dim.Render(status))
+	if s.cursor < 0 && len(s.shown) > 0 {
+		status += "; move to a disk to choose it"
+	}
+	lines = append(lines, below, st.Dim.Render(clip(status, s.width, st.Ellipsis)))
 	return strings.Join(lines, "\n")
 }
 
@@ -253,14 +265,23 @@ func (s disksScreen) row(t Target, pathW int, st Styles) (string, string) {
 			tags = append(tags, "removable")
 		}
 	}
-	model := t.Model
-	if model == "" {
-		model = "-"
-	}
-	l1 := fitTail(t.Path, pathW, st.Ellipsis) + " " + fitLeft(size, 10) + "  " + model
+	l1 := fitTail(t.Path, pathW, st.Ellipsis) + " " + fitLeft(size, 10) + "  "
+	tag := ""
 	if len(tags) > 0 {
-		l1 += "  [" + strings.Join(tags, ", ") + "]"
+		tag = "  [" + strings.Join(tags, ", ") + "]"
 	}
+	switch {
+	case t.Model != "":
+		l1 += t.Model
+	case t.Backing != "":
+		// The file is what tells loop devices apart: keep its end.
+		const label = "backing file "
+		room := s.width - 2 - lipgloss.Width(l1) - len(label) - len(tag)
+		l1 += label + strings.TrimRight(fitTail(t.Backing, max(12, room), st.Ellipsis), " ")
+	default:
+		l1 += "-"
+	}
+	l1 += tag
 	var l2 string
 	switch t.Verdict.Level {
 	case disks.Refused:

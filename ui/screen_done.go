@@ -16,10 +16,13 @@ type RebootMsg struct{}
 type AnotherDiskMsg struct{}
 
 // doneScreen reports a finished flash: time, throughput, digest and read-back.
+// Reboot is offered only where the caller allows it (the live environment),
+// and asks first; the default is no.
 type doneScreen struct {
 	plan      plan
 	res       flash.Result
 	canReboot bool
+	asking    bool // "Reboot now? [y/N]"
 	width     int
 	height    int
 }
@@ -27,13 +30,19 @@ type doneScreen struct {
 func (s *doneScreen) SetSize(w, h int) { s.width, s.height = w, h }
 
 func (s doneScreen) keys(k *KeyMap) {
+	if s.asking {
+		k.only(&k.Yes, &k.No, &k.Kill)
+		k.Yes.SetHelp("y", "reboot now")
+		k.No.SetHelp("n/esc", "do not reboot")
+		return
+	}
 	k.only(&k.Another, &k.Back, &k.Quit, &k.Kill)
 	k.Reboot.SetEnabled(s.canReboot)
 	k.Back.SetHelp("esc", "another image")
 }
 
 func (s doneScreen) help(k KeyMap) []key.Binding {
-	return []key.Binding{k.Reboot, k.Another, k.Back, k.Quit}
+	return []key.Binding{k.Yes, k.No, k.Reboot, k.Another, k.Back, k.Quit}
 }
 
 func (s doneScreen) Update(msg tea.Msg, k KeyMap) (doneScreen, tea.Cmd) {
@@ -42,8 +51,13 @@ func (s doneScreen) Update(msg tea.Msg, k KeyMap) (doneScreen, tea.Cmd) {
 		return s, nil
 	}
 	switch {
-	case key.Matches(km, k.Reboot):
+	case s.asking && key.Matches(km, k.Yes):
+		s.asking = false
 		return s, emit(RebootMsg{})
+	case s.asking && key.Matches(km, k.No):
+		s.asking = false
+	case key.Matches(km, k.Reboot):
+		s.asking = true
 	case key.Matches(km, k.Another):
 		return s, emit(AnotherDiskMsg{})
 	case key.Matches(km, k.Back):
@@ -58,7 +72,10 @@ func (s doneScreen) View(st Styles) string {
 		return clip("  "+st.Label.Render(fit(label, 11, ""))+" "+value, w, st.Ellipsis)
 	}
 	var lines []string
-	lines = append(lines, st.Good.Render(clip("Done: "+s.plan.image.Name+" is on "+s.plan.target.Path, w, st.Ellipsis)), "")
+	for _, l := range strings.Split(wrap("Done: "+s.plan.image.Name+" is on "+s.plan.target.Path, w), "\n") {
+		lines = append(lines, st.Good.Render(l))
+	}
+	lines = append(lines, "")
 	lines = append(lines, field("Time", durationText(r.Duration)))
 	tp := "-"
 	if secs := r.Duration.Seconds(); secs > 0 && r.ImageSize > 0 {
@@ -84,6 +101,10 @@ func (s doneScreen) View(st Styles) string {
 	}
 	if r.GPTRelocated {
 		lines = append(lines, field("GPT", "backup header moved to the end of the disk"))
+	}
+	if s.asking {
+		// Above the warnings, which may run past the bottom.
+		lines = append(lines, "", st.Danger.Render(clip("  Reboot this machine now? [y/N]", w, st.Ellipsis)), "")
 	}
 	for _, warn := range r.Warnings {
 		for i, l := range strings.Split(wrap(warn, max(20, w-15)), "\n") {

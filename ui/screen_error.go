@@ -50,7 +50,7 @@ func (s errorScreen) View(st Styles) string {
 	lines = append(lines, st.Danger.Render(s.title), "")
 	msg := "unknown error"
 	if s.err != nil {
-		msg = s.err.Error()
+		msg = plainText(s.err)
 	}
 	for _, l := range strings.Split(wrap(msg, w), "\n") {
 		lines = append(lines, "  "+st.ErrorBox.Render(l))

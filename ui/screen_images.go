@@ -17,8 +17,13 @@ type ImageChosenMsg struct{ Entry catalog.Entry }
 // RefreshImagesMsg: the user asked to list the images again.
 type RefreshImagesMsg struct{}
 
+// StopLoadingMsg: the user gave up waiting for the catalogs still loading.
+type StopLoadingMsg struct{}
+
 // imagesScreen is the table of images: the image root's, then each catalog's.
-// A catalog that failed to load is a banner above the rows that did load.
+// A catalog that failed to load is a banner above the rows that did load. The
+// image root's rows can be chosen while catalogs still load; the status line
+// names those, and esc stops waiting for them.
 type imagesScreen struct {
 	root       string
 	rows       []catalog.Entry
@@ -26,7 +31,8 @@ type imagesScreen struct {
 	listCursor       // into shown
 	filtering  bool
 	filter     textinput.Model
-	loading    bool
+	loading    bool     // the image root is not listed yet
+	pending    []string // catalogs still loading
 	status     string   // what is happening: "Opening debian.img..."
 	banner     []string // catalogs that could not be loaded
 	canBack    bool     // esc returns to the source screen
@@ -48,10 +54,18 @@ func (s *imagesScreen) SetSize(w, h int) {
 	s.scroll()
 }
 
-// setRows replaces the rows after a load; banner lists the catalogs that failed.
-func (s *imagesScreen) setRows(rows []catalog.Entry, banner []string) {
-	s.rows, s.banner, s.loading = rows, banner, false
+// setRows replaces the rows as they load; banner lists the catalogs that
+// failed, pending those still loading. The cursor stays on its row.
+func (s *imagesScreen) setRows(rows []catalog.Entry, banner, pending []string) {
+	keep, had := s.selected()
+	s.rows, s.banner, s.pending, s.loading = rows, banner, pending, false
 	s.applyFilter()
+	for i, idx := range s.shown {
+		if had && s.rows[idx].Src == keep.Src && s.rows[idx].Name == keep.Name {
+			s.cursor = i
+		}
+	}
+	s.scroll()
 }
 
 func (s *imagesScreen) applyFilter() {
@@ -93,11 +107,12 @@ func (s imagesScreen) keys(k *KeyMap) {
 	k.Filter.SetEnabled(len(s.rows) > 0)
 	k.ClearFilter.SetEnabled(s.filter.Value() != "")
 	k.Refresh.SetEnabled(true)
-	k.Back.SetEnabled(s.canBack && s.filter.Value() == "")
+	k.StopLoading.SetEnabled(len(s.pending) > 0 && s.filter.Value() == "")
+	k.Back.SetEnabled(s.canBack && s.filter.Value() == "" && len(s.pending) == 0)
 }
 
 func (s imagesScreen) help(k KeyMap) []key.Binding {
-	return []key.Binding{k.Up, k.Choose, k.Filter, k.ClearFilter, k.Refresh, k.Back, k.Quit}
+	return []key.Binding{k.Up, k.Choose, k.Filter, k.ClearFilter, k.StopLoading, k.Refresh, k.Back, k.Quit}
 }
 
 func (s imagesScreen) Update(msg tea.Msg, k KeyMap) (imagesScreen, tea.Cmd) {
@@ -142,16 +157,22 @@ func (s imagesScreen) Update(msg tea.Msg, k KeyMap) (imagesScreen, tea.Cmd) {
 		s.applyFilter()
 	case key.Matches(km, k.Refresh):
 		return s, emit(RefreshImagesMsg{})
+	case key.Matches(km, k.StopLoading):
+		return s, emit(StopLoadingMsg{})
 	case key.Matches(km, k.Back):
 		return s, emit(BackMsg{})
 	}
 	return s, nil
 }
 
-// listHeight is how many rows fit.
+// listHeight is how many rows fit; when they do not all fit, a line above
+// them says how many are hidden above.
 func (s imagesScreen) listHeight() int {
 	h := s.height - 4 - len(s.bannerLines(Styles{})) // heading, column header, blank, status
 	if s.filtering || s.filter.Value() != "" {
+		h--
+	}
+	if len(s.shown) > h {
 		h--
 	}
 	return max(1, h)
@@ -189,9 +210,16 @@ func (s imagesScreen) View(st Styles) string {
 	}
 	nw, sw := s.columns()
 	lines = append(lines, st.Column.Render("  "+fit("NAME", nw, st.Ellipsis)+" "+fit("FORMAT", 6, "")+" "+fitLeft("SIZE", 9)+" "+fit("SHA256", 6, "")+" "+fit("SOURCE", sw, st.Ellipsis)))
+	h := s.listHeight()
+	above, below := s.more(len(s.shown), h, st)
+	if len(s.shown) > h {
+		lines = append(lines, above)
+	}
 	switch {
 	case s.loading:
 		lines = append(lines, "  Loading images...")
+	case len(s.rows) == 0 && len(s.pending) > 0:
+		lines = append(lines, "  Loading...")
 	case len(s.rows) == 0:
 		msg := "No images. Put image files in " + s.root + " and press r"
 		if s.root == "" {
@@ -204,7 +232,6 @@ func (s imagesScreen) View(st Styles) string {
 	case len(s.shown) == 0:
 		lines = append(lines, st.Dim.Render(fmt.Sprintf("  No image matches %q.", s.filter.Value())))
 	}
-	h := s.listHeight()
 	for i := s.offset; i < len(s.shown) && i < s.offset+h; i++ {
 		e := s.rows[s.shown[i]]
 		format, size, sum := formatName(e.Format), "?", "-"
@@ -229,13 +256,19 @@ func (s imagesScreen) View(st Styles) string {
 		}
 	}
 	status := s.status
-	if status == "" && !s.loading {
-		status = plural(len(s.rows), "image")
-		if len(s.shown) != len(s.rows) {
-			status = fmt.Sprintf("%d of %s", len(s.shown), plural(len(s.rows), "image"))
+	switch {
+	case status != "" || s.loading:
+	case len(s.pending) > 0:
+		status = "Loading the catalog " + strings.Join(s.pending, ", ") + "... (esc stops waiting)"
+		if len(s.pending) > 1 {
+			status = "Loading the catalogs " + strings.Join(s.pending, ", ") + "... (esc stops waiting)"
 		}
+	case len(s.shown) != len(s.rows):
+		status = fmt.Sprintf("%d of %s", len(s.shown), plural(len(s.rows), "image"))
+	default:
+		status = plural(len(s.rows), "image")
 	}
-	lines = append(lines, "", st.Dim.Render(clip(status, s.width, st.Ellipsis)))
+	lines = append(lines, below, st.Dim.Render(clip(status, s.width, st.Ellipsis)))
 	return strings.Join(lines, "\n")
 }
 

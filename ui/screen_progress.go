@@ -101,13 +101,19 @@ func phaseText(p flash.Phase) string {
 	return string(p)
 }
 
-// bar renders a bar of width cells at fraction f.
-func (st Styles) bar(width int, f float64) string {
-	b := progress.New(progress.WithWidth(width), progress.WithFillCharacters(st.BarFull, st.BarEmpty))
+// bar renders a bar of width cells at fraction f, with its percentage when
+// percent is set.
+func (st Styles) bar(width int, f float64, percent bool) string {
+	opts := []progress.Option{progress.WithWidth(width), progress.WithFillCharacters(st.BarFull, st.BarEmpty)}
+	if !percent {
+		opts = append(opts, progress.WithoutPercentage())
+	}
+	if !st.Plain {
+		opts = append(opts, progress.WithDefaultBlend())
+	}
+	b := progress.New(opts...)
 	if st.Plain {
 		b.FullColor, b.EmptyColor = lipgloss.NoColor{}, lipgloss.NoColor{}
-	} else {
-		b = progress.New(progress.WithWidth(width), progress.WithFillCharacters(st.BarFull, st.BarEmpty), progress.WithDefaultBlend())
 	}
 	return b.ViewAs(f)
 }
@@ -121,14 +127,18 @@ func (s progressScreen) View(st Styles) string {
 	var lines []string
 	lines = append(lines, st.Heading.Render(clip("Flashing "+s.plan.image.Name+" to "+s.plan.target.Path, w, st.Ellipsis)), "")
 	lines = append(lines, field("Phase", phaseText(p.Phase)))
-	if f := p.Fraction(); f >= 0 {
-		lines = append(lines, "  "+st.bar(barW, f))
-	} else {
-		lines = append(lines, "  "+st.Dim.Render("(image size unknown until the end: bytes and rate only)"))
+	// The bar and its percentage are of the image on the disk, or of the
+	// read-back. A gzip or bzip2 stream does not say its decoded size, so
+	// the only percentage then is of the source read, on its own line.
+	sized := p.ImageSize > 0
+	if sized {
+		lines = append(lines, "  "+st.bar(barW, p.Fraction(), true))
 	}
 	done := Bytes(p.Done())
-	if p.ImageSize > 0 {
+	if sized {
 		done += " of " + Bytes(p.ImageSize)
+	} else {
+		done += " (image size known at the end)"
 	}
 	lines = append(lines, field("On disk", done))
 	lines = append(lines, field("", fmt.Sprintf("%s written, %s zeroed without writing", Bytes(p.Written), Bytes(p.Zeroed))))
@@ -140,17 +150,27 @@ func (s progressScreen) View(st Styles) string {
 		rate += "    ETA " + clockText(p.ETA)
 	}
 	lines = append(lines, field("Rate", rate))
-	if s.plan.network() {
+	if s.plan.network() || !sized {
+		label, what := "Read", "of the compressed file read"
+		if s.plan.network() {
+			label, what = "Download", "downloaded"
+		}
 		if p.SourceTotal > 0 {
 			f := min(1, float64(p.SourceBytes)/float64(p.SourceTotal))
-			lines = append(lines, field("Download", Bytes(p.SourceBytes)+" of "+Bytes(p.SourceTotal)))
-			lines = append(lines, "  "+st.bar(barW, f))
+			lines = append(lines, field(label, Bytes(p.SourceBytes)+" of "+Bytes(p.SourceTotal)))
+			lines = append(lines, field("", fmt.Sprintf("%.0f%% %s", f*100, what)))
+			if !sized {
+				lines = append(lines, "  "+st.bar(barW, f, false))
+			}
 		} else {
-			lines = append(lines, field("Download", Bytes(p.SourceBytes)+" (size unknown)"))
+			lines = append(lines, field(label, Bytes(p.SourceBytes)+" (size unknown)"))
 		}
 	}
 	lines = append(lines, "")
 	leaves := s.plan.target.Path + " is left with no partition table: it will not boot until it is flashed again."
+	if p.Phase == flash.PhaseOpening {
+		leaves = "Nothing has been written to " + s.plan.target.Path + " yet."
+	}
 	switch {
 	case s.cancelling:
 		lines = append(lines, st.Warn.Render(wrap("Cancelling: waiting for the writes in flight to stop...", w)))

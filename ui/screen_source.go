@@ -114,7 +114,10 @@ func (s sourceScreen) Update(msg tea.Msg, k KeyMap) (sourceScreen, tea.Cmd) {
 		case choiceDefault:
 			return s, emit(SourceChosenMsg{Catalogs: []string{s.defaultCatalog}})
 		case choiceCustom:
+			// The field starts empty each time: what was typed before was
+			// taken, or given up with esc.
 			s.typing = true
+			s.input.Reset()
 			return s, s.input.Focus()
 		}
 	}

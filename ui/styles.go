@@ -36,6 +36,8 @@ type Styles struct {
 	RuleChar string
 	Sep      string // between breadcrumb steps
 	Ellipsis string
+	Above    string // before "3 more" above a scrolled list
+	Below    string // before "5 more" below it
 	BarFull  rune
 	BarEmpty rune
 }
@@ -69,6 +71,8 @@ func DefaultStyles() Styles {
 		RuleChar: "─",
 		Sep:      " › ",
 		Ellipsis: "…",
+		Above:    "↑",
+		Below:    "↓",
 		BarFull:  '█',
 		BarEmpty: '░',
 	}
@@ -104,6 +108,8 @@ func PlainStyles() Styles {
 		RuleChar: "-",
 		Sep:      " > ",
 		Ellipsis: "~",
+		Above:    "^",
+		Below:    "v",
 		BarFull:  '#',
 		BarEmpty: '.',
 	}

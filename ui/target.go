@@ -15,6 +15,7 @@ type Target struct {
 	Model     string
 	Serial    string
 	Transport string   // usb, nvme, sata...; "" when unknown
+	Backing   string   // a loop device's backing file; "" otherwise
 	ByID      []string // /dev/disk/by-id links
 	Size      int64    // bytes; 0 for a file, which grows to the image size
 	Removable bool
@@ -51,7 +52,7 @@ func DiskTarget(d disks.Disk, v disks.Verdict) Target {
 	}
 	return Target{
 		Path: d.Path, Name: d.Name, Model: model, Serial: d.Serial, Transport: d.Transport,
-		ByID: d.ByID, Size: d.SizeBytes, Removable: d.Removable, Verdict: v,
+		Backing: d.BackingFile, ByID: d.ByID, Size: d.SizeBytes, Removable: d.Removable, Verdict: v,
 	}
 }
 

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"bty/catalog"
@@ -41,8 +44,10 @@ type Options struct {
 	Verify bool
 	// Targets lists what may be flashed. Required.
 	Targets TargetsFunc
-	// CanReboot offers reboot on the done screen. The wizard does not reboot:
-	// Run's Outcome says the user asked, and the caller does it.
+	// CanReboot offers reboot on the done screen, after a y/N question whose
+	// default is no; false offers none. Only the live environment sets it
+	// (a workstation is rebooted by its own means). The wizard does not
+	// reboot: Run's Outcome says the user asked, and the caller does it.
 	CanReboot bool
 	// Plain selects PlainStyles (see PlainTerminal); false means DefaultStyles.
 	Plain bool
@@ -102,15 +107,28 @@ func (b Backend) withDefaults() Backend {
 
 // Outcome is how a wizard ended.
 type Outcome struct {
-	// Flashed are the targets written successfully, in order.
+	// Flashed are the targets whose last flash succeeded, in the order of
+	// those flashes.
 	Flashed []string
+	// Unfinished are the targets whose last flash failed or was cancelled
+	// after it began to write, with what each holds now.
+	Unfinished []Unfinished
 	// Reboot: the user asked to reboot from the done screen.
 	Reboot bool
 	// Err is why the wizard ended badly: the error on screen when the user
-	// quit from the error screen, context.Canceled when a flash was cancelled
-	// on the way out, the context's error when it was cancelled (a signal).
-	// Nil when the user quit otherwise.
+	// quit from the error screen, a cancellation (wrapping context.Canceled)
+	// when a flash was cancelled on the way out or a signal cancelled the
+	// context. Its message is in plain words. Nil when the user quit
+	// otherwise.
 	Err error
+}
+
+// Unfinished is a target a flash did not finish.
+type Unfinished struct {
+	Target string
+	// Left says what the target holds now, naming it: "/dev/sdb was left
+	// without a partition table: it will not boot until it is flashed again."
+	Left string
 }
 
 // Run shows the wizard on the terminal until the user quits. Cancelling ctx
@@ -132,21 +150,50 @@ func Run(ctx context.Context, opt Options) (Outcome, error) {
 	return m.outcome, nil
 }
 
-// errCancelled is a flash the user cancelled, as the error screen says it.
-type errCancelled struct{}
+// cancelled is a cancellation in plain words; it wraps context.Canceled, so
+// that it still means exit code 130.
+type cancelled struct{ why string }
 
-func (errCancelled) Error() string { return "cancelled at your request" }
-func (errCancelled) Unwrap() error { return context.Canceled }
+func (c cancelled) Error() string { return c.why }
+func (cancelled) Unwrap() error   { return context.Canceled }
+
+var (
+	errCancelled   = cancelled{"cancelled at your request"}
+	errInterrupted = cancelled{"cancelled by a signal (SIGINT or SIGTERM)"}
+)
+
+// plainError is err with its message in plain words: the context package's
+// "context canceled" and "context deadline exceeded" never reach a user.
+type plainError struct{ err error }
+
+func (e plainError) Error() string { return plainText(e.err) }
+func (e plainError) Unwrap() error { return e.err }
+
+func plainText(err error) string {
+	if err == nil {
+		return ""
+	}
+	var c cancelled
+	if errors.As(err, &c) {
+		return c.why
+	}
+	s := err.Error()
+	s = strings.ReplaceAll(s, context.Canceled.Error(), "cancelled")
+	return strings.ReplaceAll(s, context.DeadlineExceeded.Error(), "timed out")
+}
 
 // BackMsg: the user asked for the previous screen (esc).
 type BackMsg struct{}
 
 // Results of the work the root model starts.
 type (
-	imagesLoadedMsg struct {
-		gen    int
-		rows   []catalog.Entry
-		banner []string
+	// listLoadedMsg is one list of images: i is 0 for the image root, 1 +
+	// the catalog's index for a catalog.
+	listLoadedMsg struct {
+		gen  int
+		i    int
+		rows []catalog.Entry
+		err  string // the banner line when it failed
 	}
 	resolvedMsg struct {
 		gen     int
@@ -163,8 +210,9 @@ type (
 	}
 	progressMsg  struct{ p flash.Progress }
 	flashDoneMsg struct {
-		res *flash.Result
-		err error
+		res   *flash.Result
+		err   error
+		phase flash.Phase // the last phase the flash reported
 	}
 	// interruptMsg: the context was cancelled (a signal).
 	interruptMsg struct{}
@@ -281,6 +329,30 @@ func (p plan) check(root string) disks.Check {
 	return c
 }
 
+// imageLoad is one listing of the images: the image root's, then each
+// catalog's, arriving one by one. A slow catalog does not hold back the
+// others; stop gives up on the ones still loading.
+type imageLoad struct {
+	catalogs []string
+	lists    [][]catalog.Entry // [0] the image root, then one per catalog
+	errs     []string          // per list, its banner line, "" when none
+	done     []bool
+	ctx      context.Context // of the catalog loads
+	stop     context.CancelFunc
+}
+
+func (l imageLoad) pending() []string {
+	var out []string
+	for i, src := range l.catalogs {
+		if !l.done[i+1] {
+			out = append(out, src)
+		}
+	}
+	return out
+}
+
+func (l imageLoad) complete() bool { return !slices.Contains(l.done, false) }
+
 // Model is the wizard: the screen enum, the error state, and one model per
 // screen. It moves source -> images -> disks -> confirm -> progress -> done,
 // with the error screen reachable from the steps that do work.
@@ -314,8 +386,10 @@ type Model struct {
 	opening     catalog.Entry // the row being opened, for retry
 	pendingDisk string        // --disk, until the first disk list
 	imagesGen   int           // generation of the last image load; older results are dropped
+	load        imageLoad     // the last image load
 	resolveGen  int
 	targetsGen  int
+	showHelp    bool // the list of every key of the screen replaces the screen
 
 	cancel    context.CancelFunc // of the running flash, nil when none
 	flashCh   chan tea.Msg       // progress and the result of the running flash
@@ -355,7 +429,7 @@ func New(ctx context.Context, opt Options) Model {
 		m.resolveGen = 1
 		m.images.status = "Opening " + opt.Image + "..."
 	} else {
-		m.imagesGen = 1
+		m.startLoad()
 	}
 	m.setSize(80, 24)
 	m.syncKeys()
@@ -415,43 +489,114 @@ const inspectTimeout = 15 * time.Second
 
 // loadImages lists the image root and the catalogs (again).
 func (m *Model) loadImages() tea.Cmd {
-	m.imagesGen++
+	m.startLoad()
 	m.images.loading = true
 	return m.imagesCmd()
 }
 
+// startLoad begins a new image load, abandoning the last one.
+func (m *Model) startLoad() {
+	if m.load.stop != nil {
+		m.load.stop()
+	}
+	m.imagesGen++
+	n := 1 + len(m.catalogs)
+	// The catalogs load under a context of their own, which stop cancels.
+	ctx, stop := context.WithCancel(m.ctx)
+	m.load = imageLoad{catalogs: m.catalogs, lists: make([][]catalog.Entry, n), errs: make([]string, n), done: make([]bool, n), ctx: ctx, stop: stop}
+}
+
+// imagesCmd lists the image root and loads each catalog, in parallel; each
+// list arrives as a listLoadedMsg.
 func (m Model) imagesCmd() tea.Cmd {
-	gen, root, cats, be, ctx := m.imagesGen, m.opt.ImageRoot, m.catalogs, m.be, m.ctx
-	return func() tea.Msg {
-		var lists [][]catalog.Entry
-		var banner []string
-		if root != "" {
-			rows, err := be.ScanRoot(root)
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				banner = append(banner, err.Error())
-			}
-			lists = append(lists, rows)
+	gen, root, be, ctx := m.imagesGen, m.opt.ImageRoot, m.be, m.load.ctx
+	cmds := []tea.Cmd{func() tea.Msg {
+		if root == "" {
+			return listLoadedMsg{gen: gen, i: 0}
 		}
-		for _, src := range cats {
+		rows, err := be.ScanRoot(root)
+		msg := listLoadedMsg{gen: gen, i: 0, rows: rows}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			msg.err = plainText(err)
+		}
+		return msg
+	}}
+	for i, src := range m.load.catalogs {
+		cmds = append(cmds, func() tea.Msg {
 			rows, err := be.LoadCatalog(ctx, src)
 			if err != nil {
 				msg := oneLine(err)
 				if !strings.Contains(msg, src) {
 					msg = "catalog " + src + ": " + msg
 				}
-				banner = append(banner, msg+" (its images are not listed)")
-				continue
+				return listLoadedMsg{gen: gen, i: i + 1, err: msg + " (its images are not listed)"}
 			}
-			lists = append(lists, rows)
-		}
-		return imagesLoadedMsg{gen: gen, rows: catalog.Merge(lists...), banner: banner}
+			return listLoadedMsg{gen: gen, i: i + 1, rows: rows}
+		})
 	}
+	return tea.Batch(cmds...)
+}
+
+// listLoaded takes one list of images; the image screen shows the rows once
+// the image root is listed, and names the catalogs still loading.
+func (m Model) listLoaded(msg listLoadedMsg) Model {
+	if msg.gen != m.imagesGen || msg.i >= len(m.load.done) || m.load.done[msg.i] {
+		return m
+	}
+	l := m.load
+	l.lists, l.errs, l.done = slices.Clone(l.lists), slices.Clone(l.errs), slices.Clone(l.done)
+	l.lists[msg.i], l.errs[msg.i], l.done[msg.i] = msg.rows, msg.err, true
+	m.load = l
+	return m.showLoad()
+}
+
+// stopLoading gives up on the catalogs still loading.
+func (m Model) stopLoading() Model {
+	if m.load.stop != nil {
+		m.load.stop()
+	}
+	l := m.load
+	l.errs, l.done = slices.Clone(l.errs), slices.Clone(l.done)
+	for i, src := range l.catalogs {
+		if !l.done[i+1] {
+			l.done[i+1] = true
+			l.errs[i+1] = "catalog " + src + ": stopped waiting for it (its images are not listed; r loads it again)"
+		}
+	}
+	m.load = l
+	return m.showLoad()
+}
+
+func (m Model) showLoad() Model {
+	l := m.load
+	if !l.done[0] {
+		return m
+	}
+	var banner []string
+	for _, e := range l.errs {
+		if e != "" {
+			banner = append(banner, e)
+		}
+	}
+	m.images.setRows(catalog.Merge(l.lists...), banner, l.pending())
+	if !l.complete() {
+		return m
+	}
+	l.stop()
+	if !m.sourceFixed && !m.sourceSeen && m.opt.Image == "" {
+		m.sourceSeen = true
+		if len(m.images.rows) == 0 && len(banner) == 0 && m.screen == screenImages {
+			m.source.canBack = false
+			m.screen = screenSource
+		}
+	}
+	return m
 }
 
 // oneLine is an error's message on one line (an invalid catalog lists its
 // problems on several).
 func oneLine(err error) string {
-	s := err.Error()
+	s := plainText(err)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i] + " ..."
 	}
@@ -492,12 +637,19 @@ func (m *Model) startFlash() tea.Cmd {
 	m.progress.SetSize(m.bodySize())
 	m.screen = screenProgress
 	pl, fl := m.plan, m.be.Flash
+	// phase is the last phase reported, kept even when the screen drops the
+	// report: what a failure leaves on the target depends on it.
+	var mu sync.Mutex
+	phase := flash.PhaseOpening
 	opt := flash.Options{
 		SHA256:     pl.sha256,
 		Size:       pl.image.Size,
 		FormatHint: pl.image.Format,
 		Verify:     pl.verify,
 		Progress: func(p flash.Progress) {
+			mu.Lock()
+			phase = p.Phase
+			mu.Unlock()
 			select {
 			case ch <- progressMsg{p}:
 			default: // the screen is behind: this report is dropped, the next one is newer
@@ -507,7 +659,10 @@ func (m *Model) startFlash() tea.Cmd {
 	return func() tea.Msg {
 		go func() {
 			res, err := fl(ctx, pl.image.Source, pl.target.Path, opt)
-			ch <- flashDoneMsg{res: res, err: err}
+			mu.Lock()
+			last := phase
+			mu.Unlock()
+			ch <- flashDoneMsg{res: res, err: err, phase: last}
 		}()
 		return <-ch
 	}
@@ -519,7 +674,11 @@ func waitFlash(ch chan tea.Msg) tea.Cmd {
 
 // Update moves between the screens.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	was := m.screen
 	m, cmd := m.update(msg)
+	if m.screen != was {
+		m.showHelp = false
+	}
 	m.syncKeys()
 	return m, cmd
 }
@@ -530,10 +689,7 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		m.setSize(msg.Width, msg.Height)
 		return m, nil
 	case interruptMsg:
-		m.outcome.Err = m.ctx.Err()
-		if m.outcome.Err == nil {
-			m.outcome.Err = context.Canceled
-		}
+		m.outcome.Err = errInterrupted
 		if m.cancel != nil {
 			m.cancel()
 			m.quitAfter = true
@@ -542,29 +698,32 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		}
 		return m, tea.Quit
 	case tea.KeyPressMsg:
+		if m.showHelp {
+			// Any key closes the list of keys; ctrl+c also does its work.
+			m.showHelp = false
+			if !key.Matches(msg, m.keys.Kill) {
+				return m, nil
+			}
+			m.keys = m.screenKeys()
+		}
+		if key.Matches(msg, m.keys.Help) {
+			m.showHelp = true
+			return m, nil
+		}
 		if m.screen != screenProgress && key.Matches(msg, m.keys.Quit, m.keys.Kill) {
 			if m.screen == screenError {
-				m.outcome.Err = m.failure.err
+				m.outcome.Err = plainError{m.failure.err}
 			}
 			return m, tea.Quit
 		}
 		return m.updateScreen(msg)
 
-	case imagesLoadedMsg:
-		if msg.gen != m.imagesGen {
-			return m, nil
-		}
-		m.images.setRows(msg.rows, msg.banner)
-		if !m.sourceFixed && !m.sourceSeen && m.opt.Image == "" {
-			m.sourceSeen = true
-			if len(msg.rows) == 0 && len(msg.banner) == 0 && m.screen == screenImages {
-				m.source.canBack = false
-				m.screen = screenSource
-			}
-		}
-		return m, nil
+	case listLoadedMsg:
+		return m.listLoaded(msg), nil
 	case RefreshImagesMsg:
 		return m, m.loadImages()
+	case StopLoadingMsg:
+		return m.stopLoading(), nil
 	case SourceChosenMsg:
 		m.catalogs, m.sourceSeen = msg.Catalogs, true
 		m.screen = screenImages
@@ -599,7 +758,7 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		}
 		problem := ""
 		if msg.err != nil {
-			problem = "could not list the disks: " + msg.err.Error()
+			problem = "could not list the disks: " + plainText(msg.err)
 		}
 		m.disks.setTargets(msg.targets, problem)
 		if spec := m.pendingDisk; spec != "" {
@@ -637,7 +796,8 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 			m.screen = screenImages
 			return m, m.resolvePrefill()
 		case retryFlash:
-			return m, m.startFlash()
+			// A new confirmation: enter on the error screen never writes.
+			return m.toConfirm(m.plan.target)
 		default:
 			m.screen = screenImages
 			return m, m.openImage(m.opening)
@@ -682,10 +842,12 @@ func (m Model) flashDone(msg flashDoneMsg) (Model, tea.Cmd) {
 	if m.cancel != nil {
 		m.cancel()
 	}
-	phase := m.progress.p.Phase
 	m.cancel, m.flashCh = nil, nil
+	target := m.plan.target.Path
+	m.outcome.Flashed = slices.DeleteFunc(m.outcome.Flashed, func(t string) bool { return t == target })
+	m.outcome.Unfinished = slices.DeleteFunc(m.outcome.Unfinished, func(u Unfinished) bool { return u.Target == target })
 	if msg.err == nil && msg.res != nil {
-		m.outcome.Flashed = append(m.outcome.Flashed, m.plan.target.Path)
+		m.outcome.Flashed = append(m.outcome.Flashed, target)
 		if m.quitAfter {
 			return m, tea.Quit
 		}
@@ -698,22 +860,38 @@ func (m Model) flashDone(msg flashDoneMsg) (Model, tea.Cmd) {
 	if err == nil {
 		err = errors.New("the flash returned no result")
 	}
+	title := "The flash failed"
+	if errors.Is(err, context.Canceled) {
+		title, err = "The flash was cancelled", errCancelled
+	}
+	left, wrote := leftOn(target, msg.phase)
+	if wrote {
+		m.outcome.Unfinished = append(m.outcome.Unfinished, Unfinished{Target: target, Left: left})
+	}
 	if m.quitAfter {
 		if m.outcome.Err == nil {
-			m.outcome.Err = err
+			m.outcome.Err = plainError{err}
 		}
 		return m, tea.Quit
 	}
-	title := "The flash failed"
-	if errors.Is(err, context.Canceled) {
-		title, err = "The flash was cancelled", errCancelled{}
-	}
-	after := m.plan.target.Path + " has no partition table now: it will not boot until it is flashed again."
-	if phase == flash.PhaseOpening {
-		after = "Nothing was written to " + m.plan.target.Path + "."
-	}
 	m.retry = retryFlash
-	return m.fail(title, err, after, screenProgress, screenDisks), nil
+	return m.fail(title, err, left, screenProgress, screenDisks), nil
+}
+
+// leftOn says, naming the target, what a flash that failed in phase leaves
+// on it (flash.Flash's order: nothing is written while opening; the first
+// and last MiB are zeroed when writing starts; the first MiB is written
+// last, while finishing), and whether anything was written.
+func leftOn(target string, phase flash.Phase) (string, bool) {
+	switch phase {
+	case flash.PhaseOpening:
+		return "Nothing was written to " + target + ": it holds what it held before.", false
+	case flash.PhaseFinishing:
+		return target + " was left without a partition table, or with one over an image that did not finish: flash it again before you use it.", true
+	case flash.PhaseVerifying, flash.PhaseDone:
+		return target + " holds the image, but reading it back failed: do not trust it; flash it again.", true
+	}
+	return target + " was left without a partition table: it will not boot until it is flashed again.", true
 }
 
 func (m Model) fail(title string, err error, after string, step, back screen) Model {
@@ -783,8 +961,20 @@ func (m Model) updateScreen(msg tea.Msg) (Model, tea.Cmd) {
 	return m, cmd
 }
 
-// syncKeys enables the bindings of the current screen in its current state.
+// syncKeys enables the bindings of the current screen in its current state;
+// while the list of keys is shown, any key closes it.
 func (m *Model) syncKeys() {
+	m.keys = m.screenKeys()
+	if m.showHelp {
+		k := &m.keys
+		k.only(&k.Help, &k.Kill)
+		k.Help.SetKeys("?", "esc")
+		k.Help.SetHelp("?/esc", "close this list")
+	}
+}
+
+// screenKeys are the bindings of the current screen in its current state.
+func (m Model) screenKeys() KeyMap {
 	k := DefaultKeyMap(m.opt.Plain)
 	switch m.screen {
 	case screenSource:
@@ -802,25 +992,36 @@ func (m *Model) syncKeys() {
 	case screenError:
 		m.failure.keys(&k)
 	}
-	m.keys = k
+	// ? lists the keys wherever q is a key: where it is not, a text field
+	// takes printable keys (or a question waits for y or n).
+	k.Help.SetEnabled(k.Quit.Enabled())
+	return k
 }
 
+// helpBindings are the current screen's bindings in the help line's order.
 func (m Model) helpBindings() []key.Binding {
+	if m.showHelp {
+		return []key.Binding{m.keys.Help}
+	}
+	return m.helpBindingsOf(m.keys)
+}
+
+func (m Model) helpBindingsOf(k KeyMap) []key.Binding {
 	switch m.screen {
 	case screenSource:
-		return m.source.help(m.keys)
+		return m.source.help(k)
 	case screenImages:
-		return m.images.help(m.keys)
+		return m.images.help(k)
 	case screenDisks:
-		return m.disks.help(m.keys)
+		return m.disks.help(k)
 	case screenConfirm:
-		return m.confirm.help(m.keys)
+		return m.confirm.help(k)
 	case screenProgress:
-		return m.progress.help(m.keys)
+		return m.progress.help(k)
 	case screenDone:
-		return m.done.help(m.keys)
+		return m.done.help(k)
 	case screenError:
-		return m.failure.help(m.keys)
+		return m.failure.help(k)
 	}
 	return nil
 }
@@ -896,6 +1097,9 @@ func (m Model) render() string {
 	case screenError:
 		body = m.failure.View(st)
 	}
+	if m.showHelp {
+		body = m.keyList(st)
+	}
 	_, bh := m.bodySize()
 	bl := strings.Split(body, "\n")
 	if len(bl) > bh {
@@ -909,6 +1113,62 @@ func (m Model) render() string {
 	}
 	// help.Model drops the bindings that do not fit only when its ellipsis
 	// fits: cut what is left over.
-	lines = append(lines, "", ansi.Truncate(m.help.ShortHelpView(m.helpBindings()), w, st.Ellipsis))
+	lines = append(lines, "", m.helpLine())
+	return strings.Join(lines, "\n")
+}
+
+// helpLine is the help line: the keys that work now, in the screen's order.
+// When they do not all fit, the last ones are left out, but never q, and
+// "? all keys" is added: quitting and the list of every key stay in sight.
+func (m Model) helpLine() string {
+	h := m.help
+	h.SetWidth(0) // this function leaves keys out, not help.Model
+	var bs []key.Binding
+	for _, b := range m.helpBindings() {
+		if b.Enabled() {
+			bs = append(bs, b)
+		}
+	}
+	line := h.ShortHelpView(bs)
+	if lipgloss.Width(line) > m.width && m.keys.Help.Enabled() {
+		bs = append(bs, m.keys.Help)
+		for lipgloss.Width(line) > m.width {
+			i := len(bs) - 2 // before the ?
+			for i >= 0 && bs[i].Help() == m.keys.Quit.Help() {
+				i--
+			}
+			if i < 0 {
+				break
+			}
+			bs = slices.Delete(bs, i, i+1)
+			line = h.ShortHelpView(bs)
+		}
+	}
+	return ansi.Truncate(line, m.width, m.st.Ellipsis)
+}
+
+// keyList is the body while the list of keys is shown: every key that works
+// on the screen now, one a line.
+func (m Model) keyList(st Styles) string {
+	k := m.screenKeys()
+	lines := []string{st.Heading.Render("Keys on this screen"), ""}
+	var seen []string
+	var rows [][2]string
+	for _, b := range append(m.helpBindingsOf(k), k.Kill) {
+		h := b.Help()
+		if !b.Enabled() || slices.Contains(seen, h.Key+h.Desc) {
+			continue
+		}
+		seen = append(seen, h.Key+h.Desc)
+		rows = append(rows, [2]string{h.Key, h.Desc})
+	}
+	kw := 0
+	for _, r := range rows {
+		kw = max(kw, lipgloss.Width(r[0]))
+	}
+	for _, r := range rows {
+		lines = append(lines, clip("  "+st.Heading.Render(fit(r[0], kw, ""))+"  "+r[1], m.width, st.Ellipsis))
+	}
+	lines = append(lines, "", st.Dim.Render(wrap("Any key closes this list.", m.width)))
 	return strings.Join(lines, "\n")
 }

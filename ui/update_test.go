@@ -3,6 +3,8 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +13,10 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/google/go-cmp/cmp"
+
+	"bty/catalog"
+	"bty/disks"
+	"bty/flash"
 )
 
 // harness drives a Model the way a program does, without a terminal: each
@@ -93,16 +99,25 @@ func (h *harness) until(what string, cond func(Model) bool) {
 	}
 }
 
+// want fails unless the wizard is on screen s, or reaches it while the work
+// already started finishes (settle's quiet spell can end early on a loaded
+// machine).
 func (h *harness) want(s screen) {
 	h.t.Helper()
-	if h.m.screen != s {
-		h.t.Fatalf("screen = %s, want %s\n%s", h.m.screenName(), screenNames[s], ansi.Strip(h.m.render()))
+	deadline := time.After(5 * time.Second)
+	for h.m.screen != s {
+		select {
+		case msg := <-h.msgs:
+			h.process(msg)
+		case <-deadline:
+			h.t.Fatalf("screen = %s, want %s\n%s", h.m.screenName(), screenNames[s], ansi.Strip(h.m.render()))
+		}
 	}
 }
 
 // helpLine is the help line as shown.
 func (h *harness) helpLine() string {
-	return ansi.Strip(h.m.help.ShortHelpView(h.m.helpBindings()))
+	return ansi.Strip(h.m.helpLine())
 }
 
 var screenNames = map[screen]string{
@@ -137,7 +152,7 @@ func atDisks(t *testing.T, f *fakeBackend, opt Options) *harness {
 func atConfirm(t *testing.T, f *fakeBackend, opt Options) *harness {
 	t.Helper()
 	h := atDisks(t, f, opt)
-	h.send(keys("down", "enter")...)
+	h.send(press("enter"))
 	h.want(screenConfirm)
 	if h.m.plan.target.Path != "/dev/sdb" {
 		t.Fatalf("plan target = %q, want /dev/sdb", h.m.plan.target.Path)
@@ -337,7 +352,11 @@ func TestImagesScreen(t *testing.T) {
 func TestDisksScreen(t *testing.T) {
 	f := newFakeBackend()
 	h := atDisks(t, f, fakeOptions(f))
-	// The cursor starts on /dev/sda, refused: enter does nothing.
+	// The cursor starts on /dev/sdb, the first disk a y confirms.
+	if sel, _ := h.m.disks.selected(); sel.Path != "/dev/sdb" {
+		t.Errorf("cursor starts on %s, want /dev/sdb", sel.Path)
+	}
+	h.send(press("up")) // /dev/sda, refused: enter does nothing
 	if strings.Contains(h.helpLine(), "choose") {
 		t.Errorf("help on a refused disk = %q, want no choose", h.helpLine())
 	}
@@ -349,6 +368,9 @@ func TestDisksScreen(t *testing.T) {
 	}
 	if !strings.Contains(h.helpLine(), "show refused") {
 		t.Errorf("help = %q, want show refused", h.helpLine())
+	}
+	if sel, _ := h.m.disks.selected(); sel.Path != "/dev/sdb" {
+		t.Errorf("cursor on %s after hiding the refused disk it was on, want /dev/sdb", sel.Path)
 	}
 	h.send(press("a"))
 	if got := len(h.m.disks.shown); got != 4 {
@@ -400,7 +422,7 @@ func TestConfirmScreen(t *testing.T) {
 	t.Run("typed name", func(t *testing.T) {
 		f := newFakeBackend()
 		h := atDisks(t, f, fakeOptions(f))
-		h.send(keys("down", "down", "enter")...)
+		h.send(keys("down", "enter")...)
 		h.want(screenConfirm)
 		h.send(typed("y")...)
 		h.send(press("enter"))
@@ -458,9 +480,26 @@ func TestProgressScreen(t *testing.T) {
 			t.Errorf("error = %v, want cancelled", h.m.failure.err)
 		}
 		h.send(press("r"))
+		h.want(screenConfirm) // a new confirmation
+		h.send(press("y"))
 		h.want(screenProgress)
 		close(f.release)
 		h.until("done", func(m Model) bool { return m.screen == screenDone })
+	})
+	t.Run("enter on the error screen does not flash again", func(t *testing.T) {
+		f := newFakeBackend()
+		f.flashErr = errors.New("target: write /dev/sdb: input/output error")
+		h := atConfirm(t, f, fakeOptions(f))
+		h.send(press("y"))
+		h.until("error", func(m Model) bool { return m.screen == screenError })
+		calls := f.flashCalls()
+		h.send(press("enter"))
+		h.want(screenConfirm)
+		h.send(press("enter")) // the confirmation's default is no
+		h.want(screenDisks)
+		if got := f.flashCalls(); got != calls {
+			t.Errorf("enter, enter after a failed flash started %d more flashes, want none", got-calls)
+		}
 	})
 	t.Run("esc from a failed flash", func(t *testing.T) {
 		_, h := flashing(t)
@@ -528,17 +567,35 @@ func TestDoneScreen(t *testing.T) {
 		h.send(press("esc"))
 		h.want(screenImages)
 	})
-	t.Run("reboot", func(t *testing.T) {
+	t.Run("reboot asks, the default is no", func(t *testing.T) {
+		for _, no := range []string{"n", "esc", "enter", "x"} {
+			h := done(t, func(*Options) {})
+			if !strings.Contains(h.helpLine(), "b reboot") {
+				t.Errorf("help = %q, want b reboot", h.helpLine())
+			}
+			h.send(press("b"))
+			if h.quit || h.m.outcome.Reboot {
+				t.Fatal("b rebooted without asking")
+			}
+			if s := ansi.Strip(h.m.render()); !strings.Contains(s, "Reboot this machine now? [y/N]") {
+				t.Errorf("b does not ask:\n%s", s)
+			}
+			h.send(press(no))
+			if h.quit || h.m.outcome.Reboot {
+				t.Errorf("b then %s rebooted", no)
+			}
+			h.want(screenDone)
+		}
 		h := done(t, func(*Options) {})
-		h.send(press("b"))
+		h.send(keys("b", "y")...)
 		if !h.quit || !h.m.outcome.Reboot {
-			t.Errorf("b: quit %v, reboot %v", h.quit, h.m.outcome.Reboot)
+			t.Errorf("b y: quit %v, reboot %v", h.quit, h.m.outcome.Reboot)
 		}
 		if diff := cmp.Diff([]string{"/dev/sdb"}, h.m.outcome.Flashed); diff != "" {
 			t.Errorf("flashed (-want +got):\n%s", diff)
 		}
 	})
-	t.Run("no reboot in the demo", func(t *testing.T) {
+	t.Run("no reboot outside the live environment", func(t *testing.T) {
 		h := done(t, func(o *Options) { o.CanReboot = false })
 		if strings.Contains(h.helpLine(), "reboot") {
 			t.Errorf("help = %q, want no reboot", h.helpLine())
@@ -647,6 +704,414 @@ func TestPlainTerminal(t *testing.T) {
 	} {
 		if got := PlainTerminal(func(k string) string { return tc.env[k] }, tc.tty); got != tc.want {
 			t.Errorf("PlainTerminal(%v, %q) = %v, want %v", tc.env, tc.tty, got, tc.want)
+		}
+	}
+}
+
+// screenText is the whole screen as shown, without colours.
+func (h *harness) screenText() string { return ansi.Strip(h.m.render()) }
+
+func (h *harness) resize(w, hgt int) {
+	h.send(tea.WindowSizeMsg{Width: w, Height: hgt})
+}
+
+// longTarget is a file target whose path does not fit on one line at 60
+// columns, like the demo's scratch file in a temporary folder.
+const longTarget = "/tmp/bty-demo-2877037615/work/another-level/scratch.img"
+
+func TestConfirmWindowSize(t *testing.T) {
+	targets := func(disks.Check) ([]Target, error) {
+		return append(fakeTargets(), FileTarget(longTarget, "regular file")), nil
+	}
+	for _, tc := range []struct {
+		name   string
+		target string
+		answer []tea.Msg // what confirms
+	}{
+		{"y", longTarget, keys("y")},
+		{"typed", "/dev/nvme0n1", append(typed("nvme0n1"), press("enter"))},
+	} {
+		for _, size := range [][2]int{{40, 12}, {60, 24}, {80, 24}} {
+			t.Run(fmt.Sprintf("%s/%dx%d", tc.name, size[0], size[1]), func(t *testing.T) {
+				f := newFakeBackend()
+				o := fakeOptions(f)
+				o.Image, o.Disk, o.Targets = "debian-12-generic-amd64.img.xz", tc.target, targets
+				h := newHarness(t, o)
+				h.want(screenConfirm)
+				h.resize(size[0], size[1])
+				s := h.screenText()
+				small := size[1] < 20
+				if small {
+					want := "Window too small"
+					if !strings.Contains(s, want) || !strings.Contains(s, fmt.Sprintf("This window is %dx%d", size[0], size[1])) {
+						t.Errorf("at %dx%d the screen does not say the window is too small:\n%s", size[0], size[1], s)
+					}
+					if strings.Contains(h.helpLine(), "flash") || strings.Contains(h.helpLine(), "confirm") {
+						t.Errorf("help = %q: no answer is taken in a window too small", h.helpLine())
+					}
+				} else {
+					// The whole question is on screen, the warning uncut.
+					flat := strings.Join(strings.Fields(s), " ")
+					for _, want := range []string{"Target", "will be destroyed.", "All data on"} {
+						if !strings.Contains(flat, want) {
+							t.Errorf("at %dx%d the screen lacks %q:\n%s", size[0], size[1], want, s)
+						}
+					}
+					if !strings.Contains(strings.ReplaceAll(flat, "/ ", "/"), tc.target) {
+						t.Errorf("at %dx%d the target %s is not on screen in full:\n%s", size[0], size[1], tc.target, s)
+					}
+					prompt := "Flash it? [y/N]"
+					if tc.name == "typed" {
+						prompt = "Type nvme0n1 to confirm:"
+					}
+					if !strings.Contains(s, prompt) {
+						t.Errorf("at %dx%d the prompt %q is not on screen:\n%s", size[0], size[1], prompt, s)
+					}
+				}
+				h.send(tc.answer...)
+				if small {
+					h.want(screenConfirm)
+					if n := f.flashCalls(); n != 0 {
+						t.Fatalf("at %dx%d the answer flashed (%d flashes)", size[0], size[1], n)
+					}
+					// Large enough again: the question is back, and taken.
+					h.resize(80, 24)
+					h.send(tc.answer...)
+				}
+				h.until("done", func(m Model) bool { return m.screen == screenDone })
+				if n := f.flashCalls(); n != 1 {
+					t.Errorf("flashes = %d, want 1", n)
+				}
+			})
+		}
+	}
+}
+
+func TestDiskCursorStart(t *testing.T) {
+	nvme, sdb, sda := fakeTargets()[2], fakeTargets()[1], fakeTargets()[0]
+	for _, tc := range []struct {
+		name    string
+		targets []Target
+		want    string // "" for no row
+	}{
+		{"typed disk first, removable after", []Target{nvme, sdb}, "/dev/sdb"},
+		{"typed disk and a refused one", []Target{nvme, sda}, "/dev/sda"},
+		{"only a typed disk", []Target{nvme}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := fakeOptions(newFakeBackend())
+			o.Targets = func(disks.Check) ([]Target, error) { return tc.targets, nil }
+			h := newHarness(t, o)
+			h.send(keys("down", "enter")...)
+			h.want(screenDisks)
+			sel, _ := h.m.disks.selected()
+			if sel.Path != tc.want {
+				t.Fatalf("the cursor starts on %q, want %q", sel.Path, tc.want)
+			}
+			h.send(press("enter"))
+			if tc.want != "/dev/sdb" {
+				h.want(screenDisks) // nothing chosen
+			}
+			if tc.want == "" {
+				if !strings.Contains(h.screenText(), "move to a disk to choose it") {
+					t.Errorf("no hint to move:\n%s", h.screenText())
+				}
+				h.send(press("down"))
+				if sel, _ := h.m.disks.selected(); sel.Path != nvme.Path {
+					t.Errorf("down: cursor on %q, want %s", sel.Path, nvme.Path)
+				}
+			}
+		})
+	}
+}
+
+func TestLoopBackingFile(t *testing.T) {
+	const fix = "../disks/testdata/laptop"
+	roots := disks.Roots{Sys: fix + "/sys", Proc: fix + "/proc", Dev: fix + "/dev", Run: fix + "/run"}
+	o := fakeOptions(newFakeBackend())
+	o.Targets = DiskTargets(roots)
+	o.Image, o.Disk = "rescue.img", "/dev/loop0"
+	h := newHarness(t, o)
+	h.want(screenConfirm)
+	if s := h.screenText(); !strings.Contains(s, "Backing  /home/user/vm.img") {
+		t.Errorf("the confirmation does not name loop0's backing file:\n%s", s)
+	}
+	h.send(press("esc"))
+	h.want(screenDisks)
+	if s := h.screenText(); !strings.Contains(s, "backing file /home/user/vm.img") {
+		t.Errorf("the disk screen does not name loop0's backing file:\n%s", s)
+	}
+}
+
+func TestSlowCatalog(t *testing.T) {
+	f := newFakeBackend()
+	o := fakeOptions(f)
+	o.Catalogs = []string{goodCatalog, slowCatalog}
+	h := newHarness(t, o)
+	h.want(screenImages)
+	// The image root's rows and the loaded catalog's, while the slow one loads.
+	if got := len(h.m.images.rows); got != 6 {
+		t.Errorf("rows while the slow catalog loads = %d, want 6", got)
+	}
+	s := h.screenText()
+	if !strings.Contains(s, "Loading the catalog "+slowCatalog) {
+		t.Errorf("the slow catalog is not named:\n%s", s)
+	}
+	if !strings.Contains(h.helpLine(), "esc stop loading") || !strings.Contains(h.helpLine(), "enter choose") {
+		t.Errorf("help = %q, want enter choose and esc stop loading", h.helpLine())
+	}
+	h.send(press("esc"))
+	h.want(screenImages)
+	h.until("the load cancelled", func(Model) bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.stopped == 1
+	})
+	h.settle()
+	s = h.screenText()
+	if len(h.m.images.pending) != 0 || strings.Contains(s, "Loading") {
+		t.Errorf("still loading after esc:\n%s", s)
+	}
+	if !strings.Contains(s, "stopped waiting") || strings.Contains(s, "context canceled") {
+		t.Errorf("the banner does not say the load was stopped, in plain words:\n%s", s)
+	}
+	if got := len(h.m.images.rows); got != 6 {
+		t.Errorf("rows after esc = %d, want 6", got)
+	}
+}
+
+func TestFullHelp(t *testing.T) {
+	h := newHarness(t, fakeOptions(newFakeBackend()))
+	h.resize(60, 24)
+	short := h.helpLine()
+	if strings.Contains(short, "esc back") {
+		t.Fatalf("help at 60 columns = %q: expected it to leave keys out", short)
+	}
+	h.send(press("?"))
+	s := h.screenText()
+	for _, want := range []string{"Keys on this screen", "enter", "choose", "/", "filter", "esc", "back", "r", "refresh", "q", "quit", "ctrl+c"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the list of keys lacks %q:\n%s", want, s)
+		}
+	}
+	h.send(press("esc"))
+	if h.m.showHelp || h.m.screen != screenImages {
+		t.Errorf("esc did not close the list of keys (screen %s)", h.m.screenName())
+	}
+	h.send(press("/"))
+	h.send(typed("?")...) // typed while filtering
+	if h.m.showHelp || h.m.images.filter.Value() != "?" {
+		t.Errorf("? while filtering: help %v, filter %q", h.m.showHelp, h.m.images.filter.Value())
+	}
+}
+
+// TestHelpLineNarrow: at 60 columns q quit stays on the help line of every
+// screen where it works, and ? where keys are left out.
+func TestHelpLineNarrow(t *testing.T) {
+	f := newFakeBackend()
+	f.hold = true
+	h := newHarness(t, fakeOptions(f))
+	h.resize(60, 24)
+	check := func(where string) {
+		t.Helper()
+		l := h.helpLine()
+		if w := ansi.StringWidth(l); w > 60 {
+			t.Errorf("%s: help line is %d wide: %q", where, w, l)
+		}
+		if h.m.keys.Quit.Enabled() && !strings.Contains(l, "q ") {
+			t.Errorf("%s: help = %q, want q", where, l)
+		}
+		for _, b := range h.m.helpBindings() {
+			if b.Enabled() && !strings.Contains(l, b.Help().Key+" "+b.Help().Desc) && !strings.Contains(l, "? all keys") {
+				t.Errorf("%s: help = %q leaves %q out without ? all keys", where, l, b.Help().Key)
+			}
+		}
+	}
+	check("images")
+	h.send(keys("down", "enter")...)
+	h.want(screenDisks)
+	check("disks")
+	h.send(press("enter"))
+	h.want(screenConfirm)
+	check("confirm")
+	h.send(press("y"))
+	h.until("progress", func(m Model) bool { return m.screen == screenProgress })
+	check("progress")
+	close(f.release)
+	h.until("done", func(m Model) bool { return m.screen == screenDone })
+	check("done")
+}
+
+func TestLongLists(t *testing.T) {
+	var ts []Target
+	for i := range 12 {
+		ts = append(ts, Target{Path: fmt.Sprintf("/dev/sd%c", 'b'+i), Name: fmt.Sprintf("sd%c", 'b'+i), Removable: true, Size: 8 << 30, Verdict: disks.Verdict{Level: disks.OK}})
+	}
+	o := fakeOptions(newFakeBackend())
+	o.Targets = func(disks.Check) ([]Target, error) { return ts, nil }
+	o.Catalogs = []string{goodCatalog}
+	h := newHarness(t, o)
+	h.resize(80, 12) // 3 of the 6 images fit, 2 of the 12 disks
+	more := func() []string { return regexp.MustCompile(`[↑↓] \d+ more`).FindAllString(h.screenText(), -1) }
+	if got, want := more(), []string{"↓ 3 more"}; !slices.Equal(got, want) {
+		t.Errorf("images at the top: %q, want %q:\n%s", got, want, h.screenText())
+	}
+	h.send(keys("down", "down", "down", "down", "down")...)
+	if got, want := more(), []string{"↑ 3 more"}; !slices.Equal(got, want) {
+		t.Errorf("images at the bottom: %q, want %q:\n%s", got, want, h.screenText())
+	}
+	h.send(press("enter"))
+	h.want(screenDisks)
+	h.send(keys("down", "down", "down", "down")...)
+	if got, want := more(), []string{"↑ 3 more", "↓ 7 more"}; !slices.Equal(got, want) {
+		t.Errorf("disks in the middle: %q, want %q:\n%s", got, want, h.screenText())
+	}
+}
+
+func TestSourceFieldStartsEmpty(t *testing.T) {
+	o := fakeOptions(newFakeBackend())
+	o.ImageRoot = "/nonexistent"
+	h := newHarness(t, o)
+	h.want(screenSource)
+	h.send(keys("down", "down", "enter")...)
+	h.send(typed("https://typo.example/catalog.toml")...)
+	h.send(press("esc"))
+	h.send(press("enter"))
+	if v := h.m.source.input.Value(); v != "" {
+		t.Errorf("the typed source field starts with %q after esc, want empty", v)
+	}
+	h.send(typed(badCatalog)...)
+	h.send(press("enter"))
+	h.want(screenImages)
+	h.send(press("esc"))
+	h.want(screenSource)
+	h.send(press("enter"))
+	if v := h.m.source.input.Value(); v != "" {
+		t.Errorf("the typed source field starts with %q after a load, want empty", v)
+	}
+}
+
+func TestProgressUnknownSize(t *testing.T) {
+	s := newProgressScreen(plan{image: catalog.Resolved{Name: "big.img.gz", Source: fakeSource{"/images/big.img.gz"}}, target: fakeTargets()[1]})
+	s.SetSize(80, 20)
+	s.p = flash.Progress{Phase: flash.PhaseWriting, SourceBytes: 131 << 20, SourceTotal: 402 << 20, Written: 700 << 20, Zeroed: 412 << 20, ImageSize: -1, Rate: 143.2 * (1 << 20)}
+	v := ansi.Strip(s.View(DefaultStyles()))
+	for _, want := range []string{"1.1 GiB (image size known at the end)", "700 MiB written, 412 MiB zeroed", "143 MiB/s", "Read      131 MiB of 402 MiB", "33% of the compressed file read"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("progress of a gzip image lacks %q:\n%s", want, v)
+		}
+	}
+	// The only percentage is the source's, on its labelled line.
+	for _, l := range strings.Split(v, "\n") {
+		if strings.Contains(l, "%") && !strings.Contains(l, "of the compressed file read") {
+			t.Errorf("a percentage not labelled as the source's: %q\n%s", l, v)
+		}
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{
+		{512, "512 B"},
+		{1536, "1.5 KiB"},
+		{1<<20 - 1, "1.0 MiB"},
+		{1048575 - 400, "1.0 MiB"},
+		{1023 << 10, "1023 KiB"},
+		{100 << 20, "100 MiB"},
+		{100<<20 - 1, "100 MiB"},
+		{143<<20 + 200<<10, "143 MiB"},
+		{2 << 30, "2.0 GiB"},
+	} {
+		if got := Bytes(tc.n); got != tc.want {
+			t.Errorf("Bytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestCancelInPlainWords(t *testing.T) {
+	flashing := func(t *testing.T) (*fakeBackend, *harness) {
+		f := newFakeBackend()
+		f.hold = true
+		h := atConfirm(t, f, fakeOptions(f))
+		h.send(press("y"))
+		h.until("progress", func(m Model) bool { return m.progress.p.Phase == "writing" })
+		return f, h
+	}
+	t.Run("cancel, then quit from the error screen", func(t *testing.T) {
+		_, h := flashing(t)
+		h.send(keys("ctrl+c", "y")...)
+		h.until("error", func(m Model) bool { return m.screen == screenError })
+		s := h.screenText()
+		if strings.Contains(s, "context canceled") || !strings.Contains(s, "/dev/sdb was left without a partition table") {
+			t.Errorf("the error screen after a cancel:\n%s", s)
+		}
+		h.send(press("q"))
+		if err := h.m.outcome.Err; !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "context canceled") {
+			t.Errorf("outcome error = %q, want a cancellation in plain words", err)
+		}
+		want := []Unfinished{{Target: "/dev/sdb", Left: "/dev/sdb was left without a partition table: it will not boot until it is flashed again."}}
+		if diff := cmp.Diff(want, h.m.outcome.Unfinished); diff != "" {
+			t.Errorf("unfinished (-want +got):\n%s", diff)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		msg  tea.Msg
+	}{{"q y", nil}, {"a signal", interruptMsg{}}} {
+		t.Run(tc.name+" during a flash", func(t *testing.T) {
+			_, h := flashing(t)
+			if tc.msg != nil {
+				h.send(tc.msg)
+			} else {
+				h.send(keys("q", "y")...)
+			}
+			h.until("quit", func(Model) bool { return h.quit })
+			err := h.m.outcome.Err
+			if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "context") {
+				t.Errorf("outcome error = %q, want a cancellation in plain words", err)
+			}
+			if len(h.m.outcome.Flashed) != 0 || len(h.m.outcome.Unfinished) != 1 {
+				t.Errorf("outcome = %+v, want /dev/sdb unfinished", h.m.outcome)
+			}
+		})
+	}
+	t.Run("a flash after a success is no longer flashed", func(t *testing.T) {
+		f := newFakeBackend()
+		h := atConfirm(t, f, fakeOptions(f))
+		h.send(press("y"))
+		h.until("done", func(m Model) bool { return m.screen == screenDone })
+		f.mu.Lock()
+		f.hold = true
+		f.mu.Unlock()
+		h.send(press("a"))
+		h.want(screenDisks)
+		h.send(press("enter"))
+		h.send(press("y"))
+		h.until("progress", func(m Model) bool { return m.screen == screenProgress && m.progress.p.Phase == "writing" })
+		h.send(keys("q", "y")...)
+		h.until("quit", func(Model) bool { return h.quit })
+		if len(h.m.outcome.Flashed) != 0 || len(h.m.outcome.Unfinished) != 1 {
+			t.Errorf("outcome = %+v, want /dev/sdb unfinished, not flashed", h.m.outcome)
+		}
+	})
+}
+
+func TestLeftOn(t *testing.T) {
+	for _, tc := range []struct {
+		phase flash.Phase
+		want  string
+		wrote bool
+	}{
+		{flash.PhaseOpening, "Nothing was written to /dev/sdb", false},
+		{flash.PhaseWriting, "/dev/sdb was left without a partition table", true},
+		{flash.PhaseFinishing, "/dev/sdb was left without a partition table, or with one over an image that did not finish", true},
+		{flash.PhaseVerifying, "/dev/sdb holds the image, but reading it back failed", true},
+	} {
+		got, wrote := leftOn("/dev/sdb", tc.phase)
+		if !strings.HasPrefix(got, tc.want) || wrote != tc.wrote {
+			t.Errorf("leftOn(/dev/sdb, %s) = %q, %v; want %q..., %v", tc.phase, got, wrote, tc.want, tc.wrote)
 		}
 	}
 }
