@@ -5,13 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-
-	"github.com/ulikunitz/xz"
 )
 
 const xzMagic = "\xfd7zXZ\x00"
 
-// xz: ulikunitz's pure-Go decoder (the design card's choice). Concatenated streams
+// xz: bty's LZMA2 decoder (flash/lzma2) in an xz container reader
+// (decode_xz_reader.go), ulikunitz/xz for what it does not read. Concatenated streams
 // and stream padding are read as one image. The decoded size is the sum of the
 // uncompressed sizes in each stream's index, read from the end of the source.
 // Images of several blocks (xz -T0, pixz) are decoded a block per core
@@ -20,10 +19,7 @@ var xzProber = prober{
 	format:   Xz,
 	match:    func(h []byte) bool { return hasPrefix(h, xzMagic) },
 	suffixes: []string{".xz"},
-	// The dictionary is sized by each block's header (8 MiB for xz -6, 64
-	// MiB for -9): ReaderConfig.DictCap is a minimum that is allocated up
-	// front, so it stays at the default.
-	decode: func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) },
+	decode:   newXzReader, // decode_xz_reader.go
 	size: func(_ context.Context, _ []byte, ra io.ReaderAt, srcSize int64) int64 {
 		blocks, ok := xzIndex(ra, srcSize)
 		if !ok {

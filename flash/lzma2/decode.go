@@ -103,6 +103,9 @@ func (d *decoder) reset() {
 // initRC starts the range decoder on a compressed chunk.
 func (d *decoder) initRC(in []byte, z *Reader) error {
 	if len(in) < 5 {
+		if z.truncated {
+			return z.truncatedErr()
+		}
 		return z.corruptIn("LZMA chunk shorter than the range coder's 5 bytes", 0)
 	}
 	if in[0] != 0 {
@@ -233,11 +236,21 @@ func (z *Reader) decode(limit int) error {
 	lpMask := uint32(1)<<d.lp - 1
 	lc := d.lc
 	var err error
+	last := pos // where the symbol being decoded starts
 	for pos < limit {
 		if ip > len(in) {
-			err = z.corruptIn("LZMA chunk reads past its compressed size", ip)
+			// The last symbol read past the chunk: in a truncated
+			// chunk, it was decoded from bytes that are not there.
+			if z.truncated {
+				pos = last
+				d.pend = 0
+				err = z.truncatedErr()
+			} else {
+				err = z.corruptIn("LZMA chunk reads past its compressed size", ip)
+			}
 			break
 		}
+		last = pos
 		posState := uint32(base+pos) & pbMask
 		var b uint32
 		rng, code, ip, b = bit(&p.isMatch[(state&15)<<4|posState&15], rng, code, in, ip)
@@ -354,6 +367,11 @@ func (z *Reader) decode(limit int) error {
 		copyMatch(buf, pos, int(rep0)+1, k)
 		pos += k
 		d.pend = int(n) - k
+	}
+	if err == nil && ip > len(in) && z.truncated {
+		pos = last
+		d.pend = 0
+		err = z.truncatedErr()
 	}
 	z.pos = pos
 	d.rng, d.code, d.ip = rng, code, ip

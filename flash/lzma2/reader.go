@@ -53,6 +53,7 @@ type Reader struct {
 	needDict  bool // the next chunk must reset the dictionary
 	needProps bool // the next LZMA chunk must set properties
 	eos       bool // the end marker was read
+	truncated bool // the input ended inside the current LZMA chunk
 	left      int  // uncompressed bytes left in the current chunk
 	lzma      bool // the current chunk is LZMA (else uncompressed)
 	cbuf      []byte
@@ -85,13 +86,18 @@ func (z *Reader) Reset(r io.Reader, window int) error {
 		z.buf = z.buf[:z.maxBuf]
 	}
 	z.pos, z.rd, z.base = 0, 0, 0
-	z.needDict, z.needProps, z.eos = true, true, false
+	z.needDict, z.needProps, z.eos, z.truncated = true, true, false, false
 	z.left = 0
 	return nil
 }
 
-// InputOffset is how many bytes of the input the Reader has consumed.
+// InputOffset is the offset after the last input byte consumed: the number
+// of bytes consumed, plus the offset set by SetInputOffset.
 func (z *Reader) InputOffset() int64 { return z.off }
+
+// SetInputOffset says where the input starts in a larger file; the offsets in
+// error messages and InputOffset count from there.
+func (z *Reader) SetInputOffset(off int64) { z.off = off }
 
 // Read decodes into p. It returns io.EOF after the end marker.
 func (z *Reader) Read(p []byte) (int, error) {
@@ -246,8 +252,17 @@ func (z *Reader) chunk() error {
 	}
 	z.cbuf = z.cbuf[:csize]
 	z.chunkOff = z.off
-	if err := z.readFull(z.cbuf); err != nil {
-		return z.corrupt(noEOF(err), "LZMA chunk")
+	k, err := io.ReadFull(z.r, z.cbuf)
+	z.off += int64(k)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		// A truncated chunk: decode what its bytes determine, then
+		// fail (decode stops before the first symbol that would need
+		// a byte past them).
+		z.truncated = true
+		z.cbuf = z.cbuf[:k]
+	case err != nil:
+		return err
 	}
 	z.lzma = true
 	z.d.pend = 0
@@ -257,6 +272,9 @@ func (z *Reader) chunk() error {
 // endChunk checks that an LZMA chunk used exactly its compressed bytes.
 func (z *Reader) endChunk() error {
 	d := &z.d
+	if z.truncated {
+		return z.truncatedErr()
+	}
 	if d.pend != 0 {
 		return z.corrupt(nil, "match runs past the end of its chunk")
 	}
@@ -289,6 +307,10 @@ func (z *Reader) corrupt(err error, what string) error {
 		return fmt.Errorf("%w: %s truncated at input byte %d: %w", ErrCorrupt, what, z.off, err)
 	}
 	return fmt.Errorf("%w: %s, at input byte %d", ErrCorrupt, what, z.off)
+}
+
+func (z *Reader) truncatedErr() error {
+	return fmt.Errorf("%w: LZMA chunk truncated at input byte %d: %w", ErrCorrupt, z.off, io.ErrUnexpectedEOF)
 }
 
 // corruptIn reports corruption found at byte ip of the current LZMA chunk.
