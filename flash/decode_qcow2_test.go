@@ -102,7 +102,6 @@ func (s *memSink) check() error {
 	return nil
 }
 
-
 // flashQcow2 parses and streams file, srcSize known or not, and returns the
 // guest image.
 func flashQcow2(t *testing.T, file []byte, knownSize bool, wrap func(io.Reader) io.Reader) (*qcow2Image, []byte, error) {
