@@ -127,16 +127,19 @@ type xzBlockDecoder struct {
 // unknown checks.
 func (d *xzBlockDecoder) decode(j xzJob, deliver func(off int64, p []byte) error) error {
 	blk := j.buf[xzHeadRoom:]
+	corrupt := func(at int64, format string, a ...any) error {
+		return fmt.Errorf("%w: xz: block at byte %d: %s, at byte %d", ErrCorrupt, j.b.comp, fmt.Sprintf(format, a...), at)
+	}
 	h, err := parseXzBlockHeader(blk)
+	if err != nil {
+		return corrupt(j.b.comp, "%v", err)
+	}
 	check, clen, known := xzCheckOf(j.b.header[:])
-	if err != nil || !h.lzma2 || !known || checkXzStreamHeader(j.b.header[:]) != nil {
+	if !h.lzma2 || !known {
 		if d.out == nil {
 			d.out = make([]byte, blockSize)
 		}
 		return decodeXzBlock(j, d.out, deliver)
-	}
-	corrupt := func(at int64, format string, a ...any) error {
-		return fmt.Errorf("%w: xz: block at byte %d: %s, at byte %d", ErrCorrupt, j.b.comp, fmt.Sprintf(format, a...), at)
 	}
 	// The block: header, compressed data, padding to a multiple of four,
 	// check.

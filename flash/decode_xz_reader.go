@@ -44,6 +44,9 @@ func parseXzBlockHeader(b []byte) (xzBlockHeader, error) {
 		return h, fmt.Errorf("block header truncated")
 	}
 	h.n = (int(b[0]) + 1) * 4
+	if b[0] == 0 {
+		return h, fmt.Errorf("not a block header")
+	}
 	if len(b) < h.n {
 		return h, fmt.Errorf("block header truncated")
 	}
@@ -142,11 +145,11 @@ func newXzReader(r io.Reader) (io.Reader, error) {
 	if checkXzStreamHeader(head) == nil {
 		_, _, known := xzCheckOf(head)
 		h, err := parseXzBlockHeader(head[12:])
-		if known && (head[12] == 0 || err == nil && h.lzma2) {
-			return x, nil
+		if !known || err == nil && !h.lzma2 {
+			return xz.NewReader(x.br)
 		}
 	}
-	return xz.NewReader(x.br)
+	return x, nil // which reports a corrupt header with its offset
 }
 
 // xzReader reads concatenated xz streams, block by block.
