@@ -267,10 +267,24 @@ func (z *Reader) decode(limit int) error {
 			lit := (*[0x300]uint16)(p.lit[(ctx&15)*0x300:])
 			sym := uint32(1)
 			if state < 7 {
-				for sym < 0x100 {
-					rng, code, ip, b = bit(&lit[sym&0xff], rng, code, in, ip)
-					sym = sym<<1 | b
-				}
+				// Unrolled, as liblzma does: no loop branch to
+				// mispredict at the end of each literal.
+				rng, code, ip, b = bit(&lit[1], rng, code, in, ip)
+				sym = 2 | b
+				rng, code, ip, b = bit(&lit[sym&0xff], rng, code, in, ip)
+				sym = sym<<1 | b
+				rng, code, ip, b = bit(&lit[sym&0xff], rng, code, in, ip)
+				sym = sym<<1 | b
+				rng, code, ip, b = bit(&lit[sym&0xff], rng, code, in, ip)
+				sym = sym<<1 | b
+				rng, code, ip, b = bit(&lit[sym&0xff], rng, code, in, ip)
+				sym = sym<<1 | b
+				rng, code, ip, b = bit(&lit[sym&0xff], rng, code, in, ip)
+				sym = sym<<1 | b
+				rng, code, ip, b = bit(&lit[sym&0xff], rng, code, in, ip)
+				sym = sym<<1 | b
+				rng, code, ip, b = bit(&lit[sym&0xff], rng, code, in, ip)
+				sym = sym<<1 | b
 			} else {
 				// After a match: the byte at rep0 steers the
 				// probabilities until the first bit that differs.
