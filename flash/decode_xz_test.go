@@ -1,6 +1,7 @@
 package flash
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -243,4 +244,40 @@ func TestXzCorrupt(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestXzDecodeFile decodes BTY_XZ_FILE to nothing with bty's reader, or
+// ulikunitz's with BTY_XZ_ULIKUNITZ=1: for profiles (go test -cpuprofile).
+func TestXzDecodeFile(t *testing.T) {
+	f := os.Getenv("BTY_XZ_FILE")
+	if f == "" {
+		t.Skip("BTY_XZ_FILE not set")
+	}
+	src, err := os.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var r io.Reader
+	if os.Getenv("BTY_XZ_ULIKUNITZ") == "1" {
+		r, err = xz.NewReader(bufio.NewReaderSize(src, 64<<10))
+	} else {
+		r, err = newXzReader(src)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, blockSize)
+	var n int64
+	for {
+		k, err := fill(r, buf)
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d bytes", n)
 }
