@@ -181,7 +181,7 @@ src = "https://h/c"
 	}
 
 	r = runBty(t, "catalog", "check", good)
-	if r.code != 0 || r.stdout != good+": ok, 1 images\n" {
+	if r.code != 0 || r.stdout != good+": ok, 1 image\n" {
 		t.Errorf("bty catalog check good = exit %d %q, want 0 and ok", r.code, r.stdout)
 	}
 	r = runBty(t, "catalog", "check", bad)

@@ -17,60 +17,12 @@ import (
 	"bty/ui"
 )
 
-// newFlagSet returns a FlagSet for a subcommand that prints its usage line and
-// flags on --help.
-func newFlagSet(e env, name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: %s\n\nFlags:\n", usage)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses the flags of a subcommand that takes no positional
-// arguments. ok is false when the caller should return err: nil after --help,
-// else a usage error.
-func parseFlags(fs *flag.FlagSet, args []string) (ok bool, err error) {
-	pos, err := parseArgs(fs, args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return false, nil
-	case err != nil:
-		return false, err
-	case len(pos) > 0:
-		return false, usagef("unexpected argument %q (see bty %s --help)", pos[0], fs.Name())
-	}
-	return true, nil
-}
-
-// parseArgs parses flags that may come before or after the positional
-// arguments, and returns the positional ones.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usagef("%v (see bty %s --help)", err, fs.Name())
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 // cmdImages: bty images [--catalog SRC]... [--json]
 func cmdImages(ctx context.Context, e env, args []string) error {
 	var catalogs multiFlag
 	var asJSON, plainHTTP bool
-	fs := newFlagSet(e, "images", "bty images [--catalog SRC]... [--json]")
-	fs.Var(&catalogs, "catalog", "catalog source (TOML file, http(s) URL, oras:// ref); repeatable")
+	fs := newFlagSet(e, "images", "bty images [--catalog SRC]... [--json]\n\nLists the images of the image root ($BTY_IMAGE_ROOT, else /var/lib/bty/images)\nand of the catalogs, as --image finds them.")
+	fs.Var(&catalogs, "catalog", "catalog `SRC` (TOML file, http(s) URL, oras:// ref); repeatable")
 	fs.BoolVar(&asJSON, "json", false, "print a JSON array")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
 	if ok, err := parseFlags(fs, args); !ok {
@@ -134,16 +86,28 @@ type checkProblem struct {
 	Message string `json:"message"`
 }
 
-// cmdCatalog: bty catalog check SRC [--json]
+// cmdCatalog: bty catalog check SRC [--json]; bty catalog --help is the
+// help of check, its one subcommand.
 func cmdCatalog(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 || args[0] != "check" {
-		return usagef("usage: bty catalog check SRC [--json]")
+	switch {
+	case len(args) == 0:
+		return usagef("bty catalog: say check (see bty catalog --help)")
+	case args[0] == "check":
+		return cmdCatalogCheck(ctx, e, args[1:])
+	case isHelpFlag(args[0]):
+		return cmdCatalogCheck(ctx, e, args[:1])
+	case strings.HasPrefix(args[0], "-"):
+		return usagef("bty catalog: say check before %s (see bty catalog --help)", args[0])
 	}
+	return usagef("bty catalog: unknown subcommand %q: say check (see bty catalog --help)", args[0])
+}
+
+func cmdCatalogCheck(ctx context.Context, e env, args []string) error {
 	var asJSON, plainHTTP bool
-	fs := newFlagSet(e, "catalog check", "bty catalog check SRC [--json]")
+	fs := newFlagSet(e, "catalog check", "bty catalog check SRC [--json]\n\nReads a catalog (a path, an http(s):// URL or an oras:// reference) as bty\nwould, and lists every problem in it.")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to an oras:// registry that is not on loopback")
-	pos, err := parseArgs(fs, args[1:])
+	pos, err := parseArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -179,7 +143,7 @@ func cmdCatalog(ctx context.Context, e env, args []string) error {
 		return nil
 	}
 	if err == nil {
-		fmt.Fprintf(e.stdout, "%s: ok, %d images\n", src, res.Images)
+		fmt.Fprintf(e.stdout, "%s: ok, %s\n", src, plural(res.Images, "image"))
 		return nil
 	}
 	if inv == nil {
@@ -188,7 +152,7 @@ func cmdCatalog(ctx context.Context, e env, args []string) error {
 	for _, p := range inv.Problems {
 		fmt.Fprintln(e.stderr, p.String())
 	}
-	fmt.Fprintf(e.stderr, "bty: %s: %d problems: the catalog is refused\n", src, len(inv.Problems))
+	fmt.Fprintf(e.stderr, "bty: %s: %s: the catalog is refused\n", src, plural(len(inv.Problems), "problem"))
 	return reported{err}
 }
 
@@ -197,10 +161,10 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	var dir, listen string
 	var catalogs multiFlag
 	var plainHTTP bool
-	fs := newFlagSet(e, "serve", "bty serve --images DIR [--catalog SRC]... [--listen ADDR]")
-	fs.StringVar(&dir, "images", "", "directory of images to serve (required)")
-	fs.Var(&catalogs, "catalog", "catalog whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
-	fs.StringVar(&listen, "listen", ":8080", "address to listen on")
+	fs := newFlagSet(e, "serve", "bty serve --images DIR [--catalog SRC]... [--listen ADDR]\n\nServes the images of DIR, and the entries of the catalogs, as an HTTP catalog\n(GET /catalog.toml) that bty --catalog reads.")
+	fs.StringVar(&dir, "images", "", "directory `DIR` of images to serve (required)")
+	fs.Var(&catalogs, "catalog", "catalog `SRC` whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
+	fs.StringVar(&listen, "listen", ":8080", "address `ADDR` to listen on")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
 	if ok, err := parseFlags(fs, args); !ok {
 		return err
