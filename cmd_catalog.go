@@ -55,8 +55,11 @@ func cmdImages(ctx context.Context, e env, args []string) error {
 		if row.Size > 0 {
 			size = ui.Bytes(row.Size)
 		}
-		if row.SHA256 != "" {
+		switch {
+		case row.SHA256 != "":
 			sum = "known"
+		case row.Pending:
+			sum = "pending"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, format, size, sum, row.Ref[:min(12, len(row.Ref))], row.From)
 	}
@@ -76,7 +79,9 @@ type checkResult struct {
 	Source   string         `json:"source"`
 	OK       bool           `json:"ok"`
 	Images   int            `json:"images"`
+	Pending  int            `json:"pending_images,omitempty"`
 	Problems []checkProblem `json:"problems,omitempty"`
+	Warnings []checkProblem `json:"warnings,omitempty"`
 	Error    string         `json:"error,omitempty"`
 }
 
@@ -84,6 +89,14 @@ type checkProblem struct {
 	Line    int    `json:"line,omitempty"`
 	Image   string `json:"image,omitempty"`
 	Message string `json:"message"`
+}
+
+func checkProblems(ps []catalog.Problem) []checkProblem {
+	var out []checkProblem
+	for _, p := range ps {
+		out = append(out, checkProblem{Line: p.Line, Image: p.Entry, Message: p.Msg})
+	}
+	return out
 }
 
 // cmdCatalog: bty catalog check SRC [--json]; bty catalog --help is the
@@ -103,8 +116,15 @@ func cmdCatalog(ctx context.Context, e env, args []string) error {
 }
 
 func cmdCatalogCheck(ctx context.Context, e env, args []string) error {
-	var asJSON, plainHTTP bool
-	fs := newFlagSet(e, "catalog check", "bty catalog check SRC [--json]\n\nReads a catalog (a path, an http(s):// URL or an oras:// reference) as bty\nwould, and lists every problem in it.")
+	var asJSON, plainHTTP, strict bool
+	fs := newFlagSet(e, "catalog check", `bty catalog check SRC [--strict] [--json]
+
+Reads a catalog (a path, an http(s):// URL or an oras:// reference) as bty
+would, and lists every problem in it (exit 2), and warnings about what is
+valid but probably a mistake: unknown keys and tables (with the key they
+probably mean), images without sha256, a format bty does not know. Loading a
+catalog to flash from ignores what the warnings are about.`)
+	fs.BoolVar(&strict, "strict", false, "refuse a catalog with warnings too (exit 2)")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to an oras:// registry that is not on loopback")
 	pos, err := parseArgs(fs, args)
@@ -118,22 +138,32 @@ func cmdCatalogCheck(ctx context.Context, e env, args []string) error {
 		return usagef("bty catalog check takes one catalog source (a path, an http(s):// URL or an oras:// ref)")
 	}
 	src := pos[0]
-	c, err := (&catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}).Load(ctx, src)
-	res := checkResult{Source: src, OK: err == nil}
+	c, warns, err := (&catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}).Check(ctx, src)
+	byStrict := err == nil && strict && len(warns) > 0
+	if byStrict {
+		err = &catalog.InvalidError{Source: src, Problems: warns}
+		warns = nil
+	}
+	res := checkResult{Source: src, OK: err == nil, Warnings: checkProblems(warns)}
 	var inv *catalog.InvalidError
 	switch {
 	case err == nil:
-		res.Images = len(c.Images)
-	case errors.As(err, &inv):
-		for _, p := range inv.Problems {
-			res.Problems = append(res.Problems, checkProblem{Line: p.Line, Image: p.Entry, Message: p.Msg})
+		for _, im := range c.Images {
+			if im.Pending {
+				res.Pending++
+			} else {
+				res.Images++
+			}
 		}
+	case errors.As(err, &inv):
+		res.Problems = checkProblems(inv.Problems)
 	default:
 		res.Error = err.Error()
 	}
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		if jerr := enc.Encode(res); jerr != nil {
 			return jerr
 		}
@@ -142,8 +172,18 @@ func cmdCatalogCheck(ctx context.Context, e env, args []string) error {
 		}
 		return nil
 	}
+	for _, w := range warns {
+		fmt.Fprintln(e.stderr, "warning: "+w.String())
+	}
 	if err == nil {
-		fmt.Fprintf(e.stdout, "%s: ok, %s\n", src, plural(res.Images, "image"))
+		summary := plural(res.Images, "image")
+		if res.Pending > 0 {
+			summary += fmt.Sprintf(", %d pending", res.Pending)
+		}
+		if len(warns) > 0 {
+			summary += ", " + plural(len(warns), "warning")
+		}
+		fmt.Fprintf(e.stdout, "%s: ok, %s\n", src, summary)
 		return nil
 	}
 	if inv == nil {
@@ -152,7 +192,11 @@ func cmdCatalogCheck(ctx context.Context, e env, args []string) error {
 	for _, p := range inv.Problems {
 		fmt.Fprintln(e.stderr, p.String())
 	}
-	fmt.Fprintf(e.stderr, "bty: %s: %s: the catalog is refused\n", src, plural(len(inv.Problems), "problem"))
+	if byStrict {
+		fmt.Fprintf(e.stderr, "bty: %s: %s: the catalog is refused (--strict)\n", src, plural(len(inv.Problems), "warning"))
+	} else {
+		fmt.Fprintf(e.stderr, "bty: %s: %s: the catalog is refused\n", src, plural(len(inv.Problems), "problem"))
+	}
 	return reported{err}
 }
 
@@ -191,8 +235,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	srv := catalog.NewServer(catalog.ServerOptions{Dir: dir, Catalogs: loaded, Version: "bty " + versionString(), Log: e.stderr})
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go srv.Warm(ctx)
 	fmt.Fprintf(e.stderr, "bty serve: serving %s at http://%s/catalog.toml\n", dir, displayAddr(ln.Addr()))
+	go srv.Warm(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
