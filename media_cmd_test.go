@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"bty/internal/need"
 )
 
 func TestParseSize(t *testing.T) {
@@ -67,7 +69,7 @@ func TestMediaUsage(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name == "dynamic bty" || tc.name == "not modules" {
-				requireTool(t, "busybox")
+				need.StaticBusybox(t) // checked before the bty and the modules
 			}
 			r := runBty(t, tc.args...)
 			if r.code != exitUsage || !strings.Contains(r.stderr, tc.msg) {

@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/ulikunitz/xz"
+
+	"bty/internal/need"
+	"bty/media"
 )
 
 // VM tests: the live environment that bty media builds boots a Debian kernel in
@@ -68,15 +71,11 @@ func requireVM(t *testing.T) *vmKit {
 	}
 	kernels, _ := filepath.Glob(filepath.Join(kdir, "boot", "vmlinuz-*"))
 	if len(kernels) != 1 {
-		t.Skipf("VM test: no kernel in %s/boot: run media/testdata/get-kernel.sh (.ci/run does)", kdir)
+		t.Skipf("VM test: no kernel in %s/boot: run sh media/testdata/get-kernel.sh (.ci/run does)", kdir)
 	}
-	for _, f := range []struct{ path, pkg string }{
-		{"/bin/busybox", "busybox-static"},
-		{"/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "systemd-boot-efi"},
-	} {
-		if _, err := os.Stat(f.path); err != nil {
-			t.Skipf("VM test: %s is missing (apt-get install %s)", f.path, f.pkg)
-		}
+	need.StaticBusybox(t)
+	if _, err := os.Stat(media.DefaultSystemdBoot); err != nil {
+		t.Skipf("VM test: %s is missing: apt-get install systemd-boot-efi (.ci/run installs it)", media.DefaultSystemdBoot)
 	}
 	kit, err := vmKitOnce(kernels[0], kdir)
 	if err != nil {

@@ -171,11 +171,10 @@ func extract(t *testing.T, p string, start uint64, n int64) string {
 
 // TestBuildUSBDefaultSize builds sticks at the default size ("just large
 // enough") with images from a few KiB to a few hundred MiB, and checks that
-// fsck.exfat accepts BTY_IMAGES, that it keeps its 16 MiB to spare, and that
+// BTY_IMAGES keeps its 16 MiB to spare, that fsck.exfat accepts it, and that
 // the partition table is sound. The images are sparse files: their size is
 // what the layout depends on.
 func TestBuildUSBDefaultSize(t *testing.T) {
-	needTool(t, "fsck.exfat", "sgdisk")
 	for _, tc := range []struct {
 		name  string
 		sizes []int64
@@ -203,16 +202,16 @@ func TestBuildUSBDefaultSize(t *testing.T) {
 			if usb.Size < total {
 				t.Errorf("the stick is %d bytes, smaller than its images (%d bytes)", usb.Size, total)
 			}
+			images := extract(t, o.Out, imagesStart(t, o.Out), -1)
+			if free := exfatFreeBytes(t, images); free < 16<<20 {
+				t.Errorf("BTY_IMAGES has %d bytes free, want at least 16 MiB", free)
+			}
+			needTool(t, "fsck.exfat", "sgdisk")
 			if out, err := exec.Command("sgdisk", "-v", o.Out).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
 				t.Errorf("sgdisk -v: %v\n%s", err, out)
 			}
-			images := extract(t, o.Out, imagesStart(t, o.Out), -1)
-			out, err := exec.Command("fsck.exfat", "-n", images).CombinedOutput()
-			if err != nil {
+			if out, err := exec.Command("fsck.exfat", "-n", images).CombinedOutput(); err != nil {
 				t.Errorf("fsck.exfat -n: %v\n%s", err, out)
-			}
-			if free := exfatFreeBytes(t, images); free < 16<<20 {
-				t.Errorf("BTY_IMAGES has %d bytes free, want at least 16 MiB", free)
 			}
 		})
 	}
