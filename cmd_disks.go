@@ -10,8 +10,8 @@ import (
 	"bty/disks"
 )
 
-// diskJSON is one disk of bty disks --json: the InventoryDisk fields of WIRE.md
-// section 5, then what bty knows besides.
+// diskJSON is one disk of bty disks --json: the InventoryDisk fields of
+// docs/server-protocol.md, then what bty knows besides.
 type diskJSON struct {
 	disks.InventoryDisk
 	ByID           []string          `json:"by_id"`

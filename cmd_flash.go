@@ -141,7 +141,7 @@ func headless(ctx context.Context, e env, f *flashFlags) error {
 
 // diskRoots are the /sys, /proc, /dev and /run roots disks reads; the
 // BTY_SYSFS, BTY_PROCFS, BTY_DEVFS and BTY_RUNDIR variables point them at fixture
-// trees in tests (DESIGN.md: roots are parameters).
+// trees in tests (docs/architecture.md: roots are parameters).
 func diskRoots(e env) disks.Roots {
 	return disks.Roots{Sys: e.getenv("BTY_SYSFS"), Proc: e.getenv("BTY_PROCFS"), Dev: e.getenv("BTY_DEVFS"), Run: e.getenv("BTY_RUNDIR")}
 }

@@ -10,7 +10,7 @@ import (
 	"bty/flash"
 )
 
-// Exit codes, as DESIGN.md defines them.
+// Exit codes, as docs/architecture.md defines them.
 const (
 	exitOK        = 0
 	exitIO        = 1   // failed while writing or reading the target
@@ -33,7 +33,7 @@ var exitTable = []struct {
 	{flash.ErrIntegrity, exitIntegrity},
 	{flash.ErrRefused, exitRefused},
 	{disks.ErrRefused, exitRefused},
-	{disks.ErrNotFound, exitRefused}, // DESIGN.md: "serial not found" is a refusal
+	{disks.ErrNotFound, exitRefused}, // docs/architecture.md: "serial not found" is a refusal
 	{disks.ErrAmbiguous, exitRefused},
 	{disks.ErrBadSpec, exitUsage},
 	{flash.ErrUnsupported, exitIntegrity},

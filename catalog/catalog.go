@@ -8,7 +8,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
-// Catalog is a valid catalog (WIRE.md section 1).
+// Catalog is a valid catalog (docs/catalog.md).
 type Catalog struct {
 	Source string // where it was read from, as the user named it
 	Images []Entry
@@ -23,7 +23,7 @@ type Entry struct {
 	Size        int64  `json:"size_bytes,omitempty"`
 	Description string `json:"description,omitempty"`
 	Arch        string `json:"arch,omitempty"`
-	Ref         string `json:"ref"`    // canonical ref (WIRE.md section 2); for image-root files, of the file:// URL
+	Ref         string `json:"ref"`    // canonical ref (docs/catalog.md, canonical refs); for image-root files, of the file:// URL
 	From        string `json:"source"` // the catalog it came from, or the image root directory
 	Line        int    `json:"-"`      // line in its catalog, 0 when unknown
 	Note        string `json:"note,omitempty"`

@@ -12,7 +12,7 @@ import (
 // Check is Parse for bty catalog check: besides the problems that make a
 // catalog invalid it returns warnings about what is valid but probably a
 // mistake, in line order. Loading a catalog to flash from ignores all of
-// these (WIRE.md: unknown keys are ignored).
+// these (docs/catalog.md: unknown keys are ignored).
 //
 //   - an unknown key or table, with the known one it is probably meant to
 //     be ([[image]] for [[images]], sha265 for sha256);
@@ -80,7 +80,7 @@ func (r *Resolver) Check(ctx context.Context, src string) (*Catalog, []Problem, 
 	return Check(src, data)
 }
 
-// The keys a catalog of version 1 has (WIRE.md section 1, and the additive
+// The keys a catalog of version 1 has (docs/catalog.md, and the additive
 // [[pending_images]] of bty serve).
 var (
 	topKeys   = []string{"version", "images", "pending_images"}

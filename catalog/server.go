@@ -20,7 +20,7 @@ import (
 // ServerOptions configure NewServer.
 type ServerOptions struct {
 	// Dir is the image directory served under /images/ and listed in
-	// /catalog.toml (the image root rules of WIRE.md section 3).
+	// /catalog.toml (the image root rules of docs/catalog.md, the image root).
 	Dir string
 	// Catalogs are listed in /catalog.toml after Dir's images, one row per ref.
 	Catalogs []*Catalog

@@ -3,7 +3,7 @@ package disks
 import "fmt"
 
 // InventoryDisk is one disk of the inventory a machine posts in server-driven
-// mode (WIRE.md section 5), with the size_bytes bty adds.
+// mode (docs/server-protocol.md), with the size_bytes bty adds.
 type InventoryDisk struct {
 	Path      string `json:"path"`
 	Size      string `json:"size"` // human-readable, as lsblk: "500G", "7.5G"
