@@ -104,15 +104,15 @@ func checkProblems(ps []catalog.Problem) []checkProblem {
 func cmdCatalog(ctx context.Context, e env, args []string) error {
 	switch {
 	case len(args) == 0:
-		return usagef("bty catalog: say check (see bty catalog --help)")
+		return usagef("catalog needs a subcommand: check (see bty catalog --help)")
 	case args[0] == "check":
 		return cmdCatalogCheck(ctx, e, args[1:])
 	case isHelpFlag(args[0]):
 		return cmdCatalogCheck(ctx, e, args[:1])
 	case strings.HasPrefix(args[0], "-"):
-		return usagef("bty catalog: say check before %s (see bty catalog --help)", args[0])
+		return usagef("catalog needs a subcommand before %s: check (see bty catalog --help)", args[0])
 	}
-	return usagef("bty catalog: unknown subcommand %q: say check (see bty catalog --help)", args[0])
+	return usagef("unknown catalog subcommand %q: say check (see bty catalog --help)", args[0])
 }
 
 func cmdCatalogCheck(ctx context.Context, e env, args []string) error {
@@ -135,7 +135,7 @@ catalog to flash from ignores what the warnings are about.`)
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("bty catalog check takes one catalog source (a path, an http(s):// URL or an oras:// ref)")
+		return usagef("catalog check takes one catalog source, a path, an http(s):// URL or an oras:// ref (see bty catalog check --help)")
 	}
 	src := pos[0]
 	c, warns, err := (&catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}).Check(ctx, src)

@@ -86,7 +86,8 @@ func TestUnknownFlag(t *testing.T) {
 		{[]string{"serve", "--listen"}, "a value is missing after --listen"},
 		{[]string{"frobnicate"}, `bty: unknown command "frobnicate" (see bty --help)` + "\n"},
 		{[]string{"help", "frobnicate"}, `bty: unknown command "frobnicate" (see bty --help)` + "\n"},
-		{[]string{"catalog"}, "bty: bty catalog: say check (see bty catalog --help)\n"},
+		{[]string{"catalog"}, "bty: catalog needs a subcommand: check (see bty catalog --help)\n"},
+		{[]string{"media"}, "bty: media needs a kind: say netboot or usb (see bty media --help)\n"},
 		{[]string{"version", "extra"}, `unexpected argument "extra" (see bty version --help)`},
 	} {
 		r := runIn(tc.args...)

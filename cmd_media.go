@@ -45,15 +45,15 @@ type mediaFlags struct {
 func cmdMedia(ctx context.Context, e env, args []string) error {
 	switch {
 	case len(args) == 0:
-		return usagef("bty media: say netboot or usb (see bty media --help)")
+		return usagef("media needs a kind: say netboot or usb (see bty media --help)")
 	case isHelpFlag(args[0]):
 		fmt.Fprintf(e.stdout, "Usage: %s\n       %s\n\n%s\n\nbty media netboot --help and bty media usb --help list their flags.\n",
 			mediaSynopsis["netboot"], strings.ReplaceAll(mediaSynopsis["usb"], "\n", "\n       "), mediaAbout)
 		return nil
 	case strings.HasPrefix(args[0], "-"):
-		return usagef("bty media: say netboot or usb before %s (see bty media --help)", args[0])
+		return usagef("media needs a kind before %s: say netboot or usb (see bty media --help)", args[0])
 	case args[0] != "netboot" && args[0] != "usb":
-		return usagef("bty media: unknown kind %q: say netboot or usb (see bty media --help)", args[0])
+		return usagef("unknown media kind %q: say netboot or usb (see bty media --help)", args[0])
 	}
 	kind := args[0]
 	var f mediaFlags
@@ -86,7 +86,7 @@ func cmdMedia(ctx context.Context, e env, args []string) error {
 	}
 	for _, req := range []struct{ v, name string }{{f.kernel, "--kernel"}, {f.modules, "--modules"}, {f.out, "--out"}} {
 		if req.v == "" {
-			return usagef("bty media %s: %s is missing (see bty media %s --help)", kind, req.name, kind)
+			return usagef("%s is missing (see bty media %s --help)", req.name, kind)
 		}
 	}
 	if f.bty == "" {

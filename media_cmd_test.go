@@ -59,7 +59,7 @@ func TestMediaUsage(t *testing.T) {
 		msg  string
 	}{
 		{"no kind", []string{"media"}, "say netboot or usb"},
-		{"unknown kind", []string{"media", "floppy"}, `unknown kind "floppy"`},
+		{"unknown kind", []string{"media", "floppy"}, `unknown media kind "floppy"`},
 		{"no kernel", []string{"media", "netboot", "--modules", mods, "--out", out}, "--kernel is missing"},
 		{"not a kernel", []string{"media", "netboot", "--kernel", mods, "--modules", mods, "--out", out}, "kernel"},
 		{"not modules", []string{"media", "netboot", "--kernel", kernel, "--modules", dir + "/nope", "--out", out, "--bty", "/bin/busybox"}, "not a kernel module directory"},

@@ -456,7 +456,7 @@ func (c *hashCache) hashFile(path string, k hashKey) (string, error) {
 	const mib = 1 << 20
 	start := time.Now()
 	fail := func(err error) (string, error) {
-		c.logf("bty serve: cannot hash %s: %v; it is left out of the catalog until it can be read", k.name, err)
+		c.logf("bty serve: cannot hash %s: %v; it is left out of the catalog", k.name, err)
 		return "", err
 	}
 	f, err := openNoFollow(path)
@@ -479,14 +479,15 @@ func (c *hashCache) hashFile(path string, k hashKey) (string, error) {
 		return fail(err)
 	}
 	if keyOf(k.name, fi) != k {
-		return fail(fmt.Errorf("%s changed while it was hashed; it is hashed again when next listed", path))
+		return fail(fmt.Errorf("%s changed while it was hashed (it is hashed again when next listed)", path))
 	}
 	d := time.Since(start)
 	rate := ""
 	if p.n >= mib {
 		rate = fmt.Sprintf(" (%.0f MiB/s)", float64(p.n)/mib/max(d.Seconds(), 1e-6))
 	}
-	c.logf("bty serve: hashed %s in %s%s", k.name, d.Round(max(time.Microsecond, min(time.Millisecond, d/100))), rate)
+	// Three or four significant digits: 780µs, 1.502s, 3m2.1s.
+	c.logf("bty serve: hashed %s in %s%s", k.name, d.Round(min(max(d/1000, time.Microsecond), 100*time.Millisecond)), rate)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
