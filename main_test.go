@@ -116,7 +116,16 @@ func newLoop(t *testing.T, size int64, sector int) string {
 	requireRoot(t)
 	back := filepath.Join(t.TempDir(), "backing")
 	writeFile(t, back, randomBytes(t, int(size)))
-	out, err := exec.Command("losetup", "--find", "--show", "--sector-size", fmt.Sprint(sector), back).CombinedOutput()
+	return attachLoop(t, back, sector)
+}
+
+// attachLoop creates a loop device over the file back, with more losetup
+// options (e.g. --offset), and detaches it when the test ends.
+func attachLoop(t *testing.T, back string, sector int, opts ...string) string {
+	t.Helper()
+	requireRoot(t)
+	args := append(append([]string{"--find", "--show", "--sector-size", fmt.Sprint(sector)}, opts...), back)
+	out, err := exec.Command("losetup", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("losetup: %v: %s", err, out)
 	}

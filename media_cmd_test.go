@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"bty/internal/need"
+	"bty/media"
 )
 
 func TestParseSize(t *testing.T) {
@@ -62,14 +63,22 @@ func TestMediaUsage(t *testing.T) {
 		{"unknown kind", []string{"media", "floppy"}, `unknown media kind "floppy"`},
 		{"no kernel", []string{"media", "netboot", "--modules", mods, "--out", out}, "--kernel is missing"},
 		{"not a kernel", []string{"media", "netboot", "--kernel", mods, "--modules", mods, "--out", out}, "kernel"},
-		{"not modules", []string{"media", "netboot", "--kernel", kernel, "--modules", dir + "/nope", "--out", out, "--bty", "/bin/busybox"}, "not a kernel module directory"},
+		{"not modules", []string{"media", "netboot", "--kernel", kernel, "--modules", dir + "/nope", "--out", out, "--bty", "/bin/busybox", "--secure-boot=false"}, "not a kernel module directory"},
 		{"bad size", []string{"media", "usb", "--kernel", kernel, "--modules", mods, "--out", out, "--size", "big"}, "--size"},
-		{"dynamic bty", []string{"media", "netboot", "--kernel", kernel, "--modules", mods, "--out", out, "--bty", "/bin/ls"}, "CGO_ENABLED=0"},
+		{"dynamic bty", []string{"media", "netboot", "--kernel", kernel, "--modules", mods, "--out", out, "--bty", "/bin/ls", "--secure-boot=false"}, "CGO_ENABLED=0"},
+		{"unsigned kernel", []string{"media", "netboot", "--kernel", kernel, "--modules", mods, "--out", out}, "linux-image-amd64"},
+		{"a disk without --yes or a terminal", []string{"media", "usb", "--kernel", kernel, "--modules", mods, "--out", "/dev/sdz"}, "add --yes"},
+		{"a size for a disk", []string{"media", "usb", "--kernel", kernel, "--modules", mods, "--out", "/dev/sdz", "--yes", "--size", "8G"}, "--size is for an image file"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "dynamic bty" || tc.name == "not modules" {
+			switch tc.name {
+			case "dynamic bty", "not modules":
 				need.StaticBusybox(t) // checked before the bty and the modules
+			case "unsigned kernel":
+				need.StaticBusybox(t) // checked before the kernel's signature
+				need.File(t, media.DefaultShim, "shim-signed")
+				need.File(t, media.DefaultGrubNetEFI, "grub-efi-amd64-signed")
 			}
 			r := runBty(t, tc.args...)
 			if r.code != exitUsage || !strings.Contains(r.stderr, tc.msg) {

@@ -28,9 +28,10 @@ import (
 // qemu under TCG (no KVM), with virtio disks that carry serials, and flashes.
 // They need qemu-system-x86_64, a kernel unpacked by
 // media/testdata/get-kernel.sh (into $BTY_VM_KERNEL_DIR, else
-// /var/cache/bty-test-kernel), busybox-static and systemd-boot-efi, and ovmf
-// for the UEFI test; each skips with a message when something is missing, and
-// all skip with -short.
+// /var/cache/bty-test-kernel), busybox-static, the boot chain (shim-signed,
+// grub-efi-amd64-signed, grub-pc-bin and grub-common), and ovmf for the UEFI
+// tests; each skips with a message when something is missing, and all skip
+// with -short.
 
 const (
 	vmTarget = "VM-TARGET" // serial of the disk the tests flash
@@ -53,6 +54,9 @@ type vmKit struct {
 	netboot string // directory with vmlinuz and initrd.img
 	usb     string
 	raw     []byte // vmImage decoded: what the target must hold
+	kernel  string // the Debian kernel, and its modules
+	modules string
+	static  string // the static bty
 }
 
 // requireVM skips unless the tools and the kernel are there, and returns the
@@ -74,9 +78,10 @@ func requireVM(t *testing.T) *vmKit {
 		t.Skipf("VM test: no kernel in %s/boot: run sh media/testdata/get-kernel.sh (.ci/run does)", kdir)
 	}
 	need.StaticBusybox(t)
-	if _, err := os.Stat(media.DefaultSystemdBoot); err != nil {
-		t.Skipf("VM test: %s is missing: apt-get install systemd-boot-efi (.ci/run installs it)", media.DefaultSystemdBoot)
-	}
+	need.File(t, media.DefaultShim, "shim-signed")
+	need.File(t, media.DefaultGrubEFI, "grub-efi-amd64-signed")
+	need.File(t, filepath.Join(media.DefaultGrubPC, "boot.img"), "grub-pc-bin")
+	need.Tools(t, "grub-mkimage")
 	kit, err := vmKitOnce(kernels[0], kdir)
 	if err != nil {
 		t.Fatalf("build the boot media: %v", err)
@@ -96,13 +101,14 @@ var vmKitOnce = func() func(kernel, modules string) (*vmKit, error) {
 
 func buildVMKit(kernel, modules string) (*vmKit, error) {
 	// The kit lives beside the test binary, which TestMain removes.
-	k := &vmKit{dir: filepath.Join(filepath.Dir(btyBin), "vm")}
+	k := &vmKit{dir: filepath.Join(filepath.Dir(btyBin), "vm"), kernel: kernel, modules: modules}
 	imgs := filepath.Join(k.dir, "images")
 	if err := os.MkdirAll(imgs, 0o755); err != nil {
 		return nil, err
 	}
 	// The initramfs needs a static bty.
 	static := filepath.Join(k.dir, "bty")
+	k.static = static
 	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", static, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -155,14 +161,27 @@ func buildVMKit(kernel, modules string) (*vmKit, error) {
 	k.usb = filepath.Join(k.dir, "usb.img")
 	for _, args := range [][]string{
 		{"netboot", "--out", k.netboot},
-		{"usb", "--out", k.usb, "--images", imgs, "--append", "console=ttyS0 panic=-1 bty.image=" + vmImage + " bty.disk=serial:" + vmTarget + " bty.yes=1"},
+		{"usb", "--out", k.usb, "--images", imgs, "--append", vmStickOptions},
 	} {
-		args = append([]string{"media"}, append(args, "--kernel", kernel, "--modules", modules)...)
-		if out, err := exec.Command(static, args...).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("bty %s: %v\n%s", strings.Join(args, " "), err, out)
+		if err := k.media(args...); err != nil {
+			return nil, err
 		}
 	}
 	return k, nil
+}
+
+// vmStickOptions are the kernel options of the kit's sticks: flash vmImage to
+// vmTarget, unattended. Notices (loglevel=6, after the default quiet) say
+// whether the kernel was booted with Secure Boot on.
+const vmStickOptions = "console=ttyS0 panic=-1 loglevel=6 bty.image=" + vmImage + " bty.disk=serial:" + vmTarget + " bty.yes=1"
+
+// media runs bty media with the kit's kernel and modules.
+func (k *vmKit) media(args ...string) error {
+	args = append([]string{"media"}, append(args, "--kernel", k.kernel, "--modules", k.modules)...)
+	if out, err := exec.Command(k.static, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("bty %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
 
 // disk is a virtual disk of a VM.
@@ -334,32 +353,148 @@ func TestVMNetbootFlash(t *testing.T) {
 	decoyUnchanged()
 }
 
-// TestVMUSBFlash: the USB image, built at its default size with images from
-// a few KiB to 300 MiB, boots under OVMF (UEFI) from a USB disk and its boot
-// entry flashes one of the images on its own BTY_IMAGES partition.
-func TestVMUSBFlash(t *testing.T) {
-	k := requireVM(t)
-	code, vars := "", ""
-	for _, p := range [][2]string{{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"}, {"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"}} {
-		if _, err := os.Stat(p[0]); err == nil {
-			code, vars = p[0], p[1]
-			break
-		}
-	}
-	if code == "" {
-		t.Skip("VM test: no OVMF firmware (apt-get install ovmf)")
-	}
+// usbStick are the qemu arguments of a USB disk, the first to boot.
+func usbStick(path, format string) []string {
+	return []string{"-device", "qemu-xhci", "-drive", "if=none,id=stick,readonly=on,format=" + format + ",file=" + path, "-device", "usb-storage,drive=stick,bootindex=0"}
+}
+
+// secureBootFirmware are the qemu arguments of OVMF with Secure Boot
+// enforced: Debian's Secure Boot build (it needs SMM and a secure flash)
+// with Microsoft's keys enrolled, which trust shim.
+func secureBootFirmware(t *testing.T) []string {
+	t.Helper()
+	const code, vars = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+	need.File(t, code, "ovmf")
+	need.File(t, vars, "ovmf")
 	b, err := os.ReadFile(vars)
 	if err != nil {
 		t.Fatal(err)
 	}
-	varsCopy := filepath.Join(t.TempDir(), "vars.fd")
-	writeFile(t, varsCopy, b)
+	own := filepath.Join(t.TempDir(), "vars.fd")
+	writeFile(t, own, b)
+	return []string{"-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code, "-drive", "if=pflash,format=raw,unit=1,file=" + own}
+}
+
+// TestVMUSBSecureBoot: the USB image, built at its default size with images
+// from a few KiB to 300 MiB, boots from a USB disk under OVMF with Secure
+// Boot enforced (shim, GRUB, Debian's signed kernel) and its boot entry
+// flashes one of the images on its own BTY_IMAGES partition.
+func TestVMUSBSecureBoot(t *testing.T) {
+	k := requireVM(t)
 	target, decoy, decoyUnchanged := vmDisks(t)
-	args := []string{"-machine", "q35",
-		"-drive", "if=pflash,format=raw,readonly=on,file=" + code, "-drive", "if=pflash,format=raw,file=" + varsCopy,
-		"-device", "qemu-xhci", "-drive", "if=none,id=stick,format=raw,readonly=on,file=" + k.usb, "-device", "usb-storage,drive=stick,bootindex=0"}
+	args := append(secureBootFirmware(t), usbStick(k.usb, "raw")...)
 	args = append(args, target.args(1)...)
+	args = append(args, decoy.args(2)...)
+	console := runVM(t, vmRun{}, args...)
+	for _, want := range []string{"Kernel is locked down from EFI Secure Boot", "powering off"} {
+		if !strings.Contains(console, want) {
+			t.Errorf("the console does not say %q", want)
+		}
+	}
+	checkTarget(t, k, target)
+	decoyUnchanged()
+}
+
+// TestVMSecureBootRefusesModifiedKernel: the same stick with one byte of the
+// kernel flipped (in a qcow2 overlay) does not boot with Secure Boot on:
+// GRUB, through shim, refuses the kernel, and bty never starts.
+func TestVMSecureBootRefusesModifiedKernel(t *testing.T) {
+	k := requireVM(t)
+	requireTool(t, "qemu-img", "qemu-io")
+	fw := secureBootFirmware(t)
+	kernel, err := os.ReadFile(k.kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kernel is one run of clusters on the EFI system partition, in
+	// the stick's first 100 MiB.
+	head := make([]byte, 100<<20)
+	f, err := os.Open(k.usb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := f.ReadAt(head, 0)
+	f.Close()
+	at := bytes.Index(head[:n], kernel[:64<<10])
+	if at < 0 || at+len(kernel) > n || !bytes.Equal(head[at:at+len(kernel)], kernel) {
+		t.Fatalf("the kernel is not in the stick's first %d bytes", n)
+	}
+	flip := at + len(kernel)/2
+	overlay := filepath.Join(t.TempDir(), "stick.qcow2")
+	for _, c := range [][]string{
+		{"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", k.usb, overlay},
+		{"qemu-io", "-f", "qcow2", "-c", fmt.Sprintf("write -P %d %d 1", head[flip]^0x01, flip), overlay},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(c, " "), err, out)
+		}
+	}
+	target, _, _ := vmDisks(t)
+	args := append(fw, usbStick(overlay, "qcow2")...)
+	args = append(args, target.args(1)...)
+	console := plainText(runVM(t, vmRun{until: func(console string) bool {
+		return strings.Contains(console, "bad shim signature")
+	}}, args...))
+	if strings.Contains(console, "Linux version") || strings.Contains(console, "bty:") {
+		t.Errorf("the modified kernel ran")
+	}
+}
+
+// TestVMUSBDiskBIOS: bty media usb --out LOOP --yes writes a 2 GiB loop
+// device that held old data: the stick fills it (BTY_IMAGES spans the disk),
+// fsck.exfat finds BTY_IMAGES clean, and SeaBIOS boots it from a USB disk
+// (GRUB for i386-pc): its entry flashes a raw image with a run of zeros from
+// BTY_IMAGES, which on a disk must be written (old data showing through
+// fails the image's digest and the target's bytes).
+func TestVMUSBDiskBIOS(t *testing.T) {
+	k := requireVM(t)
+	requireRoot(t)
+	requireTool(t, "losetup", "sgdisk", "fsck.exfat")
+	dir := t.TempDir()
+	const size = 2 << 30
+	back := filepath.Join(dir, "stick")
+	f, err := os.Create(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := make([]byte, 200<<20)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range old {
+		old[i] = byte(rng.Uint32())
+	}
+	f.WriteAt(old, 0)
+	f.WriteAt(old[:1<<20], size-1<<20)
+	f.Truncate(size)
+	f.Close()
+	dev := attachLoop(t, back, 512)
+	imgs := t.TempDir()
+	writeFile(t, filepath.Join(imgs, "disk.img"), k.raw)
+	start := time.Now()
+	if err := k.media("usb", "--out", dev, "--yes", "--images", imgs, "--append", strings.ReplaceAll(vmStickOptions, vmImage, "disk.img")); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bty media usb --out %s (2 GiB) took %s", dev, time.Since(start).Round(100*time.Millisecond))
+
+	if out, err := exec.Command("sgdisk", "-v", dev).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v %s: %v\n%s", dev, err, out)
+	}
+	out, err := exec.Command("sgdisk", "-i", "2", dev).Output()
+	var first, last int64
+	if _, serr := fmt.Sscanf(regexp.MustCompile(`First sector: \d+`).FindString(string(out)), "First sector: %d", &first); serr != nil || err != nil {
+		t.Fatalf("sgdisk -i 2 %s: %v %v\n%s", dev, err, serr, out)
+	}
+	fmt.Sscanf(regexp.MustCompile(`Last sector: \d+`).FindString(string(out)), "Last sector: %d", &last)
+	if (last+1)*512 < size-2<<20 || !strings.Contains(string(out), "BTY_IMAGES") {
+		t.Errorf("BTY_IMAGES is sectors %d to %d, want it to reach the last MiB of the 2 GiB disk:\n%s", first, last, out)
+	}
+	part := attachLoop(t, back, 512, "--read-only", "--offset", fmt.Sprint(first*512), "--sizelimit", fmt.Sprint((last-first+1)*512))
+	if out, err := exec.Command("fsck.exfat", "-n", part).CombinedOutput(); err != nil {
+		t.Errorf("fsck.exfat -n BTY_IMAGES: %v\n%s", err, out)
+	}
+
+	target, decoy, decoyUnchanged := vmDisks(t)
+	args := append(usbStick(back, "raw"), target.args(1)...)
 	args = append(args, decoy.args(2)...)
 	console := runVM(t, vmRun{}, args...)
 	if !strings.Contains(console, "powering off") {

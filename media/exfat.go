@@ -199,9 +199,11 @@ func exfatNameHash(name []uint16) uint16 {
 const exfatTimestamp = 0x00210000 // 1980-01-01 00:00:00 in the DOS date and time format
 
 // writeExFAT writes an exFAT file system of n sectors at offset base of w
-// (which must read as zeros where nothing is written). partOffset is the
-// partition's first sector on the disk.
-func writeExFAT(w io.WriterAt, base int64, n, partOffset uint64, label string, serial uint32, files []exfatFile) error {
+// (which must read as zeros where nothing is written before the cluster
+// heap). partOffset is the partition's first sector on the disk. Without
+// dense, the files' all-zero blocks are not written: w must read as zeros
+// there too.
+func writeExFAT(w io.WriterAt, base int64, n, partOffset uint64, label string, serial uint32, files []exfatFile, dense bool) error {
 	l, err := newExfatLayout(n)
 	if err != nil {
 		return err
@@ -339,7 +341,7 @@ func writeExFAT(w io.WriterAt, base int64, n, partOffset uint64, label string, s
 		if f.size == 0 {
 			continue
 		}
-		if err := copyFileAt(w, clusterOff(firsts[i]), f); err != nil {
+		if err := copyFileAt(w, clusterOff(firsts[i]), f, dense); err != nil {
 			return err
 		}
 	}
@@ -396,9 +398,9 @@ func exfatBootRegion(l exfatLayout, partOffset uint64, serial uint32, percentInU
 	return b
 }
 
-// copyFileAt streams f to w at off, skipping all-zero blocks, and fails unless
-// exactly f.size bytes come.
-func copyFileAt(w io.WriterAt, off int64, f exfatFile) error {
+// copyFileAt streams f to w at off, skipping all-zero blocks unless dense,
+// and fails unless exactly f.size bytes come.
+func copyFileAt(w io.WriterAt, off int64, f exfatFile, dense bool) error {
 	r, err := f.open()
 	if err != nil {
 		return err
@@ -412,7 +414,7 @@ func copyFileAt(w io.WriterAt, off int64, f exfatFile) error {
 			if done+int64(n) > f.size {
 				return fmt.Errorf("%s grew while being copied (more than %d bytes)", f.name, f.size)
 			}
-			if !isZero(buf[:n]) {
+			if dense || !isZero(buf[:n]) {
 				if _, werr := w.WriteAt(buf[:n], off+done); werr != nil {
 					return werr
 				}

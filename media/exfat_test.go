@@ -35,11 +35,14 @@ func TestWriteExFAT(t *testing.T) {
 	}
 	// The smallest volume (4 KiB clusters) and one with 32 KiB clusters.
 	for _, n := range []uint64{exfatSizeFor(in, 1<<20), 300 << 11} {
-		checkExFAT(t, n, in, files)
+		checkExFAT(t, n, in, files, false)
 	}
+	// Written densely over old data, as on a disk: only the region before
+	// the cluster heap is zeroed first.
+	checkExFAT(t, exfatSizeFor(in, 1<<20), in, files, true)
 }
 
-func checkExFAT(t *testing.T, n uint64, in []exfatFile, files map[string][]byte) {
+func checkExFAT(t *testing.T, n uint64, in []exfatFile, files map[string][]byte, dense bool) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "images.img")
 	f, err := os.Create(p)
@@ -47,7 +50,16 @@ func checkExFAT(t *testing.T, n uint64, in []exfatFile, files map[string][]byte)
 		t.Fatal(err)
 	}
 	f.Truncate(int64(n) * sectorSize)
-	if err := writeExFAT(f, 0, n, 4096, "BTY_IMAGES", 0xcafe, in); err != nil {
+	if dense {
+		old := bytes.Repeat([]byte{0xa5}, int(n)*sectorSize)
+		l, err := newExfatLayout(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(old[:int64(l.heapOffset)*sectorSize])
+		f.WriteAt(old, 0)
+	}
+	if err := writeExFAT(f, 0, n, 4096, "BTY_IMAGES", 0xcafe, in, dense); err != nil {
 		t.Fatalf("writeExFAT: %v", err)
 	}
 	f.Close()
@@ -81,7 +93,7 @@ func TestWriteExFATRefuses(t *testing.T) {
 		{"too small", []exfatFile{memFile("a.img", make([]byte, 70<<20))}, 64 << 11},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := writeExFAT(discardAt{}, 0, tc.n, 0, "X", 1, tc.files); !errors.Is(err, ErrInput) {
+			if err := writeExFAT(discardAt{}, 0, tc.n, 0, "X", 1, tc.files, false); !errors.Is(err, ErrInput) {
 				t.Errorf("writeExFAT = %v, want ErrInput", err)
 			}
 		})

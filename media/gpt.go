@@ -62,6 +62,7 @@ func derivedGUID(seed []byte, label string) guid {
 var (
 	guidESP       = parseGUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
 	guidBasicData = parseGUID("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7")
+	guidBIOSBoot  = parseGUID("21686148-6449-6E6F-744E-656564454649")
 )
 
 // gptPartition is one partition: sectors [first, last], inclusive.

@@ -31,6 +31,22 @@ func needBusybox(t *testing.T) {
 	}
 }
 
+// needGrubPC skips unless GRUB for BIOS can be built: grub-mkimage and
+// Debian's i386-pc modules.
+func needGrubPC(t *testing.T) {
+	t.Helper()
+	needTool(t, "grub-mkimage")
+	need.File(t, filepath.Join(DefaultGrubPC, "boot.img"), "grub-pc-bin")
+}
+
+// needSecureBootChain skips unless Debian's signed shim and GRUB are there.
+func needSecureBootChain(t *testing.T) {
+	t.Helper()
+	need.File(t, DefaultShim, "shim-signed")
+	need.File(t, DefaultGrubEFI, "grub-efi-amd64-signed")
+	need.File(t, DefaultGrubNetEFI, "grub-efi-amd64-signed")
+}
+
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

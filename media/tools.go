@@ -12,9 +12,8 @@ import (
 
 // Host files the builder takes, and the Debian packages that provide them.
 const (
-	DefaultBusybox     = "/bin/busybox"
-	DefaultSystemdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
-	DefaultCACerts     = "/etc/ssl/certs/ca-certificates.crt"
+	DefaultBusybox = "/bin/busybox"
+	DefaultCACerts = "/etc/ssl/certs/ca-certificates.crt"
 )
 
 // checkStatic reports whether the ELF executable at path runs without a
@@ -46,24 +45,6 @@ func checkBusybox(path string) error {
 		return inputf("busybox %s does not exist", path)
 	}
 	return checkStatic(path, "busybox", "install busybox-static (Debian's busybox package is dynamic)")
-}
-
-// checkSystemdBoot finds the systemd-boot EFI binary.
-func checkSystemdBoot(path string) error {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		if path == DefaultSystemdBoot {
-			return &MissingToolError{Path: path, Package: "systemd-boot-efi", Why: "the USB image's boot loader"}
-		}
-		return inputf("systemd-boot %s does not exist", path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if len(b) < 2 || b[0] != 'M' || b[1] != 'Z' {
-		return inputf("boot loader %s is not an EFI executable", path)
-	}
-	return nil
 }
 
 // kernelVersion reads the version string of an x86 bzImage: the boot protocol

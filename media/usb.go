@@ -27,9 +27,9 @@ const ImagesLabel = "BTY_IMAGES"
 type USBOptions struct {
 	Kernel    string // the kernel, an x86 bzImage
 	Initramfs InitramfsOptions
-	// SystemdBoot is the EFI boot loader; "" means DefaultSystemdBoot
-	// (Debian's systemd-boot-efi).
-	SystemdBoot string
+	// Chain names the boot loaders: shim and GRUB for UEFI, GRUB for BIOS.
+	// The zero value takes Debian's and checks that shim boots the kernel.
+	Chain BootChain
 	// Cmdline are the kernel options of the boot entry; "" means
 	// DefaultCmdline. Append is added after them (e.g. "bty.image=a.img.xz
 	// bty.disk=serial:S bty.yes=1" for an unattended stick).
@@ -43,17 +43,27 @@ type USBOptions struct {
 	Catalog []byte
 	// Size is the disk image's size in bytes; 0 means just large enough,
 	// with 16 MiB free on BTY_IMAGES. BTY_IMAGES takes all space after the
-	// EFI system partition.
+	// EFI system partition. A disk's size is its own: Size must be 0.
 	Size int64
-	Out  string // the disk image to write; replaced atomically
+	// Out is the disk image file to write, replaced atomically, or a whole
+	// disk (a block device with 512-byte sectors) to write in place, which
+	// the stick then fills. A disk is opened exclusively (O_EXCL: the kernel
+	// refuses while something on it is mounted).
+	Out string
+	// Confirm, when set, is called once everything is checked and before
+	// anything is written, with the size the stick will have; an error
+	// stops BuildUSB there, with nothing written.
+	Confirm func(size int64) error
 }
 
 // USB is what BuildUSB wrote.
 type USB struct {
 	Path      string
 	Size      int64
+	Disk      bool // Path is a disk, written in place
 	Initramfs *InitramfsInfo
 	Images    []USBImage
+	Warnings  []string // e.g. the kernel did not re-read the disk's partition table
 }
 
 // USBImage is one image on BTY_IMAGES.
@@ -65,59 +75,51 @@ type USBImage struct {
 
 const mib = 1 << 20
 
-// BuildUSB writes a GPT disk image that boots the live environment on UEFI
-// machines: an EFI system partition with systemd-boot, the kernel and the
-// initramfs, then the exFAT BTY_IMAGES partition (basic data type, so Windows
-// and macOS mount it too). Disk and partition GUIDs and volume serials are
-// derived from the inputs, timestamps are fixed: the same inputs give the same
-// bytes.
+// BuildUSB writes a GPT disk that boots the live environment on UEFI
+// machines, with Secure Boot on or off, and on BIOS machines (boot.go): GRUB's
+// boot code in the protective MBR and its core image in a BIOS boot
+// partition; an EFI system partition with shim, GRUB, grub.cfg, the kernel
+// and the initramfs; then the exFAT BTY_IMAGES partition (basic data type, so
+// Windows and macOS mount it too). Disk and partition GUIDs and volume
+// serials are derived from the inputs, timestamps are fixed: the same inputs
+// give the same bytes.
 func BuildUSB(o USBOptions) (*USB, error) {
-	sdboot := o.SystemdBoot
-	if sdboot == "" {
-		sdboot = DefaultSystemdBoot
-	}
-	if err := checkSystemdBoot(sdboot); err != nil {
-		return nil, err
-	}
-	loader, err := os.ReadFile(sdboot)
-	if err != nil {
-		return nil, err
-	}
 	if o.Out == "" {
 		return nil, inputf("no output file given")
 	}
-	kernel, initrd, info, err := buildBoot(o.Kernel, o.Initramfs)
+	bf, err := buildBoot(o.Kernel, o.Initramfs, &o.Chain, DefaultGrubEFI)
 	if err != nil {
 		return nil, err
 	}
-	cmdline := o.Cmdline
-	if cmdline == "" {
-		cmdline = DefaultCmdline
+	core, mbrCode, err := grubPC(o.Chain.GrubPC)
+	if err != nil {
+		return nil, err
 	}
-	if o.Append != "" {
-		cmdline += " " + o.Append
+	cmdline, err := kernelOptions(o.Cmdline, o.Append)
+	if err != nil {
+		return nil, err
 	}
-	if strings.ContainsAny(cmdline, "\n\r") {
-		return nil, inputf("kernel options hold a line break")
-	}
+	// GRUB's root is the EFI system partition, on UEFI (where the signed
+	// GRUB was loaded from) and on BIOS (grubPCPrefix).
+	grubCfg := grubConfig(3, "/"+KernelName, "/"+InitrdName, cmdline, "")
 	esp := []fatFile{
-		{"EFI/BOOT/BOOTX64.EFI", loader},
-		{"loader/loader.conf", []byte("timeout 3\ndefault bty.conf\neditor yes\n")},
-		{"loader/entries/bty.conf", fmt.Appendf(nil, "title   bty\nlinux   /%s\ninitrd  /%s\noptions %s\n", KernelName, InitrdName, cmdline)},
-		{KernelName, kernel},
-		{InitrdName, initrd},
+		{"EFI/BOOT/BOOTX64.EFI", bf.efi.shim},
+		{"EFI/BOOT/grubx64.efi", bf.efi.grub},
+		{grubCfgPath, grubCfg},
+		{KernelName, bf.kernel},
+		{InitrdName, bf.initrd},
 	}
 
 	// The images and their sidecars. A sidecar's bytes are known only once
 	// its image is copied, which happens first: files are written in name
 	// order, and "x" sorts before "x.sha256".
 	seed := sha256.New()
-	for _, b := range [][]byte{kernel, initrd, loader, []byte(cmdline), o.Catalog} {
+	for _, b := range [][]byte{bf.kernel, bf.initrd, bf.efi.shim, bf.efi.grub, core, grubCfg, o.Catalog} {
 		binary.Write(seed, binary.LittleEndian, int64(len(b)))
 		seed.Write(b)
 	}
 	var files []exfatFile
-	usb := &USB{Path: o.Out, Initramfs: info, Images: make([]USBImage, len(o.Images))}
+	usb := &USB{Path: o.Out, Initramfs: bf.info, Images: make([]USBImage, len(o.Images))}
 	names := map[string]bool{}
 	for i, p := range o.Images {
 		fi, err := os.Stat(p)
@@ -172,9 +174,24 @@ func BuildUSB(o USBOptions) (*USB, error) {
 	}
 	id := seed.Sum(nil)
 
-	// Layout, in sectors: the EFI system partition at 1 MiB, BTY_IMAGES after
-	// it on the next MiB, the backup GPT in the last MiB.
-	espBytes := int64(len(loader)+len(kernel)+len(initrd)) * 2
+	// A disk is opened now, to learn its size, and held until the end.
+	var disk *os.File
+	if fi, err := os.Stat(o.Out); err == nil && fi.Mode()&fs.ModeDevice != 0 && fi.Mode()&fs.ModeCharDevice == 0 {
+		if o.Size != 0 {
+			return nil, inputf("%s is a disk: the stick fills it, so give no size", o.Out)
+		}
+		var size int64
+		if disk, size, err = openDisk(o.Out); err != nil {
+			return nil, err
+		}
+		defer disk.Close()
+		o.Size, usb.Disk = size/sectorSize*sectorSize, true
+	}
+
+	// Layout, in sectors: GRUB's core image in the BIOS boot partition
+	// before 1 MiB, the EFI system partition at 1 MiB, BTY_IMAGES after it
+	// on the next MiB, the backup GPT in the last MiB.
+	espBytes := int64(len(bf.efi.shim)+len(bf.efi.grub)+len(bf.kernel)+len(bf.initrd)) * 2
 	espBytes = max(64*mib, (espBytes+mib-1)/mib*mib)
 	espStart := uint64(mib / sectorSize)
 	espSectors := uint64(espBytes / sectorSize)
@@ -197,50 +214,111 @@ func BuildUSB(o USBOptions) (*USB, error) {
 	// cluster size depends on its size), not as exfatSizeFor would pick it.
 	if free, err := exfatFree(imgSectors, files); err != nil || free < 0 {
 		need := imgStart + exfatSizeFor(files, 0) + mib/sectorSize
-		return nil, inputf("size %d MiB is too small: the boot files and images need %d MiB", o.Size/mib, (need*sectorSize+mib-1)/mib)
+		what := fmt.Sprintf("size %d MiB", o.Size/mib)
+		if disk != nil {
+			what = fmt.Sprintf("disk %s of %d MiB", o.Out, o.Size/mib)
+		}
+		return nil, inputf("%s is too small: the boot files and images need %d MiB", what, (need*sectorSize+mib-1)/mib)
 	}
-
-	tmp, err := os.CreateTemp(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	// The file starts as a hole of the full size; what is not written reads
-	// as zeros, and stays sparse.
-	if err := tmp.Truncate(int64(total) * sectorSize); err != nil {
-		return nil, err
-	}
-	if err := writeFAT32(tmp, int64(espStart)*sectorSize, espSectors, uint32(espStart), "BTY_EFI", serialFrom(id, "esp-serial"), esp); err != nil {
-		return nil, err
-	}
-	if err := writeExFAT(tmp, int64(imgStart)*sectorSize, imgSectors, imgStart, ImagesLabel, serialFrom(id, "images-serial"), files); err != nil {
-		return nil, err
-	}
+	heap, _ := newExfatLayout(imgSectors)
 	head, tail := gptRegions(total, derivedGUID(id, "disk"), []gptPartition{
 		{typ: guidESP, id: derivedGUID(id, "esp"), first: espStart, last: espStart + espSectors - 1, name: "EFI system partition"},
 		{typ: guidBasicData, id: derivedGUID(id, "images"), first: imgStart, last: imgStart + imgSectors - 1, name: ImagesLabel},
+		{typ: guidBIOSBoot, id: derivedGUID(id, "bios"), first: biosBootFirst, last: biosBootLast, name: "BIOS boot partition"},
 	})
-	if _, err := tmp.WriteAt(head, 0); err != nil {
-		return nil, err
+	copy(head, mbrCode)
+
+	if o.Confirm != nil {
+		if err := o.Confirm(int64(total) * sectorSize); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := tmp.WriteAt(tail, int64(total-1-gptTableLBAs)*sectorSize); err != nil {
-		return nil, err
+
+	w := disk
+	if disk != nil {
+		// A disk holds what was on it before. The partition table goes first
+		// (a failure leaves a disk without one, not a stick that half
+		// works), then everything before BTY_IMAGES' cluster heap is zeroed,
+		// as the file systems' unwritten parts must read as zeros (and old
+		// signatures must not confuse blkid), and so is the last MiB.
+		for _, r := range [][2]uint64{{0, imgStart + uint64(heap.heapOffset)}, {total - mib/sectorSize, total}} {
+			if err := zeroAt(disk, int64(r[0])*sectorSize, int64(r[1]-r[0])*sectorSize); err != nil {
+				return nil, usb.failed(err)
+			}
+		}
+	} else {
+		tmp, err := os.CreateTemp(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".*")
+		if err != nil {
+			return nil, err
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		// The file starts as a hole of the full size; what is not written
+		// reads as zeros, and stays sparse.
+		if err := tmp.Truncate(int64(total) * sectorSize); err != nil {
+			return nil, err
+		}
+		w = tmp
 	}
-	if err := tmp.Sync(); err != nil {
-		return nil, err
+	if _, err := w.WriteAt(core, biosBootFirst*sectorSize); err != nil {
+		return nil, usb.failed(err)
 	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
+	if err := writeFAT32(w, int64(espStart)*sectorSize, espSectors, uint32(espStart), "BTY_EFI", serialFrom(id, "esp-serial"), esp); err != nil {
+		return nil, usb.failed(err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return nil, err
+	if err := writeExFAT(w, int64(imgStart)*sectorSize, imgSectors, imgStart, ImagesLabel, serialFrom(id, "images-serial"), files, disk != nil); err != nil {
+		return nil, usb.failed(err)
 	}
-	if err := os.Rename(tmp.Name(), o.Out); err != nil {
-		return nil, err
+	if err := w.Sync(); err != nil {
+		return nil, usb.failed(err)
+	}
+	if _, err := w.WriteAt(tail, int64(total-1-gptTableLBAs)*sectorSize); err != nil {
+		return nil, usb.failed(err)
+	}
+	if _, err := w.WriteAt(head, 0); err != nil {
+		return nil, usb.failed(err)
+	}
+	if err := w.Sync(); err != nil {
+		return nil, usb.failed(err)
 	}
 	usb.Size = int64(total) * sectorSize
+	if disk != nil {
+		if err := rereadPartitions(disk); err != nil {
+			usb.Warnings = append(usb.Warnings, fmt.Sprintf("the kernel did not re-read the partition table of %s (%v): unplug and replug the stick before you use it", o.Out, err))
+		}
+		return usb, nil
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(w.Name(), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(w.Name(), o.Out); err != nil {
+		return nil, err
+	}
 	return usb, nil
+}
+
+// failed says, for a disk, what a failed write left on it.
+func (u *USB) failed(err error) error {
+	if u.Disk {
+		return fmt.Errorf("%w; %s was left without a partition table: write it again", err, u.Path)
+	}
+	return err
+}
+
+// zeroAt writes n zero bytes at off.
+func zeroAt(w io.WriterAt, off, n int64) error {
+	zeros := make([]byte, min(n, 4*mib))
+	for n > 0 {
+		k := min(n, int64(len(zeros)))
+		if _, err := w.WriteAt(zeros[:k], off); err != nil {
+			return err
+		}
+		off, n = off+k, n-k
+	}
+	return nil
 }
 
 // readSidecar returns the digest in a <file>.sha256 sidecar (first word, 64

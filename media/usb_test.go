@@ -16,15 +16,18 @@ import (
 	"testing"
 )
 
-// usbInputs writes a fake kernel and module tree, a fake boot loader and two
-// images (one with a sidecar), and returns options for them; busybox stands in
-// for bty (any static executable does).
+// usbInputs writes a fake kernel and module tree, a fake shim and GRUB for
+// UEFI (the kernel then is taken unsigned) and two images (one with a
+// sidecar), and returns options for them; busybox stands in for bty (any
+// static executable does). GRUB for BIOS is Debian's.
 func usbInputs(t *testing.T) USBOptions {
 	t.Helper()
 	needBusybox(t)
+	needGrubPC(t)
 	dir := t.TempDir()
-	loader := filepath.Join(dir, "systemd-bootx64.efi")
-	writeFile(t, loader, append([]byte("MZ"), bytes.Repeat([]byte{1}, 5000)...))
+	shim, grub := filepath.Join(dir, "shimx64.efi"), filepath.Join(dir, "grubx64.efi")
+	writeFile(t, shim, append([]byte("MZ"), bytes.Repeat([]byte{1}, 5000)...))
+	writeFile(t, grub, append([]byte("MZ"), bytes.Repeat([]byte{2}, 7000)...))
 	imgs := filepath.Join(dir, "images")
 	a := bytes.Repeat([]byte("image a "), 300000)
 	writeFile(t, filepath.Join(imgs, "a.img"), a)
@@ -32,12 +35,12 @@ func usbInputs(t *testing.T) USBOptions {
 	writeFile(t, filepath.Join(imgs, "a.img.sha256"), []byte(strings.ToUpper(hexString(sum[:]))+"  a.img\n"))
 	writeFile(t, filepath.Join(imgs, "b.img.gz"), []byte("\x1f\x8b not really"))
 	return USBOptions{
-		Kernel:      fakeKernel(t, dir, "6.1.0-test"),
-		Initramfs:   InitramfsOptions{Bty: DefaultBusybox, Modules: fakeModules(t, dir, "6.1.0-test"), CACerts: "-"},
-		SystemdBoot: loader,
-		Append:      "bty.image=a.img bty.disk=serial:S1 bty.yes=1",
-		Images:      []string{filepath.Join(imgs, "a.img"), filepath.Join(imgs, "b.img.gz")},
-		Catalog:     []byte("version = 1\n"),
+		Kernel:    fakeKernel(t, dir, "6.1.0-test"),
+		Initramfs: InitramfsOptions{Bty: DefaultBusybox, Modules: fakeModules(t, dir, "6.1.0-test"), CACerts: "-"},
+		Chain:     BootChain{Shim: shim, GrubEFI: grub, UnsignedKernel: true},
+		Append:    "bty.image=a.img bty.disk=serial:S1 bty.yes=1",
+		Images:    []string{filepath.Join(imgs, "a.img"), filepath.Join(imgs, "b.img.gz")},
+		Catalog:   []byte("version = 1\n"),
 	}
 }
 
@@ -61,7 +64,7 @@ func fileSum(t *testing.T, p string) [32]byte {
 }
 
 // TestBuildUSB builds twice from the same inputs (same bytes), then checks the
-// partition table, both file systems and their files.
+// partition table, the boot code for BIOS, both file systems and their files.
 func TestBuildUSB(t *testing.T) {
 	o := usbInputs(t)
 	out := t.TempDir()
@@ -109,9 +112,35 @@ func TestBuildUSB(t *testing.T) {
 	if out, err := exec.Command("fsck.vfat", "-n", esp).CombinedOutput(); err != nil {
 		t.Errorf("fsck.vfat -n: %v\n%s", err, out)
 	}
-	entry, err := exec.Command("mtype", "-i", esp, "::/loader/entries/bty.conf").Output()
-	if err != nil || !strings.Contains(string(entry), "options "+DefaultCmdline+" "+o.Append+"\n") {
-		t.Errorf("loader/entries/bty.conf = %q, %v; want the options with %q", entry, err, o.Append)
+	cfg, err := exec.Command("mtype", "-i", esp, "::/EFI/debian/grub.cfg").Output()
+	if err != nil || !strings.Contains(string(cfg), "\tlinux /vmlinuz "+DefaultCmdline+" "+o.Append+"\n\tinitrd /initrd.img\n") {
+		t.Errorf("EFI/debian/grub.cfg = %q, %v; want the entry with %q", cfg, err, o.Append)
+	}
+	for _, f := range []struct{ path, src string }{{"EFI/BOOT/BOOTX64.EFI", o.Chain.Shim}, {"EFI/BOOT/grubx64.efi", o.Chain.GrubEFI}} {
+		got, err := exec.Command("mtype", "-i", esp, "::/"+f.path).Output()
+		want, _ := os.ReadFile(f.src)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s on the EFI system partition: %v; want the bytes of %s", f.path, err, f.src)
+		}
+	}
+	// BIOS: GRUB's boot code in the MBR points at its core image in the BIOS
+	// boot partition, whose first sector (diskboot) lists the rest.
+	if out, err := exec.Command("sgdisk", "-i", "3", p).Output(); err != nil || !strings.Contains(string(out), "21686148-6449-6E6F-744E-656564454649 (BIOS boot partition)") ||
+		!strings.Contains(string(out), "First sector: 40 ") || !strings.Contains(string(out), "Last sector: 2047 ") {
+		t.Errorf("sgdisk -i 3: %v\n%s; want a BIOS boot partition on sectors 40 to 2047", err, out)
+	}
+	disk, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bootImg, _ := os.ReadFile(filepath.Join(DefaultGrubPC, "boot.img"))
+	diskboot, _ := os.ReadFile(filepath.Join(DefaultGrubPC, "diskboot.img"))
+	if !bytes.Equal(disk[:0x5c], bootImg[:0x5c]) || binary.LittleEndian.Uint64(disk[0x5c:]) != 40 || disk[510] != 0x55 || disk[450] != 0xee {
+		t.Errorf("the MBR is not GRUB's boot.img pointing at sector 40 before a protective partition table")
+	}
+	core := disk[40*sectorSize:]
+	if !bytes.Equal(core[:500], diskboot[:500]) || binary.LittleEndian.Uint64(core[500:]) != 41 {
+		t.Errorf("sector 40 is not GRUB's diskboot listing the core image from sector 41")
 	}
 	images := extract(t, p, imagesStart(t, p), -1)
 	if out, err := exec.Command("fsck.exfat", "-n", images).CombinedOutput(); err != nil {
@@ -163,7 +192,7 @@ func extract(t *testing.T, p string, start uint64, n int64) string {
 	}
 	if err := copyFileAt(f, 0, exfatFile{name: p, size: n * sectorSize, open: func() (io.ReadCloser, error) {
 		return io.NopCloser(io.NewSectionReader(in, int64(start)*sectorSize, n*sectorSize)), nil
-	}}); err != nil {
+	}}, false); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -282,7 +311,14 @@ func TestBuildUSBRefuses(t *testing.T) {
 		{"dynamic bty", func(o *USBOptions) { o.Initramfs.Bty = "/bin/ls" }},
 		{"modules of another kernel", func(o *USBOptions) { o.Kernel = fakeKernel(t, t.TempDir(), "6.1.0-other") }},
 		{"a directory for a kernel", func(o *USBOptions) { o.Kernel = t.TempDir() }},
-		{"no boot loader", func(o *USBOptions) { o.SystemdBoot = "/nonexistent.efi" }},
+		{"no shim", func(o *USBOptions) { o.Chain.Shim = "/nonexistent.efi" }},
+		{"GRUB is no EFI executable", func(o *USBOptions) { o.Chain.GrubEFI = o.Kernel }},
+		{"no GRUB for BIOS", func(o *USBOptions) { o.Chain.GrubPC = t.TempDir() }},
+		{"a kernel shim would refuse", func(o *USBOptions) {
+			o.Chain.Shim, o.Chain.GrubEFI = "", ""
+			o.Chain.UnsignedKernel = false
+			needSecureBootChain(t)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := usbInputs(t)
@@ -299,8 +335,8 @@ func TestBuildUSBRefuses(t *testing.T) {
 }
 
 func TestMissingToolNamesPackage(t *testing.T) {
-	err := error(&MissingToolError{Path: DefaultSystemdBoot, Package: "systemd-boot-efi", Why: "the boot loader"})
-	if !errors.Is(err, ErrMissingTool) || !strings.Contains(err.Error(), "apt-get install systemd-boot-efi") {
+	err := error(&MissingToolError{Path: DefaultShim, Package: "shim-signed", Why: "the boot loader"})
+	if !errors.Is(err, ErrMissingTool) || !strings.Contains(err.Error(), "apt-get install shim-signed") {
 		t.Errorf("MissingToolError = %q, want ErrMissingTool naming the package", err)
 	}
 }

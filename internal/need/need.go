@@ -16,6 +16,7 @@ var packages = map[string]string{
 	"cpio":               "cpio",
 	"fsck.exfat":         "exfatprogs",
 	"fsck.vfat":          "dosfstools",
+	"grub-mkimage":       "grub-common",
 	"gzip":               "gzip",
 	"losetup":            "mount",
 	"mdir":               "mtools",
@@ -45,6 +46,15 @@ func Tools(t testing.TB, names ...string) {
 			}
 			t.Skipf("%s is not installed: apt-get install %s (.ci/run installs it)", n, pkg)
 		}
+	}
+}
+
+// File skips t unless path exists; pkg is the Debian package that installs
+// it.
+func File(t testing.TB, path, pkg string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("%s is missing: apt-get install %s (.ci/run installs it)", path, pkg)
 	}
 }
 
