@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,21 +39,30 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-// TestMediaUsage: bad invocations exit 2 with a message saying what to do.
-func TestMediaUsage(t *testing.T) {
+// fakeKernel writes a file with a bzImage header (not signed) and a module
+// tree for it, and returns their paths.
+func fakeKernel(t *testing.T) (kernel, mods string) {
+	t.Helper()
 	dir := t.TempDir()
-	kernel := filepath.Join(dir, "vmlinuz")
+	kernel = filepath.Join(dir, "vmlinuz")
 	k := make([]byte, 0x1000)
 	copy(k[0x202:], "HdrS")
 	binary.LittleEndian.PutUint16(k[0x20e:], 0x200)
 	copy(k[0x400:], "6.1.0-test #1\x00")
 	writeFile(t, kernel, k)
-	mods := filepath.Join(dir, "lib", "modules", "6.1.0-test")
+	mods = filepath.Join(dir, "lib", "modules", "6.1.0-test")
 	if err := os.MkdirAll(filepath.Join(mods, "kernel"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(mods, "modules.dep"), []byte("kernel/x.ko:\n"))
 	writeFile(t, filepath.Join(mods, "kernel", "x.ko"), []byte("x"))
+	return kernel, mods
+}
+
+// TestMediaUsage: bad invocations exit 2 with a message saying what to do.
+func TestMediaUsage(t *testing.T) {
+	kernel, mods := fakeKernel(t)
+	dir := filepath.Dir(kernel)
 	out := filepath.Join(dir, "out")
 
 	cases := []struct {
@@ -85,5 +96,46 @@ func TestMediaUsage(t *testing.T) {
 				t.Errorf("bty %s = exit %d, stderr %q; want exit %d and %q", strings.Join(tc.args, " "), r.code, r.stderr, exitUsage, tc.msg)
 			}
 		})
+	}
+}
+
+// TestMediaUSBDiskAsks: bty media usb --out DISK without --yes asks on the
+// terminal; n leaves the disk untouched (exit 130), y writes the stick.
+func TestMediaUSBDiskAsks(t *testing.T) {
+	requireRoot(t)
+	need.StaticBusybox(t)
+	requireTool(t, "grub-mkimage")
+	need.File(t, filepath.Join(media.DefaultGrubPC, "boot.img"), "grub-pc-bin")
+	need.File(t, media.DefaultShim, "shim-signed")
+	need.File(t, media.DefaultGrubEFI, "grub-efi-amd64-signed")
+	kernel, mods := fakeKernel(t)
+	dev := newLoop(t, 128<<20, 512)
+	before := readDev(t, dev, 1<<20)
+	cmd := fmt.Sprintf("%s media usb --kernel %s --modules %s --bty /bin/busybox --secure-boot=false --out %s",
+		shellQuote(btyBin), shellQuote(kernel), shellQuote(mods), dev)
+
+	p := startPane(t, 200, 24, cmd)
+	s := flat(p.waitFor("[y/N]"))
+	if want := "Write the bty stick to " + dev + " ("; !strings.Contains(s, want) || !strings.Contains(s, "128M") || !strings.Contains(s, "Everything on it is lost. It is not removable.") {
+		t.Errorf("the question reads %q; want the disk, its size, and that all is lost", s)
+	}
+	p.typeText("n\n")
+	s = flat(p.waitFor("exit="))
+	if !strings.Contains(s, "not written: "+dev+" is untouched") || !strings.Contains(s, "exit=130") {
+		t.Errorf("after n the screen reads %q; want untouched and exit 130", s)
+	}
+	if !bytes.Equal(readDev(t, dev, 1<<20), before) {
+		t.Errorf("after n the disk was written")
+	}
+
+	p = startPane(t, 200, 24, cmd)
+	p.waitFor("[y/N]")
+	p.typeText("y\n")
+	s = flat(p.waitFor("exit="))
+	if !strings.Contains(s, "exit=0") {
+		t.Fatalf("after y the screen reads %q; want exit 0", s)
+	}
+	if b := readDev(t, dev, 1024); string(b[512:520]) != "EFI PART" || b[510] != 0x55 {
+		t.Errorf("after y %s holds no GPT", dev)
 	}
 }
