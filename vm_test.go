@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"bty/internal/need"
 	"bty/media"
+	"bty/netboot/netboottest"
 )
 
 // VM tests: the live environment that bty media builds boots a Debian kernel in
@@ -499,6 +501,54 @@ func TestVMUSBDiskBIOS(t *testing.T) {
 	console := runVM(t, vmRun{}, args...)
 	if !strings.Contains(console, "powering off") {
 		t.Errorf("the console does not say the VM powers off after the flash")
+	}
+	checkTarget(t, k, target)
+	decoyUnchanged()
+}
+
+// TestVMNetbootSecureBoot: UEFI PXE with Secure Boot enforced, iPXE nowhere:
+// on a private segment, dnsmasq gives the address and serves the netboot
+// directory over TFTP; OVMF fetches shim (bootx64.efi), shim fetches GRUB,
+// GRUB fetches grub/grub.cfg, the signed kernel and the initramfs, and the
+// live environment, on the NIC that BOOTIF= names, flashes an image from
+// an HTTP server on the segment, as grub.cfg's options say.
+func TestVMNetbootSecureBoot(t *testing.T) {
+	k := requireVM(t)
+	netboottest.Require(t, "dnsmasq")
+	fw := secureBootFirmware(t)
+	lan := netboottest.New(t)
+	web := lan.StartHTTP(http.FileServer(http.Dir(filepath.Join(k.dir, "images"))))
+	dir := t.TempDir()
+	if err := k.media("netboot", "--out", dir, "--append", strings.ReplaceAll(vmStickOptions, "bty.image="+vmImage, "bty.image="+web.Base+"/"+vmImage)); err != nil {
+		t.Fatal(err)
+	}
+	lan.StartDHCP("--enable-tftp", "--tftp-root="+dir,
+		"--dhcp-match=set:efi64,option:client-arch,7", "--dhcp-boot=tag:efi64,"+media.ShimName)
+	target, decoy, decoyUnchanged := vmDisks(t)
+	// OVMF's own PXE client, not the iPXE ROM of the NIC.
+	args := append(fw, "-global", "virtio-net-pci.romfile=", "-m", "768M")
+	args = append(args, target.args(1)...)
+	args = append(args, decoy.args(2)...)
+	start := time.Now()
+	m := lan.StartVM(netboottest.VM{Name: "sb", MAC: vmMAC, Args: args})
+	done := netboottest.WaitFor(vmTimeout, func() bool { return strings.Contains(m.Console(), "reboot: Power down") })
+	t.Logf("VM ran %s", time.Since(start).Round(100*time.Millisecond))
+	console := m.Console()
+	if !done {
+		t.Fatalf("the VM did not flash and power off within %s; dnsmasq:\n%s\nconsole:\n%s", vmTimeout, tail(lan.Log("dnsmasq"), 3000), tail(console, 6000))
+	}
+	for _, want := range []string{"Kernel is locked down from EFI Secure Boot", "BOOTIF=01-" + vmMAC, "powering off"} {
+		if !strings.Contains(console, want) {
+			t.Errorf("the console does not say %q:\n%s", want, tail(console, 6000))
+		}
+	}
+	for _, f := range []string{media.ShimName, media.GrubName, media.NetbootGrubCfg, media.KernelName, media.InitrdName} {
+		if !strings.Contains(lan.Log("dnsmasq"), "sent "+filepath.Join(dir, f)) {
+			t.Errorf("dnsmasq did not send %s over TFTP:\n%s", f, tail(lan.Log("dnsmasq"), 3000))
+		}
+	}
+	if !web.Fetched("/" + vmImage) {
+		t.Errorf("the live environment did not fetch %s: %v", vmImage, web.Requests())
 	}
 	checkTarget(t, k, target)
 	decoyUnchanged()

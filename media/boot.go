@@ -122,7 +122,7 @@ func or(s, def string) string {
 // grubConfig is the grub.cfg of the live environment: one entry, booted
 // after timeout seconds, that loads kernel and initrd (GRUB paths) with the
 // kernel options in cmdline. Options are quoted for GRUB's script parser;
-// raw is appended as it is (GRUB variables such as $net_default_mac).
+// raw is appended as it is (GRUB variables such as ${net_default_mac}).
 func grubConfig(timeout int, kernel, initrd, cmdline, raw string) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# The bty live environment, written by bty media.\nset default=0\nset timeout=%d\n\nmenuentry 'bty' {\n\tlinux %s", timeout, kernel)

@@ -47,7 +47,7 @@ func TestBuildNetbootSecureBoot(t *testing.T) {
 		t.Errorf("BuildNetboot wrote %s, %s, %s; want bootx64.efi, grubx64.efi and grub/grub.cfg in %s", nb.Shim, nb.Grub, nb.GrubCfg, out)
 	}
 	cfg, _ := os.ReadFile(nb.GrubCfg)
-	if want := "\tlinux /vmlinuz " + DefaultCmdline + " bty.server=http://10.0.0.5:8080 BOOTIF=01-$net_default_mac\n\tinitrd /initrd.img\n"; !strings.Contains(string(cfg), want) {
+	if want := "\tlinux /vmlinuz " + DefaultCmdline + " bty.server=http://10.0.0.5:8080 BOOTIF=01-${net_default_mac}\n\tinitrd /initrd.img\n"; !strings.Contains(string(cfg), want) {
 		t.Errorf("grub.cfg = %q, want it to hold %q", cfg, want)
 	}
 }

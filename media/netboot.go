@@ -69,7 +69,7 @@ func BuildNetboot(o NetbootOptions) (*Netboot, error) {
 		nb.Shim, nb.Grub, nb.GrubCfg = filepath.Join(o.Out, ShimName), filepath.Join(o.Out, GrubName), filepath.Join(o.Out, NetbootGrubCfg)
 		// GRUB's root is the TFTP server it was loaded from (tftp,ADDRESS);
 		// net_default_mac is the MAC of the NIC it booted through.
-		cfg := grubConfig(0, "/"+KernelName, "/"+InitrdName, cmdline, "BOOTIF=01-$net_default_mac")
+		cfg := grubConfig(0, "/"+KernelName, "/"+InitrdName, cmdline, "BOOTIF=01-${net_default_mac}")
 		files = append(files, file{nb.Shim, bf.efi.shim}, file{nb.Grub, bf.efi.grub}, file{nb.GrubCfg, cfg})
 		if err := os.MkdirAll(filepath.Dir(nb.GrubCfg), 0o755); err != nil {
 			return nil, err
