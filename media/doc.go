@@ -10,11 +10,26 @@
 //
 // Two shapes carry it:
 //
-//	BuildNetboot  kernel + initrd.img in a directory, for PXE/iPXE or qemu -kernel
-//	BuildUSB      a GPT disk image (gpt.go): an EFI system partition (fat.go) with
-//	              systemd-boot, the kernel and the initramfs, and an exFAT
-//	              partition labelled BTY_IMAGES (exfat.go) holding images
+//	BuildNetboot  kernel + initrd.img in a directory, for PXE/iPXE or qemu -kernel;
+//	              with a BootChain also shim, GRUB and grub/grub.cfg for UEFI PXE
+//	              with Secure Boot (a TFTP root)
+//	BuildUSB      a GPT disk (gpt.go), as an image file or written in place on a
+//	              whole disk that it then fills:
+//	                protective MBR   GRUB's boot.img (BIOS)
+//	                BIOS boot part.  GRUB's i386-pc core image (grub-mkimage)
+//	                EFI system part. shim, signed GRUB, EFI/debian/grub.cfg,
+//	                (fat.go)         the kernel and the initramfs
+//	                BTY_IMAGES       exFAT (exfat.go) holding images
+//
+// The boot chain (boot.go): UEFI firmware, with Secure Boot on or off, runs
+// Debian's shim, shim runs Debian's signed GRUB, GRUB checks the kernel
+// through shim; BIOS runs GRUB for i386-pc from the same disk; both read the
+// same grub.cfg. The initramfs is not checked by either. Before any work the
+// kernel's Authenticode signature is checked against shim's vendor
+// certificate (authenticode.go), as shim will at boot.
 //
 // The disk image is written directly, partition table and file systems
-// included: no root, no loop devices, no mounts, no mkfs.
+// included: no root, no loop devices, no mounts, no mkfs. On a disk, what
+// the file systems leave unwritten is zeroed first (up to BTY_IMAGES' cluster
+// heap) and files are written whole, zero blocks included.
 package media
