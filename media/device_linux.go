@@ -40,6 +40,11 @@ func openDisk(path string) (*os.File, int64, error) {
 }
 
 // rereadPartitions has the kernel read the disk's new partition table.
+// EINVAL means the device takes no partitions (a loop device without
+// partscan), as flash treats it.
 func rereadPartitions(f *os.File) error {
-	return unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0)
+	if err := unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	return nil
 }

@@ -284,7 +284,7 @@ func BuildUSB(o USBOptions) (*USB, error) {
 	usb.Size = int64(total) * sectorSize
 	if disk != nil {
 		if err := rereadPartitions(disk); err != nil {
-			usb.Warnings = append(usb.Warnings, fmt.Sprintf("the kernel did not re-read the partition table of %s (%v): unplug and replug the stick before you use it", o.Out, err))
+			usb.Warnings = append(usb.Warnings, fmt.Sprintf("the kernel did not re-read the partition table of %s (%v): it shows the old partitions until the stick is unplugged and plugged in again", o.Out, err))
 		}
 		return usb, nil
 	}
