@@ -45,25 +45,25 @@ func (s doneScreen) help(k KeyMap) []key.Binding {
 	return []key.Binding{k.Yes, k.No, k.Reboot, k.Another, k.Back, k.Quit}
 }
 
-func (s doneScreen) Update(msg tea.Msg, k KeyMap) (doneScreen, tea.Cmd) {
+func (s *doneScreen) Update(msg tea.Msg, k KeyMap) tea.Cmd {
 	km, ok := msg.(tea.KeyPressMsg)
 	if !ok {
-		return s, nil
+		return nil
 	}
 	switch {
 	case s.asking && key.Matches(km, k.Yes):
 		s.asking = false
-		return s, emit(RebootMsg{})
+		return emit(RebootMsg{})
 	case s.asking && key.Matches(km, k.No):
 		s.asking = false
 	case key.Matches(km, k.Reboot):
 		s.asking = true
 	case key.Matches(km, k.Another):
-		return s, emit(AnotherDiskMsg{})
+		return emit(AnotherDiskMsg{})
 	case key.Matches(km, k.Back):
-		return s, emit(BackMsg{})
+		return emit(BackMsg{})
 	}
-	return s, nil
+	return nil
 }
 
 func (s doneScreen) View(st Styles) string {

@@ -64,16 +64,16 @@ func (s progressScreen) help(k KeyMap) []key.Binding {
 	return []key.Binding{k.Yes, k.No, k.Kill, k.Quit}
 }
 
-func (s progressScreen) Update(msg tea.Msg, k KeyMap) (progressScreen, tea.Cmd) {
+func (s *progressScreen) Update(msg tea.Msg, k KeyMap) tea.Cmd {
 	km, ok := msg.(tea.KeyPressMsg)
 	if !ok {
-		return s, nil
+		return nil
 	}
 	switch {
 	case s.asking != askNone && key.Matches(km, k.Yes):
 		quit := s.asking == askQuit
 		s.asking, s.cancelling = askNone, true
-		return s, emit(CancelFlashMsg{Quit: quit})
+		return emit(CancelFlashMsg{Quit: quit})
 	case s.asking != askNone && key.Matches(km, k.No):
 		s.asking = askNone
 	case key.Matches(km, k.Kill):
@@ -81,7 +81,7 @@ func (s progressScreen) Update(msg tea.Msg, k KeyMap) (progressScreen, tea.Cmd) 
 	case key.Matches(km, k.Quit):
 		s.asking = askQuit
 	}
-	return s, nil
+	return nil
 }
 
 // phaseText says what a phase does.
