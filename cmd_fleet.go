@@ -96,7 +96,7 @@ func (c *fleetCLI) setGlobal(k, v string) {
 }
 
 // flags returns a FlagSet for a fleet command with --server and --token.
-func (c *fleetCLI) flags(name, usage string) *flag.FlagSet {
+func (c *fleetCLI) flags(name, usage string) *flagSet {
 	fs := newFlagSet(c.e, "fleet "+name, "bty fleet "+usage)
 	fs.StringVar(&c.server, "server", c.server, "the fleet server's URL (default $BTY_SERVER)")
 	fs.StringVar(&c.token, "token", c.token, "an API token (default $BTY_TOKEN)")
@@ -104,7 +104,7 @@ func (c *fleetCLI) flags(name, usage string) *flag.FlagSet {
 }
 
 // parse parses a command's flags and checks the server and token.
-func (c *fleetCLI) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+func (c *fleetCLI) parse(fs *flagSet, args []string) ([]string, error) {
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return nil, err

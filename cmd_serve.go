@@ -25,14 +25,14 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	var plainHTTP bool
 	var retries, keep int
 	var maxAge, refresh time.Duration
-	fs := newFlagSet(e, "serve", serveUsage)
-	fs.StringVar(&dir, "images", "", "directory of images to serve (required)")
-	fs.Var(&catalogs, "catalog", "catalog whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
-	fs.StringVar(&listen, "listen", ":8080", "address to listen on")
+	fs := newFlagSet(e, "serve", serveUsage+"\n\nServes the images of DIR, and the entries of the catalogs, as an HTTP catalog\n(GET /catalog.toml) that bty --catalog reads; with --state, also the fleet\nserver (docs/fleet.md).")
+	fs.StringVar(&dir, "images", "", "directory `DIR` of images to serve (required)")
+	fs.Var(&catalogs, "catalog", "catalog `SRC` whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
+	fs.StringVar(&listen, "listen", ":8080", "address `ADDR` to listen on")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
-	fs.StringVar(&state, "state", "", "fleet server: directory of its state (database, admin token)")
-	fs.StringVar(&boot, "boot", "", "fleet server: directory of the live environment (bty media netboot --out DIR), served under /boot/")
-	fs.StringVar(&baseURL, "url", "", "fleet server: the URL machines reach it at; the refs of --images files are made from it (default http://HOSTNAME:PORT)")
+	fs.StringVar(&state, "state", "", "fleet server: directory `DIR` of its state (database, admin token)")
+	fs.StringVar(&boot, "boot", "", "fleet server: directory `DIR` of the live environment (bty media netboot --out DIR), served under /boot/")
+	fs.StringVar(&baseURL, "url", "", "fleet server: the `URL` machines reach it at; the refs of --images files are made from it (default http://HOSTNAME:PORT)")
 	fs.IntVar(&retries, "retries", 2, "fleet server: how often a failed flash is retried before the machine is quarantined")
 	fs.StringVar(&quarantine, "quarantine", "disk", "fleet server: what a quarantined machine boots: disk or wizard")
 	fs.IntVar(&keep, "events-keep", 100000, "fleet server: keep at most this many events (0: no limit)")

@@ -10,7 +10,7 @@ import (
 	"bty/flash"
 )
 
-// Exit codes, as DESIGN.md defines them.
+// Exit codes, as docs/architecture.md defines them.
 const (
 	exitOK        = 0
 	exitIO        = 1   // failed while writing or reading the target
@@ -33,7 +33,7 @@ var exitTable = []struct {
 	{flash.ErrIntegrity, exitIntegrity},
 	{flash.ErrRefused, exitRefused},
 	{disks.ErrRefused, exitRefused},
-	{disks.ErrNotFound, exitRefused}, // DESIGN.md: "serial not found" is a refusal
+	{disks.ErrNotFound, exitRefused}, // docs/architecture.md: "serial not found" is a refusal
 	{disks.ErrAmbiguous, exitRefused},
 	{disks.ErrBadSpec, exitUsage},
 	{flash.ErrUnsupported, exitIntegrity},
@@ -71,12 +71,18 @@ func exitCode(err error) int {
 // errUsage is a bad flag or argument.
 var errUsage = errors.New("usage")
 
+// usageErr is a usage error whose message is its own, without the category:
+// "bty: unknown flag --x (see bty --help)".
+type usageErr struct{ error }
+
+func (u usageErr) Unwrap() []error { return []error{errUsage, u.error} }
+
 // errFallback: server-driven mode could not follow a plan and there is no
 // wizard to fall back to.
 var errFallback = errors.New("no plan to follow")
 
 func usagef(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+	return usageErr{fmt.Errorf(format, args...)}
 }
 
 // reported marks an error that was already printed (e.g. in a JSON result line).

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"bty/internal/need"
 )
 
 // btyBin is the binary under test, built once by TestMain.
@@ -97,19 +99,14 @@ func runCmd(t *testing.T, env []string, stdin io.Reader, args ...string) result 
 // requireRoot skips a test that needs loop devices or mounts.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for loop devices (CI runs as root)")
-	}
+	need.Root(t, "loop devices")
 }
 
-// requireTool skips a test when a command it needs is missing.
+// requireTool skips a test when a command it needs is missing, naming the
+// Debian package.
 func requireTool(t *testing.T, names ...string) {
 	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s is not installed (.ci/run installs it)", n)
-		}
-	}
+	need.Tools(t, names...)
 }
 
 // newLoop creates a loop device over a file of size bytes filled with random

@@ -18,7 +18,7 @@
 #   BENCH_DATA_MIB   real files copied into the ext4        (default: 700;  smoke: 20)
 #   BENCH_LOOP_DIO   1: loop device with --direct-io=on     (default: 1)
 #   BENCH_TMPFS      tmpfs dir for the xz decoder-only row  (default: /dev/shm)
-#   BENCH_ONLY       space-separated subset of: raw bmap xz zstd gzip bzip2 qcow2 xzdec
+#   BENCH_ONLY       space-separated subset of: raw bmap xz xz1 zstd gzip bzip2 qcow2 xzdec xz1dec
 #   BENCH_NICE       e.g. -10: run timed commands at this nice level (shared machines)
 #   BENCH_SETTLE     seconds to pause before each timed run  (default: 5; smoke: 0)
 set -euo pipefail
@@ -41,7 +41,7 @@ LOOP_DIO=${BENCH_LOOP_DIO:-1}
 PRIO=()
 [[ -n ${BENCH_NICE:-} ]] && PRIO=(nice -n "$BENCH_NICE" ionice -c2 -n0)
 TMPFS=${BENCH_TMPFS:-/dev/shm}
-ONLY=${BENCH_ONLY:-raw bmap xz zstd gzip bzip2 qcow2 xzdec}
+ONLY=${BENCH_ONLY:-raw bmap xz xz1 zstd gzip bzip2 qcow2 xzdec xz1dec}
 
 
 # ---------------------------------------------------------------- preflight
@@ -171,16 +171,24 @@ build_raw
 # Default levels throughout. xz -T0 only speeds up building; it also splits the
 # stream into blocks (xz 5.4 single-threaded would write one block; 5.6+ defaults
 # to -T0 anyway). zstd -3 is its default level; pigz -6 writes ordinary gzip.
-build_form "$RAW.xz" xz -T0 -c
-build_form "$RAW.zst" zstd -q -T0 -c
-build_form "$RAW.gz" "$GZ_BUILD" -c
-build_form "$RAW.bz2" bzip2 -c
-if [[ ! -e $IMGDIR/disk.qcow2.done ]]; then
+# Only the forms the selected rows read are built.
+wants() { # wants ROW...: is any of the rows selected?
+	local r
+	for r; do [[ " $ONLY " == *" $r "* ]] && return 0; done
+	return 1
+}
+wants xz xzdec && build_form "$RAW.xz" xz -T0 -c
+# The same image as one block (xz -T1, as xz 5.4 writes by default): one core decodes it.
+wants xz1 xz1dec && build_form "$RAW.T1.xz" xz -T1 -c
+wants zstd && build_form "$RAW.zst" zstd -q -T0 -c
+wants gzip && build_form "$RAW.gz" "$GZ_BUILD" -c
+wants bzip2 && build_form "$RAW.bz2" bzip2 -c
+if wants qcow2 && [[ ! -e $IMGDIR/disk.qcow2.done ]]; then
 	log "building disk.qcow2"
 	qemu-img convert -f raw -O qcow2 "$RAW" "$IMGDIR/disk.qcow2"
 	touch "$IMGDIR/disk.qcow2.done"
 fi
-if [[ ! -e $IMGDIR/disk.bmap.done ]]; then
+if wants bmap && [[ ! -e $IMGDIR/disk.bmap.done ]]; then
 	log "building disk.bmap"
 	bmaptool -q create -o "$IMGDIR/disk.bmap" "$RAW"
 	touch "$IMGDIR/disk.bmap.done"
@@ -277,12 +285,14 @@ DDP="dd of=$LOOP bs=4M iflag=fullblock oflag=direct conv=fsync"
 ROWS=(
 	"raw|$RAW|$LOOP|dd if=$RAW $DD status=none|dd bs=4M oflag=direct conv=fsync|0.5"
 	"bmap|$RAW|$LOOP|bmaptool -q copy --bmap $IMGDIR/disk.bmap $RAW $LOOP|bmaptool copy --bmap (raw)|1.0"
-	"xz|$RAW.xz|$LOOP|xz -dc $RAW.xz \| $DDP status=none|xz -dc \| dd|1.0~"
+	"xz|$RAW.xz|$LOOP|xz -dc $RAW.xz \| $DDP status=none|xz -dc \| dd|1.0"
+	"xz1|$RAW.T1.xz|$LOOP|xz -dc $RAW.T1.xz \| $DDP status=none|xz -dc \| dd (one block, xz -T1)|1.3"
 	"zstd|$RAW.zst|$LOOP|zstd -dc $RAW.zst \| $DDP status=none|zstd -dc \| dd|1.0"
 	"gzip|$RAW.gz|$LOOP|gzip -dc $RAW.gz \| $DDP status=none|gzip -dc \| dd|0.5"
 	"bzip2|$RAW.bz2|$LOOP|bzip2 -dc $RAW.bz2 \| $DDP status=none|bzip2 -dc \| dd|1.0"
 	"qcow2|$IMGDIR/disk.qcow2|$LOOP|qemu-img convert -f qcow2 -O raw -t none $IMGDIR/disk.qcow2 $LOOP|qemu-img convert -O raw -t none|1.0"
 	"xzdec|$RAW.xz|$DECOUT|xz -dc $RAW.xz > $DECOUT|xz -dc > tmpfs file (decoder only)|info"
+	"xz1dec|$RAW.T1.xz|$DECOUT|xz -dc $RAW.T1.xz > $DECOUT|xz -dc > tmpfs file (one block, decoder only)|1.25"
 )
 # The pipes in the reference strings are escaped (\|) only to survive the | split.
 split_row() { # split_row ROW: sets name src dst ref shown goal
@@ -362,6 +372,8 @@ out=$BENCH_DIR/results.md
 		label=$name
 		[[ $name == bmap ]] && label=raw
 		[[ $name == xzdec ]] && label="xz (decoder only)"
+		[[ $name == xz1 ]] && label="xz, one block"
+		[[ $name == xz1dec ]] && label="xz, one block (decoder only)"
 		case $goal in
 		info) tgt="(beside xz)" ;;
 		1.0~) tgt="≈ 1.0 (decoder-bound)" ;;

@@ -102,17 +102,6 @@ func (s *memSink) check() error {
 	return nil
 }
 
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // flashQcow2 parses and streams file, srcSize known or not, and returns the
 // guest image.
 func flashQcow2(t *testing.T, file []byte, knownSize bool, wrap func(io.Reader) io.Reader) (*qcow2Image, []byte, error) {

@@ -4,26 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"hash/crc32"
 	"io"
-
-	"github.com/ulikunitz/xz"
 )
 
 const xzMagic = "\xfd7zXZ\x00"
 
-// xz: ulikunitz's pure-Go decoder (the design card's choice). Concatenated streams
+// xz: bty's LZMA2 decoder (flash/lzma2) in an xz container reader
+// (decode_xz_reader.go), ulikunitz/xz for what it does not read. Concatenated streams
 // and stream padding are read as one image. The decoded size is the sum of the
-// uncompressed sizes in each stream's index, read from the end of the source.
+// uncompressed sizes in each stream's index, read from the end of the source
+// (its CRC32s checked; an index that does not check out leaves the decoding to
+// the sequential reader, which reports where the stream is corrupt).
 // Images of several blocks (xz -T0, pixz) are decoded a block per core
 // (decode_xz_parallel.go).
 var xzProber = prober{
 	format:   Xz,
 	match:    func(h []byte) bool { return hasPrefix(h, xzMagic) },
 	suffixes: []string{".xz"},
-	// The dictionary is sized by each block's header (8 MiB for xz -6, 64
-	// MiB for -9): ReaderConfig.DictCap is a minimum that is allocated up
-	// front, so it stays at the default.
-	decode: func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) },
+	decode:   newXzReader, // decode_xz_reader.go
 	size: func(_ context.Context, _ []byte, ra io.ReaderAt, srcSize int64) (int64, bool) {
 		blocks, ok := xzIndex(ra, srcSize)
 		if !ok {
@@ -80,13 +79,13 @@ func xzIndex(ra io.ReaderAt, srcSize int64) (blocks []xzBlock, ok bool) {
 			pos -= 4
 		}
 		footer := read(pos-12, 12)
-		if footer == nil || string(footer[10:12]) != "YZ" {
+		if footer == nil || string(footer[10:12]) != "YZ" || crc32.ChecksumIEEE(footer[4:10]) != binary.LittleEndian.Uint32(footer) {
 			return nil, false
 		}
 		indexLen := (int64(binary.LittleEndian.Uint32(footer[4:8])) + 1) * 4
 		indexStart := pos - 12 - indexLen
 		idx := read(indexStart, indexLen)
-		if idx == nil || idx[0] != 0 {
+		if idx == nil || idx[0] != 0 || crc32.ChecksumIEEE(idx[:indexLen-4]) != binary.LittleEndian.Uint32(idx[indexLen-4:]) {
 			return nil, false
 		}
 		idx = idx[1:]
@@ -116,7 +115,7 @@ func xzIndex(ra io.ReaderAt, srcSize int64) (blocks []xzBlock, ok bool) {
 		}
 		start := indexStart - blocksLen - 12
 		h := read(start, 12)
-		if h == nil || string(h[:6]) != xzMagic {
+		if h == nil || checkXzStreamHeader(h) != nil || !bytes.Equal(h[6:8], footer[8:10]) {
 			return nil, false
 		}
 		comp := start + 12

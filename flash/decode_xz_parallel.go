@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
 
+	"bty/flash/lzma2"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sync/errgroup"
 )
@@ -96,9 +98,9 @@ func xzParallel(ctx context.Context, r io.Reader, blocks []xzBlock, sink imageSi
 	var mu sync.Mutex
 	for range workers {
 		g.Go(func() error {
-			out := make([]byte, blockSize)
+			var d xzBlockDecoder
 			for j := range jobs {
-				if err := decodeXzBlock(j, out, func(off int64, p []byte) error {
+				if err := d.decode(j, func(off int64, p []byte) error {
 					mu.Lock()
 					defer mu.Unlock()
 					return sink.Data(off, p)
@@ -113,7 +115,87 @@ func xzParallel(ctx context.Context, r io.Reader, blocks []xzBlock, sink imageSi
 	return g.Wait()
 }
 
-// decodeXzBlock decodes one block through buffer out and delivers its output.
+// xzBlockDecoder is a worker's decoder, kept from block to block.
+type xzBlockDecoder struct {
+	lz  lzma2.Reader
+	in  bytes.Reader
+	out []byte // for blocks ulikunitz decodes
+}
+
+// decode decodes one block and delivers its output: with bty's LZMA2 decoder
+// straight from its window, or through ulikunitz for other filters and
+// unknown checks.
+func (d *xzBlockDecoder) decode(j xzJob, deliver func(off int64, p []byte) error) error {
+	blk := j.buf[xzHeadRoom:]
+	corrupt := func(at int64, format string, a ...any) error {
+		return fmt.Errorf("%w: xz: block at byte %d: %s, at byte %d", ErrCorrupt, j.b.comp, fmt.Sprintf(format, a...), at)
+	}
+	h, err := parseXzBlockHeader(blk)
+	if err != nil {
+		return corrupt(j.b.comp, "%v", err)
+	}
+	check, clen, known := xzCheckOf(j.b.header[:])
+	if !h.lzma2 || !known {
+		if d.out == nil {
+			d.out = make([]byte, blockSize)
+		}
+		return decodeXzBlock(j, d.out, deliver)
+	}
+	// The block: header, compressed data, padding to a multiple of four,
+	// check.
+	end := j.b.unpadded - int64(clen) // end of the compressed data in blk
+	sum := j.b.padded() - int64(clen) // start of the check
+	if end < int64(h.n) || j.b.padded() > int64(len(blk)) {
+		return corrupt(j.b.comp, "the index's size %d does not fit the block", j.b.unpadded)
+	}
+	if h.comp >= 0 && h.comp != end-int64(h.n) {
+		return corrupt(j.b.comp, "block header says %d compressed bytes, the index %d", h.comp, end-int64(h.n))
+	}
+	if h.size >= 0 && h.size != j.b.size {
+		return corrupt(j.b.comp, "block header says %d bytes, the index %d", h.size, j.b.size)
+	}
+	d.in.Reset(blk[h.n:end])
+	if err := d.lz.Reset(&d.in, int(max(1, min(h.dict, j.b.size)))); err != nil {
+		return corrupt(j.b.comp, "%v", err)
+	}
+	d.lz.SetInputOffset(j.b.comp + int64(h.n))
+	off, left := j.b.out, j.b.size
+	_, err = d.lz.WriteTo(writerFunc(func(p []byte) (int, error) {
+		if int64(len(p)) > left {
+			return 0, corrupt(j.b.comp+end, "block decodes to more than the %d bytes its index says", j.b.size)
+		}
+		if check != nil {
+			check.Write(p)
+		}
+		if err := deliver(off, p); err != nil {
+			return 0, err
+		}
+		off, left = off+int64(len(p)), left-int64(len(p))
+		return len(p), nil
+	}))
+	switch {
+	case errors.Is(err, lzma2.ErrCorrupt):
+		return fmt.Errorf("%w: xz block at byte %d: %w", ErrCorrupt, j.b.comp, err)
+	case err != nil:
+		return err
+	case left != 0:
+		return corrupt(j.b.comp+end, "block decodes to %d bytes, its index says %d", j.b.size-left, j.b.size)
+	case d.in.Len() != 0:
+		return corrupt(j.b.comp+end-int64(d.in.Len()), "LZMA2 data ends %d bytes before the block's check", d.in.Len())
+	case !bytes.Equal(blk[end:sum], make([]byte, sum-end)):
+		return corrupt(j.b.comp+end, "block padding is not zero")
+	case !bytes.Equal(blk[sum:j.b.padded()], xzSum(check)):
+		return corrupt(j.b.comp+sum, "block check mismatch (the data is corrupt)")
+	}
+	return nil
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// decodeXzBlock decodes one block with ulikunitz, through buffer out, and
+// delivers its output.
 func decodeXzBlock(j xzJob, out []byte, deliver func(off int64, p []byte) error) error {
 	d, err := xz.NewReader(xzStreamOf(j.b, j.buf))
 	if err != nil {
