@@ -26,14 +26,13 @@ func cmdImages(ctx context.Context, e env, args []string) error {
 	if ok, err := parseFlags(fs, args); !ok {
 		return err
 	}
-	root := catalog.DefaultImageRoot(e.getenv)
-	r := &catalog.Resolver{Catalogs: catalogs, ImageRoot: root, Registry: catalog.Registry{PlainHTTP: plainHTTP}}
+	r := newResolver(e, catalogs, plainHTTP)
 	rows, err := r.Images(ctx)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(root); err != nil && e.getenv("BTY_IMAGE_ROOT") != "" {
-		fmt.Fprintf(e.stderr, "bty: image root %s: %v\n", root, err)
+	if _, err := os.Stat(r.ImageRoot); err != nil && e.getenv("BTY_IMAGE_ROOT") != "" {
+		fmt.Fprintf(e.stderr, "bty: image root %s: %v\n", r.ImageRoot, err)
 	}
 	if asJSON {
 		if rows == nil {
@@ -136,7 +135,7 @@ catalog to flash from ignores what the warnings are about.`)
 		return usagef("catalog check takes one catalog source, a path, an http(s):// URL or an oras:// ref (see bty catalog check --help)")
 	}
 	src := pos[0]
-	c, warns, err := (&catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}).Check(ctx, src)
+	c, warns, err := newResolver(e, nil, plainHTTP).Check(ctx, src)
 	byStrict := err == nil && strict && len(warns) > 0
 	if byStrict {
 		err = &catalog.InvalidError{Source: src, Problems: warns}

@@ -65,7 +65,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if quarantine != "disk" && quarantine != "wizard" {
 		return usagef("--quarantine %q: say disk or wizard", quarantine)
 	}
-	r := &catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}
+	// The fleet server resolves oras:// tags with it too (server.Options).
+	r := newResolver(e, nil, plainHTTP)
 	var loaded []*catalog.Catalog
 	for _, src := range catalogs {
 		c, err := r.Load(ctx, src)

@@ -23,18 +23,18 @@ func (m *Model) resolvePrefill() tea.Cmd {
 }
 
 func (m Model) prefillCmd() tea.Cmd {
-	gen, spec, root, cats, resolve, ins, ctx := m.resolveGen, m.opt.Image, m.opt.ImageRoot, m.catalogs, m.be.Resolve, m.be.Inspect, m.ctx
+	gen, spec, root, cats, res, ins, ctx := m.resolveGen, m.opt.Image, m.opt.ImageRoot, m.catalogs, m.res, m.be.Inspect, m.ctx
 	return func() tea.Msg {
-		res, err := resolve(ctx, spec, root, cats)
+		img, err := res.Resolve(ctx, spec, root, cats)
 		var e catalog.Entry
-		if fs, ok := res.Source.(catalog.FileSource); ok && err == nil {
+		if fs, ok := img.Source.(catalog.FileSource); ok && err == nil {
 			// A path given directly: its size, for the plan and the
 			// verdicts, is the file's.
 			if fi, err := os.Stat(fs.Path); err == nil {
 				e.Size = fi.Size()
 			}
 		}
-		return resolvedMsg{gen: gen, prefill: true, entry: e, image: res, info: inspect(ctx, ins, res, err), err: err}
+		return resolvedMsg{gen: gen, prefill: true, entry: e, image: img, info: inspect(ctx, ins, img, err), err: err}
 	}
 }
 
@@ -101,48 +101,57 @@ func (m *Model) startLoad() {
 	m.load = imageLoad{catalogs: m.catalogs, lists: make([][]catalog.Entry, n), errs: make([]string, n), done: make([]bool, n), ctx: ctx, stop: stop}
 }
 
-// imagesCmd lists the image root and loads each catalog, in parallel; each
-// list arrives as a listLoadedMsg.
+// imagesCmd lists the image root and loads each catalog, in parallel
+// (Resolver.Lists); each list arrives as a listLoadedMsg.
 func (m Model) imagesCmd() tea.Cmd {
-	gen, root, be, ctx := m.imagesGen, m.opt.ImageRoot, m.be, m.load.ctx
-	cmds := []tea.Cmd{func() tea.Msg {
-		if root == "" {
-			return listLoadedMsg{gen: gen, i: 0}
-		}
-		rows, err := be.ScanRoot(root)
-		msg := listLoadedMsg{gen: gen, i: 0, rows: rows}
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			msg.err = plainText(err)
-		}
-		return msg
-	}}
-	for i, src := range m.load.catalogs {
-		cmds = append(cmds, func() tea.Msg {
-			rows, err := be.LoadCatalog(ctx, src)
-			if err != nil {
-				msg := oneLine(err)
-				if !strings.Contains(msg, src) {
-					msg = "catalog " + src + ": " + msg
-				}
-				return listLoadedMsg{gen: gen, i: i + 1, err: msg + " (its images are not listed)"}
-			}
-			return listLoadedMsg{gen: gen, i: i + 1, rows: rows}
-		})
-	}
-	return tea.Batch(cmds...)
+	gen, res, root, cats, ctx := m.imagesGen, m.res, m.opt.ImageRoot, m.load.catalogs, m.load.ctx
+	return func() tea.Msg { return nextList(gen, res.Lists(ctx, root, cats))() }
 }
 
-// listLoaded takes one list of images; the image screen shows the rows once
-// the image root is listed, and names the catalogs still loading.
-func (m Model) listLoaded(msg listLoadedMsg) Model {
-	if msg.gen != m.imagesGen || msg.i >= len(m.load.done) || m.load.done[msg.i] {
-		return m
+// nextList waits for the next list of load gen; nil after the last.
+func nextList(gen int, lists <-chan catalog.List) tea.Cmd {
+	return func() tea.Msg {
+		l, ok := <-lists
+		if !ok {
+			return nil
+		}
+		return listLoadedMsg{gen: gen, list: l, next: lists}
+	}
+}
+
+// listLoaded takes one list of images and waits for the next; the image
+// screen shows the rows once the image root is listed, and names the
+// catalogs still loading. A list of an abandoned load is dropped.
+func (m Model) listLoaded(msg listLoadedMsg) (Model, tea.Cmd) {
+	i := msg.list.Index
+	if msg.gen != m.imagesGen || i >= len(m.load.done) {
+		return m, nil
+	}
+	next := nextList(msg.gen, msg.next)
+	if m.load.done[i] { // given up on (stopLoading)
+		return m, next
 	}
 	l := m.load
 	l.lists, l.errs, l.done = slices.Clone(l.lists), slices.Clone(l.errs), slices.Clone(l.done)
-	l.lists[msg.i], l.errs[msg.i], l.done[msg.i] = msg.rows, msg.err, true
+	l.lists[i], l.errs[i], l.done[i] = msg.list.Rows, bannerLine(msg.list), true
 	m.load = l
-	return m.showLoad()
+	return m.showLoad(), next
+}
+
+// bannerLine is what the image screen says of a list that could not be read,
+// "" when it was.
+func bannerLine(l catalog.List) string {
+	switch {
+	case l.Err == nil:
+		return ""
+	case l.Index == 0:
+		return plainText(l.Err)
+	}
+	msg := oneLine(l.Err)
+	if !strings.Contains(msg, l.Source) {
+		msg = "catalog " + l.Source + ": " + msg
+	}
+	return msg + " (its images are not listed)"
 }
 
 // stopLoading gives up on the catalogs still loading.
@@ -191,11 +200,11 @@ func (m Model) showLoad() Model {
 func (m *Model) openImage(e catalog.Entry) tea.Cmd {
 	m.resolveGen++
 	m.opening = e
-	gen, open, ins, ctx := m.resolveGen, m.be.Open, m.be.Inspect, m.ctx
+	gen, res, ins, ctx := m.resolveGen, m.res, m.be.Inspect, m.ctx
 	m.images.status = "Opening " + e.Name + "..."
 	return func() tea.Msg {
-		res, err := open(ctx, e)
-		return resolvedMsg{gen: gen, entry: e, image: res, info: inspect(ctx, ins, res, err), err: err}
+		img, err := res.Open(ctx, e)
+		return resolvedMsg{gen: gen, entry: e, image: img, info: inspect(ctx, ins, img, err), err: err}
 	}
 }
 

@@ -10,13 +10,12 @@ type BackMsg struct{}
 
 // Results of the work the root model starts.
 type (
-	// listLoadedMsg is one list of images: i is 0 for the image root, 1 +
-	// the catalog's index for a catalog.
+	// listLoadedMsg is one list of images; next holds the lists still to
+	// come.
 	listLoadedMsg struct {
 		gen  int
-		i    int
-		rows []catalog.Entry
-		err  string // the banner line when it failed
+		list catalog.List
+		next <-chan catalog.List
 	}
 	resolvedMsg struct {
 		gen     int

@@ -7,7 +7,6 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"bty/catalog"
 	"bty/flash"
 )
 
@@ -41,23 +40,17 @@ type Options struct {
 	CanReboot bool
 	// Plain selects PlainStyles (see PlainTerminal); false means DefaultStyles.
 	Plain bool
-	// Backend does the work; its nil fields mean the real packages.
+	// Resolver lists and opens the images; nil means CatalogResolver of a
+	// catalog.Resolver of its own. main passes its resolver, so that the
+	// wizard reaches catalogs and registries as headless mode does.
+	Resolver Resolver
+	// Backend flashes; its nil fields mean the real packages.
 	Backend Backend
 }
 
-// Backend is what the wizard does outside itself. Each nil field means the
-// real package; tests and the demo replace some.
+// Backend is the flash engine as the wizard calls it. Each nil field means
+// the real package; tests replace them.
 type Backend struct {
-	// ScanRoot lists the image root; nil means catalog.ScanRoot. A missing
-	// directory holds no images.
-	ScanRoot func(dir string) ([]catalog.Entry, error)
-	// LoadCatalog reads one catalog; nil means catalog.Resolver.Load.
-	LoadCatalog func(ctx context.Context, src string) ([]catalog.Entry, error)
-	// Open turns a row into something to flash; nil means catalog.Resolver.Open.
-	Open func(ctx context.Context, e catalog.Entry) (catalog.Resolved, error)
-	// Resolve turns --image into something to flash, looking names up in the
-	// image root and catalogs; nil means catalog.Resolver.Resolve.
-	Resolve func(ctx context.Context, spec, root string, catalogs []string) (catalog.Resolved, error)
 	// Flash writes; nil means flash.Flash.
 	Flash func(ctx context.Context, src flash.Source, target string, opt flash.Options) (*flash.Result, error)
 	// Inspect reads an opened image's format and decoded size, for the
@@ -66,26 +59,6 @@ type Backend struct {
 }
 
 func (b Backend) withDefaults() Backend {
-	if b.ScanRoot == nil {
-		b.ScanRoot = catalog.ScanRoot
-	}
-	if b.LoadCatalog == nil {
-		b.LoadCatalog = func(ctx context.Context, src string) ([]catalog.Entry, error) {
-			c, err := (&catalog.Resolver{}).Load(ctx, src)
-			if err != nil {
-				return nil, err
-			}
-			return c.Images, nil
-		}
-	}
-	if b.Open == nil {
-		b.Open = (&catalog.Resolver{}).Open
-	}
-	if b.Resolve == nil {
-		b.Resolve = func(ctx context.Context, spec, root string, catalogs []string) (catalog.Resolved, error) {
-			return (&catalog.Resolver{ImageRoot: root, Catalogs: catalogs}).Resolve(ctx, spec)
-		}
-	}
 	if b.Flash == nil {
 		b.Flash = flash.Flash
 	}

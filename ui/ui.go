@@ -81,6 +81,7 @@ const (
 type Model struct {
 	opt  Options
 	be   Backend
+	res  Resolver
 	ctx  context.Context
 	keys KeyMap
 	st   Styles
@@ -133,6 +134,7 @@ func New(ctx context.Context, opt Options) Model {
 	m := Model{
 		opt:         opt,
 		be:          opt.Backend.withDefaults(),
+		res:         opt.Resolver,
 		ctx:         ctx,
 		keys:        DefaultKeyMap(opt.Plain),
 		st:          st,
@@ -144,6 +146,9 @@ func New(ctx context.Context, opt Options) Model {
 		images:      newImagesScreen(opt.ImageRoot, st),
 		disks:       newDisksScreen(),
 		pendingDisk: opt.Disk,
+	}
+	if m.res == nil {
+		m.res = CatalogResolver(&catalog.Resolver{})
 	}
 	m.images.canBack = !m.sourceFixed
 	// The work Init starts (Init cannot change the model).
@@ -213,7 +218,7 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		return m.updateScreen(msg)
 
 	case listLoadedMsg:
-		return m.listLoaded(msg), nil
+		return m.listLoaded(msg)
 	case RefreshImagesMsg:
 		return m, m.loadImages()
 	case StopLoadingMsg:
