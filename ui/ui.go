@@ -325,22 +325,23 @@ func (m Model) retryStep() (Model, tea.Cmd) {
 // prefillTarget applies --disk to the first list of targets: a target that
 // may be written opens the confirmation; otherwise the disk screen says why.
 func (m Model) prefillTarget(spec string) (Model, tea.Cmd) {
-	for _, t := range m.disks.targets {
-		if !t.matches(spec) {
-			continue
+	t, err := findTarget(m.disks.targets, spec)
+	switch {
+	case err != nil && errors.Is(err, disks.ErrNotFound):
+		if m.disks.problem == "" {
+			m.disks.problem = fmt.Sprintf("--disk %s: no such disk; choose one below", spec)
 		}
-		if t.Verdict.Level == disks.Refused {
-			m.disks.focus(t.Path)
-			m.disks.problem = fmt.Sprintf("--disk %s is refused: %s", spec, strings.Join(t.Verdict.Reasons, "; "))
-			return m, nil
-		}
+		return m, nil
+	case err != nil:
+		m.disks.problem = fmt.Sprintf("--disk %s: %s; choose one below", spec, plainText(err))
+		return m, nil
+	case t.Verdict.Level == disks.Refused:
 		m.disks.focus(t.Path)
-		return m.toConfirm(t)
+		m.disks.problem = fmt.Sprintf("--disk %s is refused: %s", spec, strings.Join(t.Verdict.Reasons, "; "))
+		return m, nil
 	}
-	if m.disks.problem == "" {
-		m.disks.problem = fmt.Sprintf("--disk %s: no such disk; choose one below", spec)
-	}
-	return m, nil
+	m.disks.focus(t.Path)
+	return m.toConfirm(t)
 }
 
 func (m Model) toConfirm(t Target) (Model, tea.Cmd) {
