@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 
 	"bty/catalog"
-	"bty/ui"
+	"bty/units"
 )
 
 // cmdImages: bty images [--catalog SRC]... [--json]
@@ -50,7 +50,7 @@ func cmdImages(ctx context.Context, e env, args []string) error {
 			format = "?"
 		}
 		if row.Size > 0 {
-			size = ui.Bytes(row.Size)
+			size = units.Bytes(row.Size)
 		}
 		switch {
 		case row.SHA256 != "":

@@ -7,6 +7,7 @@ import (
 	"bty/catalog"
 	"bty/disks"
 	"bty/flash"
+	"bty/units"
 )
 
 // plan is what will be flashed where.
@@ -48,17 +49,17 @@ func (p plan) sizeText() string {
 	}
 	in := "unknown size to read"
 	if read > 0 {
-		in = Bytes(read) + " to read"
+		in = units.Bytes(read) + " to read"
 	}
 	switch {
 	case p.info.ImageSize <= 0:
 		return in + ", size to write known once decoded"
 	case p.info.Format == flash.Raw && p.info.ImageSize == read:
-		return Bytes(read)
+		return units.Bytes(read)
 	case p.info.Exact:
-		return in + ", " + Bytes(p.info.ImageSize) + " to write"
+		return in + ", " + units.Bytes(p.info.ImageSize) + " to write"
 	}
-	return in + ", at least " + Bytes(p.info.ImageSize) + " to write"
+	return in + ", at least " + units.Bytes(p.info.ImageSize) + " to write"
 }
 
 func (p plan) from() string {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"bty/units"
+
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
@@ -200,7 +202,7 @@ func (s confirmScreen) lines(w int) []string {
 	}
 	size := "grows to the image size"
 	if t.Size > 0 {
-		size = Bytes(t.Size)
+		size = units.Bytes(t.Size)
 	}
 	var tags []string
 	if t.Transport != "" {

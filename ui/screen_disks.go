@@ -9,6 +9,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"bty/disks"
+	"bty/units"
 )
 
 // TargetChosenMsg: the user chose a disk (or file) that may be written.
@@ -249,7 +250,7 @@ func (s disksScreen) row(t Target, pathW int, st Styles) (string, string) {
 	size := "-"
 	switch {
 	case t.Size > 0:
-		size = Bytes(t.Size)
+		size = units.Bytes(t.Size)
 	case t.File:
 		size = "file"
 	}

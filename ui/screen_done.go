@@ -7,6 +7,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"bty/flash"
+	"bty/units"
 )
 
 // RebootMsg: the user asked to reboot; the wizard ends and the caller reboots.
@@ -81,8 +82,8 @@ func (s doneScreen) View(st Styles) string {
 	if secs := r.Duration.Seconds(); secs > 0 && r.ImageSize > 0 {
 		tp = rateText(float64(r.ImageSize) / secs)
 	}
-	lines = append(lines, field("Throughput", tp+"  ("+Bytes(r.ImageSize)+" image)"))
-	lines = append(lines, field("On disk", Bytes(r.Written)+" written, "+Bytes(r.Zeroed)+" zeroed without writing"))
+	lines = append(lines, field("Throughput", tp+"  ("+units.Bytes(r.ImageSize)+" image)"))
+	lines = append(lines, field("On disk", units.Bytes(r.Written)+" written, "+units.Bytes(r.Zeroed)+" zeroed without writing"))
 	lines = append(lines, field("Format", string(r.Format)))
 	sum := r.SHA256
 	if w < 80 {

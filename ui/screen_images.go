@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"bty/catalog"
+	"bty/units"
 )
 
 // ImageChosenMsg: the user chose an image row.
@@ -239,7 +240,7 @@ func (s imagesScreen) View(st Styles) string {
 			format = "?"
 		}
 		if e.Size > 0 {
-			size = Bytes(e.Size)
+			size = units.Bytes(e.Size)
 		}
 		if e.SHA256 != "" {
 			sum = "known"
