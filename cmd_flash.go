@@ -24,11 +24,6 @@ type flashFlags struct {
 	catalogs            multiFlag
 }
 
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
 func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 	var f flashFlags
 	var showVersion bool
@@ -81,7 +76,7 @@ func cmdFlash(ctx context.Context, e env, args []string) error {
 	// server-driven mode reach images the same way.
 	res := newResolver(e, f.catalogs, f.plainHTTP)
 	if serverMode(f, cmdline) {
-		return runServer(ctx, e, f, res, cmdline)
+		return followServer(ctx, e, f, res, cmdline)
 	}
 	switch {
 	case f.image == "-" && !f.yes:

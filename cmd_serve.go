@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"bty/catalog"
@@ -129,4 +130,19 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	hs.Shutdown(shutdown)
 	fmt.Fprintln(e.stderr, "bty serve: stopped")
 	return reported{ctx.Err()}
+}
+
+// displayAddr makes a wildcard listen address usable in a URL.
+func displayAddr(a net.Addr) string {
+	s := a.String()
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		if h, err := os.Hostname(); err == nil && !strings.ContainsAny(h, " /") {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
 }

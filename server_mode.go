@@ -24,8 +24,8 @@ func cmdlinePath(e env) string {
 	return "/proc/cmdline"
 }
 
-// runServer follows the server's plan for this machine (docs/server-protocol.md).
-func runServer(ctx context.Context, e env, f *flashFlags, res *catalog.Resolver, cmdline fleet.Cmdline) error {
+// followServer follows the server's plan for this machine (docs/server-protocol.md).
+func followServer(ctx context.Context, e env, f *flashFlags, res *catalog.Resolver, cmdline fleet.Cmdline) error {
 	cfg, err := fleet.NewConfig(f.server, f.mac, cmdline)
 	if err != nil {
 		return usagef("%v", err)
