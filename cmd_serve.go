@@ -17,7 +17,8 @@ import (
 )
 
 const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR]
-       bty serve --images DIR --state DIR [--boot DIR] [--url URL] [--catalog SRC]... [--listen ADDR]`
+       bty serve --images DIR --state DIR [--boot DIR] [--url URL]
+                 [--catalog SRC]... [--listen ADDR]`
 
 // cmdServe: the HTTP catalog, and with --state the fleet server.
 func cmdServe(ctx context.Context, e env, args []string) error {

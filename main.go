@@ -66,7 +66,7 @@ func commands() []command {
 		{"disks", "list disks with their safety verdicts", cmdDisks},
 		{"images", "list the images of the image root and catalogs", cmdImages},
 		{"catalog", "catalog check SRC: validate a catalog", cmdCatalog},
-		{"serve", "serve an image directory as an HTTP catalog (with --state: the fleet server)", cmdServe},
+		{"serve", "serve images as an HTTP catalog; with --state, the fleet server", cmdServe},
 		{"fleet", "manage a fleet server's machines: ls, show, set, reflash, events", cmdFleet},
 		{"demo", "the wizard on built-in demo images, flashing a scratch file", cmdDemo},
 		{"media", "build boot media: netboot files or a USB stick image", cmdMedia},
