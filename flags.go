@@ -175,8 +175,8 @@ func isHelpFlag(arg string) bool {
 	return false
 }
 
+// multiFlag is a flag that may be given several times (--catalog).
 type multiFlag []string
 
-func (m *multiFlag) String() string { return strings.Join(*m, ",") }
-
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

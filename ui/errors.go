@@ -11,8 +11,7 @@ import (
 type cancelled struct{ why string }
 
 func (c cancelled) Error() string { return c.why }
-
-func (cancelled) Unwrap() error { return context.Canceled }
+func (cancelled) Unwrap() error   { return context.Canceled }
 
 var (
 	errCancelled   = cancelled{"cancelled at your request"}
@@ -24,7 +23,6 @@ var (
 type plainError struct{ err error }
 
 func (e plainError) Error() string { return plainText(e.err) }
-
 func (e plainError) Unwrap() error { return e.err }
 
 func plainText(err error) string {

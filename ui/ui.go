@@ -7,15 +7,15 @@ import (
 	"slices"
 	"strings"
 
-	tea "charm.land/bubbletea/v2"
-
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 
 	"bty/catalog"
 	"bty/disks"
 )
 
+// screen is one step of the wizard, in the order of the top line.
 type screen int
 
 const (
@@ -47,7 +47,9 @@ type page interface {
 	help(k KeyMap) []key.Binding
 }
 
-// page is screen s of m (of m itself: m is the caller's copy).
+// page is screen s of m: a pointer into m, so what a method with a Model
+// value receiver changes through it stays in that method's copy, which it
+// returns.
 func (m *Model) page(s screen) page {
 	switch s {
 	case screenSource:
