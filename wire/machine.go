@@ -179,7 +179,7 @@ type Quarantine struct {
 }
 
 // Cycle is one flash or inventory attempt: armed (by a trigger) -> offered
-// (GET /pxe/<mac>) -> booted (the kernel fetched) -> planned (the plan
+// (GET /pxe/<mac>; DHCPAt, when bty's proxyDHCP answered the boot first) -> booted (the kernel fetched) -> planned (the plan
 // fetched, token handed out) -> done | failed | superseded. Its timestamps
 // are the flash's timeline.
 type Cycle struct {
@@ -194,6 +194,7 @@ type Cycle struct {
 	ImageSHA256      string     `json:"image_sha256,omitempty"`
 	TargetDiskSerial string     `json:"target_disk_serial,omitempty"`
 	CreatedAt        time.Time  `json:"created_at"`
+	DHCPAt           *time.Time `json:"dhcp_at"`
 	OfferedAt        *time.Time `json:"offered_at"`
 	BootedAt         *time.Time `json:"booted_at"`
 	PlannedAt        *time.Time `json:"planned_at"`
