@@ -328,13 +328,15 @@ func (s *Server) serveWatch(ctx context.Context) error {
 		if from == nil {
 			from = peer.(*net.UDPAddr).IP
 		}
-		if from.Equal(s.r.ip) && !s.cfg.Observe {
-			continue // bty's own answer, looped back
-		}
 		mac := resp.ClientHWAddr
 		if s.cfg.Observe {
 			e := Event{Kind: KindServer, MAC: mac, IP: from, Text: fmt.Sprintf("server %v answered: %s", from, describeAnswer(resp))}
 			s.once(e, mac.String()+resp.TransactionID.String()+e.Text)
+		}
+		if from.Equal(s.r.ip) {
+			// bty's own answer, looped back; to an observer, the answer of
+			// the bty serving beside it on this machine.
+			continue
 		}
 		bo := bootOptions(resp)
 		if bo == "" {

@@ -266,6 +266,7 @@ type Machine struct {
 	Name    string
 	MAC     string
 	console string
+	cmd     *exec.Cmd
 }
 
 // VM says what machine to start.
@@ -323,9 +324,13 @@ func (l *LAN) StartVM(vm VM) *Machine {
 		args = append(args, "-fw_cfg", "name=etc/sercon-port,file="+sercon)
 	}
 	args = append(append(args, "-device", nic), vm.Args...)
-	l.Start(exec.Command("ip", append([]string{"netns", "exec", l.NS, "qemu-system-x86_64"}, args...)...), vm.Name+".qemu")
+	m.cmd = exec.Command("ip", append([]string{"netns", "exec", l.NS, "qemu-system-x86_64"}, args...)...)
+	l.Start(m.cmd, vm.Name+".qemu")
 	return m
 }
+
+// Stop powers the machine off now, to free its CPU for the others.
+func (m *Machine) Stop() { m.cmd.Process.Kill() }
 
 // ovmf finds Debian's OVMF firmware (code and variables template).
 func ovmf(t *testing.T) (code, vars string) {
