@@ -11,7 +11,7 @@
 //	   |- tap1 <- qemu                              |
 //	   `- lan0 ---------- veth ---------------------'
 //
-// Tests run processes inside LAN with Command (qemu, a responder, later
+// Tests run processes inside LAN with Command (qemu, a responder,
 // `bty serve --pxe`), and open listening sockets there with Do.
 package netboottest
 
