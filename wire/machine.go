@@ -179,9 +179,10 @@ type Quarantine struct {
 }
 
 // Cycle is one flash or inventory attempt: armed (by a trigger) -> offered
-// (GET /pxe/<mac>; DHCPAt, when bty's proxyDHCP answered the boot first) -> booted (the kernel fetched) -> planned (the plan
+// (GET /pxe/<mac>) -> booted (the kernel fetched) -> planned (the plan
 // fetched, token handed out) -> done | failed | superseded. Its timestamps
-// are the flash's timeline.
+// are the flash's timeline; DHCPAt, before the offer, is bty's first
+// proxyDHCP answer to the boot that was offered the cycle.
 type Cycle struct {
 	ID               int64      `json:"id"` // the plan id
 	MAC              string     `json:"mac"`
