@@ -49,31 +49,6 @@ func startObserver(t *testing.T, lan *netboottest.LAN, state string, extra ...st
 	}
 }
 
-// linesAbout are the lines of log that mention mac.
-func linesAbout(log, mac string) []string {
-	var out []string
-	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, mac) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// wantLines fails unless each want is in some line of lines.
-func wantLines(t *testing.T, what string, lines []string, wants ...string) {
-	t.Helper()
-	for _, w := range wants {
-		found := false
-		for _, l := range lines {
-			found = found || strings.Contains(l, w)
-		}
-		if !found {
-			t.Errorf("%s has no line with %q; it says:\n%s", what, w, strings.Join(lines, "\n"))
-		}
-	}
-}
-
 // TestVMPXEFlash: the whole cycle on a segment whose DHCP server knows
 // nothing of netboot, for the three ways firmware boots from the network,
 // three machines at once beside one `bty serve --pxe`: SeaBIOS with the
@@ -177,19 +152,19 @@ func TestVMPXEFlash(t *testing.T) {
 		if !strings.Contains(ev, fmt.Sprintf(`"firmware":"%s"`, mc.firmware)) || !strings.Contains(ev, fmt.Sprintf(`"boot_file":"%s"`, mc.file)) {
 			t.Errorf("%s: no netboot.dhcp.offered event for %s with %s:\n%s", name, mc.firmware, mc.file, ev)
 		}
-		wantLines(t, name+" in bty serve's log", linesAbout(log, mac), fmt.Sprintf("bty answers %s: OFFER %s from %s", mc.firmware, mc.file, netboottest.BtyAddr))
-		wantLines(t, name+" in the observer's output", linesAbout(observed, mac),
+		netboottest.WantLines(t, name+" in bty serve's log", netboottest.Lines(log, mac), fmt.Sprintf("bty answers %s: OFFER %s from %s", mc.firmware, mc.file, netboottest.BtyAddr))
+		netboottest.WantLines(t, name+" in the observer's output", netboottest.Lines(observed, mac),
 			`asked: DISCOVER vendor class "PXEClient`, fmt.Sprintf("bty would answer %s: OFFER %s", mc.firmware, mc.file))
-		t.Logf("%s observed:\n%s", name, strings.Join(linesAbout(observed, mac), "\n"))
+		t.Logf("%s observed:\n%s", name, strings.Join(netboottest.Lines(observed, mac), "\n"))
 	}
 	// What only one of them does: TFTP, the EFI binary over HTTP.
 	st, err := os.Stat(filepath.Join(netboot.DefaultIPXEDir, "ipxe.efi"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLines(t, "bty serve's log", strings.Split(log, "\n"),
+	netboottest.WantLines(t, "bty serve's log", strings.Split(log, "\n"),
 		fmt.Sprintf("tftp: sent ipxe.efi (%d bytes", st.Size()), "GET /boot/ipxe.efi 200")
-	wantLines(t, "the observer's output", strings.Split(observed, "\n"),
+	netboottest.WantLines(t, "the observer's output", strings.Split(observed, "\n"),
 		"server "+netboottest.SiteAddr+" answered: OFFER address 10.77.0.1", "no boot options")
 	// The serving bty's answers are not another proxyDHCP's to an observer
 	// on the same machine, nor are they a conflict to bty itself.
@@ -226,7 +201,7 @@ func TestVMPXEKnownOnly(t *testing.T) {
 	}
 	t.Logf("the stranger gave up after %s", time.Since(start).Round(time.Second))
 	log := srv.logText()
-	wantLines(t, "bty serve's log", linesAbout(log, stranger), "bty does not answer DISCOVER: the fleet server does not netboot this machine")
+	netboottest.WantLines(t, "bty serve's log", netboottest.Lines(log, stranger), "bty does not answer DISCOVER: the fleet server does not netboot this machine")
 	for _, l := range strings.Split(log, "\n") {
 		if strings.Contains(l, "bty answers") || strings.Contains(l, "GET /pxe") {
 			t.Errorf("bty answered the unregistered machine: %s", l)
@@ -235,8 +210,8 @@ func TestVMPXEKnownOnly(t *testing.T) {
 	if r := srv.fleet("show", stranger); r.code != exitUsage || !strings.Contains(r.stderr, "404") {
 		t.Errorf("bty fleet show of the stranger = %d %s, want 2 and 404: it was registered", r.code, r.stderr)
 	}
-	observed := linesAbout(lan.Log("observe"), stranger)
-	wantLines(t, "the observer's output", observed,
+	observed := netboottest.Lines(lan.Log("observe"), stranger)
+	netboottest.WantLines(t, "the observer's output", observed,
 		`asked: DISCOVER vendor class "PXEClient:Arch:00000:UNDI:002001", arch 0 (Intel x86PC), user class "iPXE"`,
 		"bty would not answer DISCOVER: the fleet server does not netboot this machine",
 		"asked: REQUEST", "chose server "+netboottest.SiteAddr)

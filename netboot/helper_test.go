@@ -64,15 +64,7 @@ type proc struct {
 func (r proc) Log() string { return r.lan.Log(r.name) }
 
 // Lines are the log's lines about mac (in the form 52:54:00:...).
-func (r proc) Lines(mac string) []string {
-	var out []string
-	for _, l := range strings.Split(r.Log(), "\n") {
-		if strings.Contains(l, mac) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
+func (r proc) Lines(mac string) []string { return netboottest.Lines(r.Log(), mac) }
 
 // startResponder runs this test binary as a responder inside the LAN and
 // waits until it is listening.

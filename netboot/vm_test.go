@@ -20,23 +20,6 @@ import (
 // firmware, its DHCP rounds and iPXE's take well under a minute alone.
 const vmTimeout = 6 * time.Minute
 
-// wantLines fails unless every want is found in some line of log.
-func wantLines(t *testing.T, what string, log []string, wants ...string) {
-	t.Helper()
-	for _, w := range wants {
-		found := false
-		for _, l := range log {
-			if strings.Contains(l, w) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			t.Errorf("%s has no line with %q; it says:\n%s", what, w, strings.Join(log, "\n"))
-		}
-	}
-}
-
 // bootChain starts a machine and waits until iPXE ran the bootstrap: the
 // marker URL, with the machine's MAC and platform, is in the HTTP log.
 func bootChain(t *testing.T, lan *netboottest.LAN, web *netboottest.HTTPServer, bty proc, vm netboottest.VM, platform string) *netboottest.Machine {
@@ -46,7 +29,7 @@ func bootChain(t *testing.T, lan *netboottest.LAN, web *netboottest.HTTPServer, 
 	if !netboottest.WaitFor(vmTimeout, func() bool { return web.Fetched(marker) }) {
 		t.Fatalf("%s did not fetch %s; HTTP log: %v\nbty:\n%s\nconsole:\n%s\ndnsmasq:\n%s", vm.Name, marker, web.Requests(), bty.Log(), m.Console(), lan.Log("dnsmasq"))
 	}
-	wantLines(t, "the HTTP log", web.Requests(), "GET /pxe-bootstrap.ipxe", "GET "+marker)
+	netboottest.WantLines(t, "the HTTP log", web.Requests(), "GET /pxe-bootstrap.ipxe", "GET "+marker)
 	return m
 }
 
@@ -63,10 +46,10 @@ func TestVMBIOS(t *testing.T) {
 	bty := startResponder(t, lan, "bty", responderConfig{IPXEDir: DefaultIPXEDir})
 	obs := startResponder(t, lan, "observe", responderConfig{Observe: true})
 	m := bootChain(t, lan, web, bty, netboottest.VM{Name: "bios", MAC: "52:54:00:00:00:01"}, "pcbios")
-	wantLines(t, "bty's log", bty.Lines(m.MAC), "bty answers iPXE: OFFER http://10.77.0.1:8080/pxe-bootstrap.ipxe")
+	netboottest.WantLines(t, "bty's log", bty.Lines(m.MAC), "bty answers iPXE: OFFER http://10.77.0.1:8080/pxe-bootstrap.ipxe")
 	// iPXE does not set the broadcast flag, so dnsmasq's answers go to
 	// the machine's MAC alone; its REQUEST says whose address it took.
-	wantLines(t, "the observer's log", obs.Lines(m.MAC),
+	netboottest.WantLines(t, "the observer's log", obs.Lines(m.MAC),
 		`asked: DISCOVER vendor class "PXEClient:Arch:00000:UNDI:002001", arch 0 (Intel x86PC), user class "iPXE"`,
 		`server 10.77.0.1 answered: OFFER no address (proxyDHCP), vendor class PXEClient, file "http://10.77.0.1:8080/pxe-bootstrap.ipxe"`,
 		"bty would answer iPXE: OFFER http://10.77.0.1:8080/pxe-bootstrap.ipxe",

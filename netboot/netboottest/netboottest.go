@@ -355,6 +355,33 @@ func (m *Machine) Console() string {
 
 var ansi = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|[()][AB0-2])`)
 
+// Lines are the lines of log that contain s (a MAC, in the form
+// 52:54:00:...).
+func Lines(log, s string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// WantLines fails the test unless each want is in some line of lines;
+// what names the log.
+func WantLines(t *testing.T, what string, lines []string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		found := false
+		for _, l := range lines {
+			found = found || strings.Contains(l, w)
+		}
+		if !found {
+			t.Errorf("%s has no line with %q; it says:\n%s", what, w, strings.Join(lines, "\n"))
+		}
+	}
+}
+
 // WaitFor polls cond every half second until it holds or timeout passes.
 func WaitFor(timeout time.Duration, cond func() bool) bool {
 	end := time.Now().Add(timeout)
