@@ -310,14 +310,19 @@ func (c *fleetCLI) show(ctx context.Context, args []string) error {
 }
 
 // timeline writes a cycle's steps with the time each took after the one
-// before: offered +0s, booted +21s, plan +35s, writing +2s, done +40s.
+// before: dhcp +0s, offered +9s, booted +21s, plan +35s, writing +2s, done
+// +40s. A cycle that a boot started begins at bty's DHCP answer to it, which
+// came before the cycle was made.
 func timeline(c wire.Cycle) string {
 	var parts []string
 	prev := c.CreatedAt
+	if c.DHCPAt != nil && c.DHCPAt.Before(prev) {
+		prev = *c.DHCPAt
+	}
 	for _, s := range []struct {
 		name string
 		t    *time.Time
-	}{{"offered", c.OfferedAt}, {"booted", c.BootedAt}, {"plan", c.PlannedAt}, {"writing", c.WriteStartedAt}, {c.State, c.EndedAt}} {
+	}{{"dhcp", c.DHCPAt}, {"offered", c.OfferedAt}, {"booted", c.BootedAt}, {"plan", c.PlannedAt}, {"writing", c.WriteStartedAt}, {c.State, c.EndedAt}} {
 		if s.t == nil {
 			continue
 		}

@@ -17,7 +17,9 @@ import (
 
 const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR]
        bty serve --images DIR --state DIR [--boot DIR] [--url URL]
-                 [--catalog SRC]... [--listen ADDR]`
+                 [--catalog SRC]... [--listen ADDR]
+                 [--pxe [--interface IF] [--pxe-known-only] [--ipxe-dir DIR]]
+                 [--dhcp-observe]`
 
 // cmdServe: the HTTP catalog, and with --state the fleet server.
 func cmdServe(ctx context.Context, e env, args []string) error {
@@ -26,6 +28,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	var plainHTTP bool
 	var retries, keep int
 	var maxAge, refresh time.Duration
+	var px pxeFlags
 	fs := newFlagSet(e, "serve", serveUsage+"\n\nServes the images of DIR, and the entries of the catalogs, as an HTTP catalog\n(GET /catalog.toml) that bty --catalog reads; with --state, also the fleet\nserver (docs/fleet.md).")
 	fs.StringVar(&dir, "images", "", "directory `DIR` of images to serve (required)")
 	fs.Var(&catalogs, "catalog", "catalog `SRC` whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
@@ -39,8 +42,15 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	fs.IntVar(&keep, "events-keep", 100000, "fleet server: keep at most this many events (0: no limit)")
 	fs.DurationVar(&maxAge, "events-max-age", 90*24*time.Hour, "fleet server: delete events, cycles and offers older than this (0: keep)")
 	fs.DurationVar(&refresh, "refresh", 10*time.Minute, "fleet server: re-read the catalogs this often, to see moved tags (0: only at start)")
+	px.register(fs)
 	if ok, err := parseFlags(fs, args); !ok {
 		return err
+	}
+	if err := px.check(fs, state); err != nil {
+		return err
+	}
+	if px.observe {
+		return observePXE(ctx, e, px, state, baseURL, listen)
 	}
 	if dir == "" {
 		return usagef("--images is missing: name the directory of images to serve")
@@ -87,6 +97,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	cat := catalog.NewServer(copt)
 	var handler http.Handler = cat
+	var pxeFailed <-chan error // nil without --pxe: never ready
+	var pxeDone <-chan struct{}
 	go cat.Warm(ctx)
 	if state != "" {
 		st, err := store.OpenSQLite(filepath.Join(state, "fleet.db"), 0)
@@ -101,16 +113,27 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		} else if path != "" {
 			fmt.Fprintf(e.stderr, "bty serve: the admin token is in %s (BTY_TOKEN=$(cat %s) bty fleet ...)\n", path, path)
 		}
+		pxeURL := baseURL // --url as given: without it, bty's answers name its address on --interface
 		if baseURL == "" {
 			baseURL = "http://" + addr
 		}
 		if retries <= 0 {
 			retries = -1 // Options: zero means the default
 		}
+		var ipxe string
+		if px.on {
+			ipxe = px.ipxeDir
+		}
 		srv := server.New(server.Options{Store: st, Catalog: cat, ImagesDir: dir, BaseURL: baseURL, CatalogSources: catalogs, Resolver: r,
 			BootDir: boot, Kernel: media.KernelName, Initrd: media.InitrdName, Version: version, Retries: retries,
-			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr})
+			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr, IPXEDir: ipxe})
 		defer srv.Close()
+		if px.on {
+			if pxeFailed, pxeDone, err = startPXE(ctx, e, px, srv, pxeURL, ln.Addr()); err != nil {
+				ln.Close()
+				return err
+			}
+		}
 		go srv.Run(ctx, refresh)
 		handler = srv
 		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe\n", addr, state, addr)
@@ -122,11 +145,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	select {
 	case err := <-errc:
 		return err
+	case err := <-pxeFailed:
+		hs.Close()
+		return err
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	hs.Shutdown(shutdown)
+	if pxeDone != nil {
+		<-pxeDone
+	}
 	fmt.Fprintln(e.stderr, "bty serve: stopped")
 	return reported{ctx.Err()}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -24,9 +25,11 @@ import (
 	"bty/wire"
 )
 
-// fleetProc is a `bty serve --state` process on loopback.
+// fleetProc is a `bty serve --state` process on loopback, or in a network
+// namespace.
 type fleetProc struct {
 	t     *testing.T
+	under []string // the command that runs the server and bty fleet (inNetns); nil for none
 	cmd   *exec.Cmd
 	url   string // http://127.0.0.1:PORT
 	state string
@@ -42,9 +45,15 @@ var fleetAddrRE = regexp.MustCompile(`fleet server at (http://[0-9.:]+)/`)
 // waits until it listens. listen is the address ("127.0.0.1:0" for any port).
 func startFleet(t *testing.T, images, state, listen string, extra ...string) *fleetProc {
 	t.Helper()
-	p := &fleetProc{t: t, state: state, done: make(chan struct{})}
+	return startFleetUnder(t, nil, images, state, listen, extra...)
+}
+
+// startFleetUnder is startFleet run by the command under (inNetns).
+func startFleetUnder(t *testing.T, under []string, images, state, listen string, extra ...string) *fleetProc {
+	t.Helper()
+	p := &fleetProc{t: t, under: under, state: state, done: make(chan struct{})}
 	args := append([]string{"serve", "--images", images, "--state", state, "--listen", listen}, extra...)
-	p.cmd = exec.Command(btyBin, args...)
+	p.cmd = btyCommand(context.Background(), under, args...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +115,7 @@ func (p *fleetProc) kill() {
 // fleet runs bty fleet against the server.
 func (p *fleetProc) fleet(args ...string) result {
 	p.t.Helper()
-	return runBtyEnv(p.t, []string{"BTY_SERVER=" + p.url, "BTY_TOKEN=" + p.token}, append([]string{"fleet"}, args...)...)
+	return runCmdUnder(p.t, p.under, []string{"BTY_SERVER=" + p.url, "BTY_TOKEN=" + p.token}, nil, append([]string{"fleet"}, args...)...)
 }
 
 // fleetImages makes an image directory with one gzip image and a boot

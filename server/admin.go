@@ -59,7 +59,7 @@ func wireCycle(c *store.Cycle) *wire.Cycle {
 	}
 	return &wire.Cycle{ID: c.ID, MAC: c.MAC, Kind: c.Kind, State: c.State, Trigger: c.Cause, Attempt: c.Attempt,
 		ImageRef: c.ImageRef, ImageName: c.ImageName, ImageSHA256: c.ImageSHA256, TargetDiskSerial: c.TargetDiskSerial,
-		CreatedAt: c.CreatedAt, OfferedAt: tp(c.OfferedAt), BootedAt: tp(c.BootedAt), PlannedAt: tp(c.PlannedAt),
+		CreatedAt: c.CreatedAt, DHCPAt: tp(c.DHCPAt), OfferedAt: tp(c.OfferedAt), BootedAt: tp(c.BootedAt), PlannedAt: tp(c.PlannedAt),
 		WriteStartedAt: tp(c.WriteStartedAt), EndedAt: tp(c.EndedAt), Reason: c.Reason, Class: wire.Class(c.Class),
 		SHA256: c.SHA256, BytesWritten: c.BytesWritten}
 }

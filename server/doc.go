@@ -5,6 +5,8 @@
 // on a new image, on failure), with power drivers to reboot machines.
 //
 //	DHCP -> iPXE -> GET /pxe-bootstrap.ipxe -> chain /pxe/<mac>?boot=ID
+//	  (with --pxe, bty's proxyDHCP asks PXEAnswer whom to answer; PXEEvent
+//	  records its answers, the cycle's dhcp step, and conflicts)
 //	  GET /pxe/<mac>          the script for this boot (decideOffer), once per boot id
 //	  GET /boot/vmlinuz?mac=  the live environment (--boot DIR); the cycle is booted
 //	  GET /pxe/<mac>/plan     flash | inventory | interactive | exit, plan id, agent token

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -101,6 +99,11 @@ func (s *Server) pxe(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		script = o.script
+		if o.cycle != nil {
+			if err := stampDHCP(tx, o.cycle, now); err != nil {
+				return err
+			}
+		}
 		rec := &store.Offer{MAC: mac, BootID: id, Kind: o.kind, Script: o.script, CreatedAt: now}
 		details := map[string]any{"boot_mode": m.BootMode, "offer_kind": o.kind, "boot_id": id}
 		for k, v := range o.details {
@@ -458,11 +461,11 @@ func (s *Server) bootFile(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, errorf(http.StatusBadRequest, "bad file name %q", name))
 		return
 	}
-	if s.opt.BootDir == "" || strings.HasPrefix(name, ".") {
+	if strings.HasPrefix(name, ".") {
 		s.writeErr(w, errorf(http.StatusNotFound, "no such file: %s", name))
 		return
 	}
-	f, err := os.Open(filepath.Join(s.opt.BootDir, name))
+	f, err := s.openBootFile(name)
 	if err != nil {
 		s.writeErr(w, errorf(http.StatusNotFound, "no such file: %s", name))
 		return

@@ -45,6 +45,10 @@ type Options struct {
 	// "" serves none. Kernel and Initrd are their names in it.
 	BootDir        string
 	Kernel, Initrd string
+	// IPXEDir holds the iPXE binaries (bty serve --pxe): ipxe.efi and
+	// snponly.efi are served under /boot/ from it when BootDir has none, for
+	// UEFI HTTP boot. "" serves none.
+	IPXEDir string
 	// Version is the body of GET /version; "" means "bty".
 	Version string
 	// Retries is how often a failed flash is tried again before the machine

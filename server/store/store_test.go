@@ -56,8 +56,8 @@ func TestUpgradeKeepsRows(t *testing.T) {
 	old.Close()
 
 	s := open(t, path, 0)
-	if v, _ := s.Version(ctx); v != 2 {
-		t.Errorf("upgraded database at version %d, want 2", v)
+	if v, _ := s.Version(ctx); v != 3 {
+		t.Errorf("upgraded database at version %d, want 3", v)
 	}
 	err = s.View(ctx, func(tx *Tx) error {
 		m, err := tx.Machine("52:54:00:12:34:56")
@@ -84,8 +84,8 @@ func TestUpgradeKeepsRows(t *testing.T) {
 	// Opening again applies nothing and changes nothing.
 	s.Close()
 	s = open(t, path, 0)
-	if v, _ := s.Version(ctx); v != 2 {
-		t.Errorf("reopened database at version %d, want 2", v)
+	if v, _ := s.Version(ctx); v != 3 {
+		t.Errorf("reopened database at version %d, want 3", v)
 	}
 }
 
