@@ -100,6 +100,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		} else if path != "" {
 			fmt.Fprintf(e.stderr, "bty serve: the admin token is in %s (BTY_TOKEN=$(cat %s) bty fleet ...)\n", path, path)
 		}
+		pwFile, err := server.EnsurePassword(ctx, st, state, e.getenv("BTY_ADMIN_PASSWORD"), time.Now())
+		if err != nil {
+			ln.Close()
+			return err
+		} else if pwFile != "" {
+			fmt.Fprintf(e.stderr, "bty serve: the web UI's password is in %s (change it with bty fleet password)\n", pwFile)
+		}
 		if baseURL == "" {
 			baseURL = "http://" + addr
 		}
@@ -108,11 +115,12 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		srv := server.New(server.Options{Store: st, Catalog: cat, ImagesDir: dir, BaseURL: baseURL, CatalogSources: catalogs, Resolver: r,
 			BootDir: boot, Kernel: media.KernelName, Initrd: media.InitrdName, Version: version, Retries: retries,
-			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr})
+			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr,
+			PasswordFile: filepath.Join(state, "admin.password")})
 		defer srv.Close()
 		go srv.Run(ctx, refresh)
 		handler = srv
-		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe\n", addr, state, addr)
+		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe; web UI: http://%s/ui/\n", addr, state, addr, addr)
 	}
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	fmt.Fprintf(e.stderr, "bty serve: serving %s at http://%s/catalog.toml\n", dir, addr)

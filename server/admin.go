@@ -88,14 +88,24 @@ func (s *Server) wireMachine(m *store.Machine, c *store.Cycle, images map[string
 }
 
 func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
-	images, err := s.images.byRef(r.Context())
+	out, err := s.Machines(r.Context(), r.URL.Query().Get("label"), base(r))
 	if err != nil {
 		s.writeErr(w, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Machines returns the machines (with label, when it is not "") in their
+// wire form, for a client that reached the server at base.
+func (s *Server) Machines(ctx context.Context, label, base string) ([]wire.Machine, error) {
+	images, err := s.images.byRef(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := []wire.Machine{}
-	err = s.opt.Store.View(r.Context(), func(tx *store.Tx) error {
-		ms, err := tx.Machines(r.URL.Query().Get("label"))
+	err = s.opt.Store.View(ctx, func(tx *store.Tx) error {
+		ms, err := tx.Machines(label)
 		if err != nil {
 			return err
 		}
@@ -104,15 +114,11 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		for _, m := range ms {
-			out = append(out, s.wireMachine(m, cycles[m.MAC], images, base(r)))
+			out = append(out, s.wireMachine(m, cycles[m.MAC], images, base))
 		}
 		return nil
 	})
-	if err != nil {
-		s.writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	return out, err
 }
 
 // machineOut reads one machine in its wire form.
@@ -562,10 +568,11 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// Run does the server's periodic work until ctx ends: the event retention
-// every ten minutes, and a refresh of the catalogs every refresh (none when
+// Run does the server's periodic work until ctx ends: the web UI's live
+// updates, the event retention every ten minutes, and a refresh of the catalogs every refresh (none when
 // zero).
 func (s *Server) Run(ctx context.Context, refresh time.Duration) {
+	go s.ui.Run(ctx) // the web UI's live updates
 	prune := time.NewTicker(10 * time.Minute)
 	defer prune.Stop()
 	var tick <-chan time.Time

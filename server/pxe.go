@@ -430,6 +430,9 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 		if err := tx.PutCycle(c); err != nil {
 			return err
 		}
+		if err := tx.SetProgress(c.ID, p.Phase, now); err != nil {
+			return err
+		}
 		if first {
 			return event(tx, now, "machine.flash_started", mac, "pxe-client", ip, fmt.Sprintf("plan %d: writing %s", c.ID, c.ImageName), map[string]any{"plan_id": c.ID, "bytes_total": p.BytesTotal})
 		}

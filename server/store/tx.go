@@ -408,6 +408,10 @@ type EventFilter struct {
 	BeforeID                                      int64 // ids below this
 	AfterID                                       int64 // ids above this (then oldest first)
 	Limit                                         int
+	Unacked                                       bool // not acknowledged yet
+	// Attention: the kinds that want a person (Failed's, quarantines,
+	// refused statuses), the dashboard's list.
+	Attention bool
 }
 
 // Events returns the events that f selects, newest first (oldest first with
@@ -426,6 +430,12 @@ func (tx *Tx) Events(f EventFilter) ([]Event, error) {
 	}
 	if f.Failed {
 		add("kind LIKE $%d", "%failed")
+	}
+	if f.Unacked {
+		where = append(where, "acknowledged = 0")
+	}
+	if f.Attention {
+		add("(kind LIKE $%d OR kind IN ('machine.quarantined', 'pxe.status.refused'))", "%failed")
 	}
 	if f.BeforeID > 0 {
 		add("id < $%d", f.BeforeID)
