@@ -64,13 +64,22 @@ func wireCycle(c *store.Cycle) *wire.Cycle {
 		SHA256: c.SHA256, BytesWritten: c.BytesWritten}
 }
 
+type plainDisk wire.InventoryDisk
+
 func (s *Server) wireMachine(m *store.Machine, c *store.Cycle, images map[string]catalog.Entry, base string) wire.Machine {
 	out := wire.Machine{MAC: m.MAC, BtyImageRef: sp(m.ImageRef), Labels: m.Labels, DiscoveredAt: tp(m.DiscoveredAt),
 		LastSeenAt: tp(m.LastSeenAt), LastSeenIP: sp(m.LastSeenIP), BootMode: m.BootMode, SanbootDrive: sp(m.SanbootDrive),
 		LastFlashedAt: tp(m.LastFlashedAt), KnownDisksAt: tp(m.KnownDisksAt), TargetDiskSerial: sp(m.TargetDiskSerial),
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Power: m.Power, Cycle: wireCycle(c)}
 	if m.KnownDisks != "" {
-		json.Unmarshal([]byte(m.KnownDisks), &out.KnownDisks)
+		// Decoded as plain structs: InventoryDisk's own UnmarshalJSON (for
+		// the lenient inventory post) would parse each disk twice.
+		var ds []plainDisk
+		json.Unmarshal([]byte(m.KnownDisks), &ds)
+		out.KnownDisks = make([]wire.InventoryDisk, len(ds))
+		for i, d := range ds {
+			out.KnownDisks[i] = wire.InventoryDisk(d)
+		}
 	}
 	e, ok := images[m.ImageRef]
 	if ok {

@@ -23,6 +23,33 @@ func (s *Server) Machine(ctx context.Context, mac, base string) (wire.Machine, e
 	return m, err
 }
 
+// Summaries returns every machine with its latest cycle and state: the web
+// UI's lists (the admin API's Machines, without decoding the inventories).
+func (s *Server) Summaries(ctx context.Context) ([]web.Summary, error) {
+	images, err := s.images.byRef(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []web.Summary
+	err = s.opt.Store.View(ctx, func(tx *store.Tx) error {
+		ms, err := tx.Machines("")
+		if err != nil {
+			return err
+		}
+		cycles, err := tx.LatestCycles()
+		if err != nil {
+			return err
+		}
+		out = make([]web.Summary, len(ms))
+		for i, m := range ms {
+			e := images[m.ImageRef]
+			out[i] = web.Summary{Machine: m, Cycle: cycles[m.MAC], State: machineState(m, cycles[m.MAC], e.SHA256), Image: e.Name}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Health says what the dashboard shows about the server.
 func (s *Server) Health() web.Health {
 	h := web.Health{Version: s.version(), Catalogs: s.opt.CatalogSources, PXE: s.opt.PXEResponder}

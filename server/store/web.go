@@ -146,22 +146,35 @@ func (tx *Tx) CountEvents(kind, sourceIP string, since time.Time) (int, error) {
 	return n, err
 }
 
-// LastFlashes returns each machine's newest flash cycle that ended done or
-// failed, by MAC.
-func (tx *Tx) LastFlashes() (map[string]*Cycle, error) {
-	rows, err := tx.q.QueryContext(tx.ctx, `SELECT `+cycleCols+` FROM cycles WHERE id IN
+// Flash is how a flash ended, as the machine list shows it.
+type Flash struct {
+	ID        int64
+	State     string // done or failed
+	Cause     string
+	CreatedAt time.Time
+	OfferedAt time.Time
+	EndedAt   time.Time
+}
+
+// LastFlashes returns each machine's newest flash that ended done or
+// failed, by MAC (the index cycles_ended_flash finds them).
+func (tx *Tx) LastFlashes() (map[string]Flash, error) {
+	rows, err := tx.q.QueryContext(tx.ctx, `SELECT mac, id, state, cause, created_at, offered_at, ended_at FROM cycles WHERE id IN
 		(SELECT MAX(id) FROM cycles WHERE kind = 'flash' AND state IN ('done', 'failed') GROUP BY mac)`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string]*Cycle{}
+	out := map[string]Flash{}
 	for rows.Next() {
-		c, err := scanCycle(rows)
-		if err != nil {
+		var mac string
+		var f Flash
+		var created, offered, ended sql.NullString
+		if err := rows.Scan(&mac, &f.ID, &f.State, &f.Cause, &created, &offered, &ended); err != nil {
 			return nil, err
 		}
-		out[c.MAC] = c
+		f.CreatedAt, f.OfferedAt, f.EndedAt = parseTime(created), parseTime(offered), parseTime(ended)
+		out[mac] = f
 	}
 	return out, rows.Err()
 }

@@ -71,3 +71,22 @@ func TestSessions(t *testing.T) {
 		t.Errorf("EndPasswordSessions(pw2) ended %d; pw1 valid %v, pw2 valid %v; want 2 ended (pw1, old), pw2 kept", n, valid("pw1", now), valid("pw2", now))
 	}
 }
+
+// TestParseLayout: the hand-made parser reads what fmtTime writes, as
+// time.Parse does, and leaves anything else to time.Parse.
+func TestParseLayout(t *testing.T) {
+	for _, tm := range []time.Time{time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(2026, 2, 28, 0, 0, 1, 1000, time.UTC)} {
+		s := fmtTime(tm)
+		got, ok := parseLayout(s)
+		want, _ := time.Parse(timeLayout, s)
+		if !ok || !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("parseLayout(%q) = %v, %v; want %v", s, got, ok, want)
+		}
+	}
+	for _, s := range []string{"", "2025-03-01 12:00:00", "2025-13-01T12:00:00.000000Z", "2025-03-01T12:00:00.00000xZ"} {
+		if _, ok := parseLayout(s); ok {
+			t.Errorf("parseLayout(%q) succeeded, want it to leave it to time.Parse", s)
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"bty/server/store"
 	"bty/wire"
 )
@@ -21,10 +23,11 @@ import (
 
 // machineRow is a machine as the lists show it.
 type machineRow struct {
-	M        wire.Machine
+	M        *store.Machine
+	State    string
 	Assigned string        // the assigned image's name, or its short ref
 	OnDisk   string        // the name of what the last verified flash wrote
-	Last     *store.Cycle  // the last flash that ended done or failed
+	Last     *store.Flash  // the last flash that ended done or failed
 	LastDur  time.Duration // its duration
 	Flash    *progressView // the open flash, if any
 	Search   string        // what the search box matches, lower-case
@@ -37,25 +40,31 @@ type fleet struct {
 }
 
 func (u *UI) readFleet(r *http.Request) (*fleet, error) {
-	ctx, now := r.Context(), u.opt.Now()
-	ms, err := u.opt.Fleet.Machines(ctx, "", base(r))
-	if err != nil {
-		return nil, err
-	}
-	images, err := u.opt.Fleet.Images(ctx, base(r))
-	if err != nil {
-		return nil, err
-	}
-	var last map[string]*store.Cycle
+	now := u.opt.Now()
+	// The server's view of the machines and the UI's own reads run side by
+	// side: they are the two halves of a large fleet's page.
+	var ms []Summary
+	var images []wire.ImageEntry
+	var last map[string]store.Flash
 	var progress map[int64]store.Progress
-	err = u.opt.Store.View(ctx, func(tx *store.Tx) (err error) {
-		if last, err = tx.LastFlashes(); err != nil {
-			return err
-		}
-		progress, err = tx.OpenProgress()
+	g, ctx := errgroup.WithContext(r.Context())
+	g.Go(func() (err error) {
+		ms, err = u.opt.Fleet.Summaries(ctx)
 		return err
 	})
-	if err != nil {
+	g.Go(func() (err error) {
+		if images, err = u.opt.Fleet.Images(ctx, base(r)); err != nil {
+			return err
+		}
+		return u.opt.Store.View(ctx, func(tx *store.Tx) (err error) {
+			if last, err = tx.LastFlashes(); err != nil {
+				return err
+			}
+			progress, err = tx.OpenProgress()
+			return err
+		})
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	names := make(map[string]string, len(images))
@@ -63,46 +72,31 @@ func (u *UI) readFleet(r *http.Request) (*fleet, error) {
 		names[im.Ref] = im.Name
 	}
 	f := &fleet{rows: make([]machineRow, len(ms)), images: images}
-	for i, m := range ms {
-		row := machineRow{M: m, Last: last[m.MAC]}
-		if m.Image != nil {
-			row.Assigned = m.Image.Name
-		} else if m.BtyImageRef != nil {
-			row.Assigned = "ref " + short(*m.BtyImageRef) + " (in no catalog)"
+	for i, sum := range ms {
+		f.rows[i] = newRow(sum.Machine, sum.State, sum.Image, names, now)
+		if lf, ok := last[sum.Machine.MAC]; ok {
+			f.rows[i].Last, f.rows[i].LastDur = &lf, took(lf.Cause, lf.CreatedAt, lf.OfferedAt, lf.EndedAt)
 		}
-		if m.Disk != nil {
-			row.OnDisk = names[m.Disk.Ref]
-			if row.OnDisk == "" {
-				row.OnDisk = "sha256 " + short(m.Disk.SHA256)
-			}
+		if c := sum.Cycle; c != nil && c.Kind == wire.KindFlash && c.EndedAt.IsZero() && c.State != wire.CycleSuperseded {
+			f.rows[i].Flash = newProgress(c, progress[c.ID], now)
 		}
-		if row.Last != nil {
-			row.LastDur = newCycleView(row.Last, store.Progress{}, now).Duration
-		}
-		if c := m.Cycle; c != nil && c.Open() && c.Kind == wire.KindFlash {
-			sc := &store.Cycle{ID: c.ID, State: c.State, BytesWritten: c.BytesWritten, WriteStartedAt: derefTime(c.WriteStartedAt)}
-			p := progress[c.ID]
-			sc.BytesTotal = p.Total
-			row.Flash = newProgress(sc, p, now)
-		}
-		row.Search = strings.ToLower(strings.Join(append([]string{m.MAC, wire.HexHyp(m.MAC), row.Assigned, row.OnDisk, m.State, m.BootMode, deref(m.LastSeenIP)}, m.Labels...), " "))
-		f.rows[i] = row
 	}
 	return f, nil
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
+// newRow makes a list's row of a machine; names are the images' by ref.
+func newRow(m *store.Machine, state, image string, names map[string]string, now time.Time) machineRow {
+	row := machineRow{M: m, State: state, Assigned: image}
+	if row.Assigned == "" && m.ImageRef != "" {
+		row.Assigned = "ref " + short(m.ImageRef) + " (in no catalog)"
 	}
-	return *s
-}
-
-func derefTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
+	if m.DiskRef != "" {
+		if row.OnDisk = names[m.DiskRef]; row.OnDisk == "" {
+			row.OnDisk = "sha256 " + short(m.DiskSHA256)
+		}
 	}
-	return *t
+	row.Search = strings.ToLower(strings.Join(append([]string{m.MAC, wire.HexHyp(m.MAC), row.Assigned, row.OnDisk, state, m.BootMode, m.LastSeenIP}, m.Labels...), " "))
+	return row
 }
 
 // stateOrder is how the dashboard lists the states: what needs a person
@@ -136,11 +130,11 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, s *store.Session)
 	v := dashboardView{Total: len(f.rows), Health: u.opt.Fleet.Health(), Images: len(f.images)}
 	counts := map[string]int{}
 	for _, row := range f.rows {
-		counts[row.M.State]++
+		counts[row.State]++
 		if row.Flash != nil {
 			v.Flashing = append(v.Flashing, row)
 		}
-		if row.M.State == wire.StateQuarantined {
+		if row.State == wire.StateQuarantined {
 			v.Quarantined = append(v.Quarantined, row)
 		}
 	}
@@ -171,7 +165,9 @@ type column struct {
 
 type machinesView struct {
 	Rows                   []machineRow
-	Total                  int
+	Total, Matched         int
+	First, Last            int    // the rows shown, from 1
+	Prev, Next             string // the pages before and after, "" when none
 	Q, Label, State, Order string
 	Desc                   bool
 	Labels                 []string
@@ -182,7 +178,7 @@ type machinesView struct {
 // sorts are the orders of the machine list, by key.
 var sorts = map[string]func(a, b *machineRow) int{
 	"mac":   func(a, b *machineRow) int { return cmp.Compare(a.M.MAC, b.M.MAC) },
-	"state": func(a, b *machineRow) int { return cmp.Compare(a.M.State, b.M.State) },
+	"state": func(a, b *machineRow) int { return cmp.Compare(a.State, b.State) },
 	"mode":  func(a, b *machineRow) int { return cmp.Compare(a.M.BootMode, b.M.BootMode) },
 	"image": func(a, b *machineRow) int { return cmp.Compare(a.Assigned, b.Assigned) },
 	"disk":  func(a, b *machineRow) int { return cmp.Compare(a.OnDisk, b.OnDisk) },
@@ -190,7 +186,7 @@ var sorts = map[string]func(a, b *machineRow) int{
 		return cmp.Compare(strings.Join(a.M.Labels, ","), strings.Join(b.M.Labels, ","))
 	},
 	"seen": func(a, b *machineRow) int {
-		return derefTime(a.M.LastSeenAt).Compare(derefTime(b.M.LastSeenAt))
+		return a.M.LastSeenAt.Compare(b.M.LastSeenAt)
 	},
 	"flash": func(a, b *machineRow) int {
 		var ta, tb time.Time
@@ -203,6 +199,9 @@ var sorts = map[string]func(a, b *machineRow) int{
 		return ta.Compare(tb)
 	},
 }
+
+// machinesPage is how many machines the list shows at a time.
+const machinesPage = 100
 
 func (u *UI) machines(w http.ResponseWriter, r *http.Request, s *store.Session) {
 	f, err := u.readFleet(r)
@@ -222,7 +221,7 @@ func (u *UI) machines(w http.ResponseWriter, r *http.Request, s *store.Session) 
 		for _, l := range row.M.Labels {
 			labels[l] = true
 		}
-		if (v.Label == "" || slices.Contains(row.M.Labels, v.Label)) && (v.State == "" || row.M.State == v.State) &&
+		if (v.Label == "" || slices.Contains(row.M.Labels, v.Label)) && (v.State == "" || row.State == v.State) &&
 			(needle == "" || strings.Contains(row.Search, needle)) {
 			v.Rows = append(v.Rows, row)
 		}
@@ -239,6 +238,24 @@ func (u *UI) machines(w http.ResponseWriter, r *http.Request, s *store.Session) 
 		}
 		return cmp.Or(c, cmp.Compare(a.M.MAC, b.M.MAC))
 	})
+	// A page of rows: a long list is read by searching and sorting, and the
+	// page stays quick to render (and to refresh live) in a large fleet.
+	v.Matched = len(v.Rows)
+	page, _ := strconv.Atoi(q.Get("page"))
+	page = max(0, min(page, (v.Matched-1)/machinesPage))
+	v.Rows = v.Rows[page*machinesPage : min(v.Matched, (page+1)*machinesPage)]
+	v.First, v.Last = page*machinesPage+1, page*machinesPage+len(v.Rows)
+	turn := func(p int) string {
+		q := r.URL.Query()
+		q.Set("page", strconv.Itoa(p))
+		return "/ui/machines?" + q.Encode()
+	}
+	if page > 0 {
+		v.Prev = turn(page - 1)
+	}
+	if (page+1)*machinesPage < v.Matched {
+		v.Next = turn(page + 1)
+	}
 	for _, c := range []struct{ key, name string }{{"mac", "MAC"}, {"labels", "Labels"}, {"mode", "Mode"}, {"image", "Assigned image"},
 		{"disk", "Image on disk"}, {"state", "State"}, {"seen", "Last seen"}, {"flash", "Last flash"}} {
 		col := column{Key: c.key, Name: c.name}
@@ -267,6 +284,7 @@ func (u *UI) machines(w http.ResponseWriter, r *http.Request, s *store.Session) 
 type kv struct{ Key, Value string }
 
 type machineView struct {
+	M          wire.Machine
 	Row        machineRow
 	Images     []wire.ImageEntry
 	ImageKnown bool // the assigned ref is one of Images
@@ -306,7 +324,6 @@ func (u *UI) machinePage(w http.ResponseWriter, r *http.Request, s *store.Sessio
 	var sm *store.Machine
 	var cycles []*store.Cycle
 	var progress map[int64]store.Progress
-	var last map[string]*store.Cycle
 	err = u.opt.Store.View(ctx, func(tx *store.Tx) (err error) {
 		if sm, err = tx.Machine(mac); err != nil {
 			return err
@@ -317,9 +334,6 @@ func (u *UI) machinePage(w http.ResponseWriter, r *http.Request, s *store.Sessio
 		if progress, err = tx.OpenProgress(); err != nil {
 			return err
 		}
-		if last, err = tx.LastFlashes(); err != nil {
-			return err
-		}
 		v.Events, err = tx.Events(store.EventFilter{SubjectKind: "machine", SubjectID: mac, Limit: 20})
 		return err
 	})
@@ -327,18 +341,18 @@ func (u *UI) machinePage(w http.ResponseWriter, r *http.Request, s *store.Sessio
 		u.fail(w, r, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	row := machineRow{M: m, Last: last[mac]}
+	names := map[string]string{}
 	for _, im := range images {
-		if m.BtyImageRef != nil && im.Ref == *m.BtyImageRef {
-			v.ImageKnown = true
-			row.Assigned = im.Name
-		}
-		if m.Disk != nil && im.Ref == m.Disk.Ref {
-			row.OnDisk = im.Name
-		}
+		names[im.Ref] = im.Name
+		v.ImageKnown = v.ImageKnown || im.Ref == sm.ImageRef
 	}
-	if m.Disk != nil && row.OnDisk == "" {
-		row.OnDisk = "sha256 " + short(m.Disk.SHA256)
+	row := newRow(sm, m.State, names[sm.ImageRef], names, now)
+	for _, c := range cycles {
+		if c.Kind == wire.KindFlash && (c.State == wire.CycleDone || c.State == wire.CycleFailed) {
+			row.Last = &store.Flash{ID: c.ID, State: c.State, Cause: c.Cause, CreatedAt: c.CreatedAt, OfferedAt: c.OfferedAt, EndedAt: c.EndedAt}
+			row.LastDur = took(c.Cause, c.CreatedAt, c.OfferedAt, c.EndedAt)
+			break
+		}
 	}
 	for _, d := range m.KnownDisks {
 		if m.TargetDiskSerial != nil && d.Serial == *m.TargetDiskSerial {
@@ -352,7 +366,7 @@ func (u *UI) machinePage(w http.ResponseWriter, r *http.Request, s *store.Sessio
 		}
 		v.Cycles = append(v.Cycles, cv)
 	}
-	v.Row = row
+	v.Row, v.M = row, m
 	v.Hardware, v.HasLSHW = hardware(sm.LSHW), sm.LSHW != ""
 	u.render(w, r, code, "machine", view{Title: mac, Nav: "machines", Session: s, Error: failure, Data: v})
 }
@@ -495,27 +509,32 @@ type imageRow struct {
 }
 
 func (u *UI) images(w http.ResponseWriter, r *http.Request, s *store.Session) {
-	f, err := u.readFleet(r)
+	images, err := u.opt.Fleet.Images(r.Context(), base(r))
 	if err != nil {
 		u.fail(w, r, s, http.StatusInternalServerError, err.Error())
 		return
 	}
-	rows := make([]imageRow, len(f.images))
+	var ms []*store.Machine
+	err = u.opt.Store.View(r.Context(), func(tx *store.Tx) (err error) {
+		ms, err = tx.Machines("")
+		return err
+	})
+	if err != nil {
+		u.fail(w, r, s, http.StatusInternalServerError, err.Error())
+		return
+	}
+	rows := make([]imageRow, len(images))
 	at := map[string]int{}
-	for i, im := range f.images {
+	for i, im := range images {
 		rows[i].ImageEntry = im
 		at[im.Ref] = i
 	}
-	for _, row := range f.rows {
-		if ref := row.M.BtyImageRef; ref != nil {
-			if i, ok := at[*ref]; ok {
-				rows[i].Assigned = append(rows[i].Assigned, row.M.MAC)
-			}
+	for _, m := range ms {
+		if i, ok := at[m.ImageRef]; ok {
+			rows[i].Assigned = append(rows[i].Assigned, m.MAC)
 		}
-		if d := row.M.Disk; d != nil {
-			if i, ok := at[d.Ref]; ok {
-				rows[i].OnDisk = append(rows[i].OnDisk, row.M.MAC)
-			}
+		if i, ok := at[m.DiskRef]; ok {
+			rows[i].OnDisk = append(rows[i].OnDisk, m.MAC)
 		}
 	}
 	u.render(w, r, http.StatusOK, "images", view{Title: "Images", Nav: "images", Session: s, Data: struct {

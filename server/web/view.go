@@ -127,16 +127,22 @@ func newCycleView(c *store.Cycle, p store.Progress, now time.Time) cycleView {
 			v.Progress = newProgress(c, p, now)
 		}
 	}
-	v.Duration = end.Sub(c.CreatedAt)
-	if !c.OfferedAt.IsZero() && c.Cause == "boot" {
-		v.Duration = end.Sub(c.OfferedAt)
-	}
+	v.Duration = took(c.Cause, c.CreatedAt, c.OfferedAt, end)
 	if !c.EndedAt.IsZero() && !c.WriteStartedAt.IsZero() && c.BytesWritten > 0 {
 		if el := c.EndedAt.Sub(c.WriteStartedAt).Seconds(); el > 0 {
 			v.Rate = float64(c.BytesWritten) / el
 		}
 	}
 	return v
+}
+
+// took is how long a cycle took: from its trigger (a reflash, a retry) to
+// its end, or, for one a boot started, from the offer.
+func took(cause string, created, offered, end time.Time) time.Duration {
+	if cause == "boot" && !offered.IsZero() {
+		return end.Sub(offered)
+	}
+	return end.Sub(created)
 }
 
 // humanBytes writes a size in binary units: "1.5 GiB".
@@ -216,7 +222,14 @@ func stateClass(state string) string {
 	return "quiet"
 }
 
+// attention reports whether an event of kind wants a person to acknowledge
+// it: store.EventFilter.Attention's kinds.
+func attention(kind string) bool {
+	return strings.HasSuffix(kind, "failed") || kind == "machine.quarantined" || kind == "pxe.status.refused"
+}
+
 var funcs = template.FuncMap{
+	"attention":  attention,
 	"bytes":      humanBytes,
 	"rate":       humanRate,
 	"dur":        shortDur,

@@ -25,13 +25,24 @@ var templateFiles embed.FS
 var staticFiles embed.FS
 
 // Fleet is what the pages read through the fleet server (*server.Server):
-// the machines as the API shows them (their state needs the server's rules),
-// the images of the catalogs, and the server's health.
+// the machines with their states (which need the server's rules), one
+// machine as the API shows it, the images of the catalogs, and the server's
+// health.
 type Fleet interface {
-	Machines(ctx context.Context, label, base string) ([]wire.Machine, error)
+	Summaries(ctx context.Context) ([]Summary, error)
 	Machine(ctx context.Context, mac, base string) (wire.Machine, error)
 	Images(ctx context.Context, base string) ([]wire.ImageEntry, error)
 	Health() Health
+}
+
+// Summary is a machine as the lists show it: its row (without the lshw
+// tree), its latest cycle, its state by the server's rules, and the name of
+// its assigned image ("" when that is in no catalog).
+type Summary struct {
+	Machine *store.Machine
+	Cycle   *store.Cycle
+	State   string
+	Image   string
 }
 
 // Health is what the dashboard says about the server itself.

@@ -23,5 +23,5 @@ CREATE TABLE settings (
 
 ALTER TABLE cycles ADD COLUMN phase TEXT;
 ALTER TABLE cycles ADD COLUMN progress_at TEXT;
-CREATE INDEX cycles_kind ON cycles (kind, mac, id);
+CREATE INDEX cycles_ended_flash ON cycles (mac, id) WHERE kind = 'flash' AND state IN ('done', 'failed');
 CREATE INDEX events_source ON events (source_ip, kind, ts);
