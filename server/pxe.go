@@ -390,8 +390,8 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// progress answers POST /pxe/<mac>/progress: the write started, or reached
-// a quarter.
+// progress answers POST /pxe/<mac>/progress: where the write is (the
+// client posts at most once a second; the web UI shows it live).
 func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 	mac, err := pathMAC(r)
 	if err != nil {
