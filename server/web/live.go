@@ -73,12 +73,6 @@ func (b *broker) broadcast() {
 	}
 }
 
-func (b *broker) listeners() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.subs)
-}
-
 func (b *broker) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -92,6 +86,7 @@ func (b *broker) close() {
 // Changed tells the open pages that this server wrote to the store. It
 // never blocks.
 func (u *UI) Changed() {
+	u.gen.Add(1)
 	select {
 	case u.live.kick <- struct{}{}:
 	default:
@@ -112,11 +107,10 @@ func (u *UI) Run(ctx context.Context) {
 		case <-u.live.kick:
 			changed = true
 		case <-poll.C:
-			if u.live.listeners() == 0 {
-				continue
-			}
 			fp, err := u.fingerprint(ctx)
-			changed = err == nil && fp != last
+			if changed = err == nil && fp != last; changed {
+				u.gen.Add(1) // another server wrote
+			}
 		}
 		if !changed {
 			continue

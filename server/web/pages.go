@@ -33,40 +33,71 @@ type machineRow struct {
 	Search   string        // what the search box matches, lower-case
 }
 
+// readFresh reads the fleet: the server's view of the machines and the UI's
+// own reads, side by side (the two halves of a large fleet's page).
+func (u *UI) readFresh(r *http.Request) (*fleetRead, error) {
+	d := &fleetRead{}
+	g, ctx := errgroup.WithContext(r.Context())
+	g.Go(func() (err error) {
+		d.ms, err = u.opt.Fleet.Summaries(ctx)
+		return err
+	})
+	g.Go(func() (err error) {
+		if d.images, err = u.opt.Fleet.Images(ctx, base(r)); err != nil {
+			return err
+		}
+		return u.opt.Store.View(ctx, func(tx *store.Tx) (err error) {
+			if d.last, err = tx.LastFlashes(); err != nil {
+				return err
+			}
+			d.progress, err = tx.OpenProgress()
+			return err
+		})
+	})
+	return d, g.Wait()
+}
+
 // fleet is one read of the fleet for a page.
 type fleet struct {
 	rows   []machineRow
 	images []wire.ImageEntry
 }
 
+// fleetRead is one read of the fleet from the server and the store.
+type fleetRead struct {
+	ms       []Summary
+	images   []wire.ImageEntry
+	last     map[string]store.Flash
+	progress map[int64]store.Progress
+}
+
+// cacheFor bounds how long a read of the fleet is reused while nothing is
+// known to have changed: as long as another server's write takes to show.
+const cacheFor = pollEvery
+
+// readFleet reads the machines for a list. The read is reused while the
+// fleet has not changed (this server's writes and the store's fingerprint
+// tell), so that the pages of a large fleet with nothing going on are quick,
+// and the first page after a change reads afresh.
 func (u *UI) readFleet(r *http.Request) (*fleet, error) {
 	now := u.opt.Now()
-	// The server's view of the machines and the UI's own reads run side by
-	// side: they are the two halves of a large fleet's page.
-	var ms []Summary
-	var images []wire.ImageEntry
-	var last map[string]store.Flash
-	var progress map[int64]store.Progress
-	g, ctx := errgroup.WithContext(r.Context())
-	g.Go(func() (err error) {
-		ms, err = u.opt.Fleet.Summaries(ctx)
-		return err
-	})
-	g.Go(func() (err error) {
-		if images, err = u.opt.Fleet.Images(ctx, base(r)); err != nil {
-			return err
-		}
-		return u.opt.Store.View(ctx, func(tx *store.Tx) (err error) {
-			if last, err = tx.LastFlashes(); err != nil {
-				return err
-			}
-			progress, err = tx.OpenProgress()
-			return err
-		})
-	})
-	if err := g.Wait(); err != nil {
-		return nil, err
+	gen := u.gen.Load()
+	u.cache.Lock()
+	d := u.cache.read
+	if u.cache.gen != gen || time.Since(u.cache.at) > cacheFor {
+		d = nil
 	}
+	u.cache.Unlock()
+	if d == nil {
+		var err error
+		if d, err = u.readFresh(r); err != nil {
+			return nil, err
+		}
+		u.cache.Lock()
+		u.cache.read, u.cache.gen, u.cache.at = d, gen, time.Now()
+		u.cache.Unlock()
+	}
+	ms, images, last, progress := d.ms, d.images, d.last, d.progress
 	names := make(map[string]string, len(images))
 	for _, im := range images {
 		names[im.Ref] = im.Name

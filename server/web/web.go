@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"bty/server/store"
@@ -88,6 +90,15 @@ type UI struct {
 	cop   *http.CrossOriginProtection
 	pages map[string]*template.Template
 	live  *broker
+	// gen counts the fleet's changes known here (Changed, and the store's
+	// fingerprint moving); cache holds the last read of the fleet for it.
+	gen   atomic.Uint64
+	cache struct {
+		sync.Mutex
+		gen  uint64
+		at   time.Time
+		read *fleetRead
+	}
 }
 
 // New returns the UI for opt.
