@@ -114,19 +114,27 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 			fmt.Fprintf(e.stderr, "bty serve: the admin token is in %s (BTY_TOKEN=$(cat %s) bty fleet ...)\n", path, path)
 		}
 		pxeURL := baseURL // --url as given: without it, bty's answers name its address on --interface
+		pwFile, err := server.EnsurePassword(ctx, st, state, e.getenv("BTY_ADMIN_PASSWORD"), time.Now())
+		if err != nil {
+			ln.Close()
+			return err
+		} else if pwFile != "" {
+			fmt.Fprintf(e.stderr, "bty serve: the web UI's password is in %s (change it with bty fleet password)\n", pwFile)
+		}
 		if baseURL == "" {
 			baseURL = "http://" + addr
 		}
 		if retries <= 0 {
 			retries = -1 // Options: zero means the default
 		}
-		var ipxe string
+		var ipxe, responder string
 		if px.on {
-			ipxe = px.ipxeDir
+			ipxe, responder = px.ipxeDir, "bty's proxyDHCP and TFTP: "+px.policy()
 		}
 		srv := server.New(server.Options{Store: st, Catalog: cat, ImagesDir: dir, BaseURL: baseURL, CatalogSources: catalogs, Resolver: r,
 			BootDir: boot, Kernel: media.KernelName, Initrd: media.InitrdName, Version: version, Retries: retries,
-			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr, IPXEDir: ipxe})
+			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr, IPXEDir: ipxe,
+			PXEResponder: responder, PasswordFile: filepath.Join(state, "admin.password")})
 		defer srv.Close()
 		if px.on {
 			if pxeFailed, pxeDone, err = startPXE(ctx, e, px, srv, pxeURL, ln.Addr()); err != nil {
@@ -136,7 +144,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		go srv.Run(ctx, refresh)
 		handler = srv
-		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe\n", addr, state, addr)
+		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe; web UI: http://%s/ui/\n", addr, state, addr, addr)
 	}
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	fmt.Fprintf(e.stderr, "bty serve: serving %s at http://%s/catalog.toml\n", dir, addr)

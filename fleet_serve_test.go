@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -407,5 +408,49 @@ func TestFleetLoad(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Errorf("%d of %d acknowledged statuses lost", lost, len(acked))
+	}
+}
+
+// TestFleetPassword: bty serve makes the web UI's password on first start
+// (STATE/admin.password, 0600), and bty fleet password replaces it: the old
+// one no longer logs in, the new one does, and the stale file is gone.
+func TestFleetPassword(t *testing.T) {
+	images, _, _ := fleetImages(t)
+	state := filepath.Join(t.TempDir(), "state")
+	srv := startFleet(t, images, state, "127.0.0.1:0")
+	file := filepath.Join(state, "admin.password")
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the first-start password file: %v, mode %v; want it, 0600", err, fi)
+	}
+	b, _ := os.ReadFile(file)
+	first := strings.TrimSpace(string(b))
+	login := func(pw string) int {
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		res, err := c.PostForm(srv.url+"/ui/login", url.Values{"password": {pw}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := login(first); code != http.StatusSeeOther {
+		t.Fatalf("log in with the first-start password: %d, want 303", code)
+	}
+	env := []string{"BTY_SERVER=" + srv.url, "BTY_TOKEN=" + srv.token}
+	if r := runCmd(t, env, strings.NewReader("short\n"), "fleet", "password"); r.code != exitUsage || !strings.Contains(r.stderr, "shorter than 8") {
+		t.Errorf("fleet password with a short one = %d %s, want %d", r.code, r.stderr, exitUsage)
+	}
+	if r := runCmd(t, env, strings.NewReader("the new password\n"), "fleet", "password"); r.code != 0 {
+		t.Fatalf("fleet password = %d %s", r.code, r.stderr)
+	}
+	if code := login(first); code != http.StatusOK {
+		t.Errorf("log in with the old password: %d, want 200 (the login page again)", code)
+	}
+	if code := login("the new password"); code != http.StatusSeeOther {
+		t.Errorf("log in with the new password: %d, want 303", code)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("the stale first-start password file is still there (%v)", err)
 	}
 }

@@ -12,7 +12,8 @@
 //	  GET /pxe/<mac>/plan     flash | inventory | interactive | exit, plan id, agent token
 //	  POST progress, inventory, status (Bearer agent token) -> done | failed -> retry | quarantine
 //	admin API (Bearer API token): /machines, /machines/<mac>/reflash, /events, /tokens
-//	GET /metrics, /healthz, /version; the rest is the catalog (/catalog.toml, /images/)
+//	GET /metrics, /healthz, /version; /ui/: the web UI (package web), its forms call the admin API
+//	the rest is the catalog (/catalog.toml, /images/)
 //
 // The routes and texts machines and scripts see are bty-web's (the Python
 // server this replaces); docs/fleet.md has the protocol and the state

@@ -393,8 +393,8 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// progress answers POST /pxe/<mac>/progress: the write started, or reached
-// a quarter.
+// progress answers POST /pxe/<mac>/progress: where the write is (the
+// client posts at most once a second; the web UI shows it live).
 func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 	mac, err := pathMAC(r)
 	if err != nil {
@@ -431,6 +431,9 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 		}
 		c.BytesWritten, c.BytesTotal = p.BytesWritten, p.BytesTotal
 		if err := tx.PutCycle(c); err != nil {
+			return err
+		}
+		if err := tx.SetProgress(c.ID, p.Phase, now); err != nil {
 			return err
 		}
 		if first {

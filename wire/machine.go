@@ -287,3 +287,8 @@ func ValidTokenName(name string) error {
 type Error struct {
 	Detail string `json:"detail"`
 }
+
+// Password is the body of PUT /admin/password: the web UI's new password.
+type Password struct {
+	Password string `json:"password"`
+}

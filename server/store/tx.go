@@ -115,9 +115,11 @@ func (tx *Tx) labels(mac string) ([]string, error) {
 // Machines returns the machines ordered by MAC (those with label, when it is
 // not ""), without their lshw trees.
 func (tx *Tx) Machines(label string) ([]*Machine, error) {
-	q, args := `SELECT `+machineCols+` FROM machines ORDER BY mac`, []any{}
+	// Without the lshw trees: up to 4 MiB each, and no list shows them.
+	cols := strings.Replace(machineCols, " lshw,", " NULL,", 1)
+	q, args := `SELECT `+cols+` FROM machines ORDER BY mac`, []any{}
 	if label != "" {
-		q, args = `SELECT `+machineCols+` FROM machines WHERE mac IN (SELECT mac FROM labels WHERE label = $1) ORDER BY mac`, []any{label}
+		q, args = `SELECT `+cols+` FROM machines WHERE mac IN (SELECT mac FROM labels WHERE label = $1) ORDER BY mac`, []any{label}
 	}
 	rows, err := tx.q.QueryContext(tx.ctx, q, args...)
 	if err != nil {
@@ -410,6 +412,10 @@ type EventFilter struct {
 	BeforeID                                      int64 // ids below this
 	AfterID                                       int64 // ids above this (then oldest first)
 	Limit                                         int
+	Unacked                                       bool // not acknowledged yet
+	// Attention: the kinds that want a person (Failed's, quarantines,
+	// refused statuses), the dashboard's list.
+	Attention bool
 }
 
 // Events returns the events that f selects, newest first (oldest first with
@@ -428,6 +434,12 @@ func (tx *Tx) Events(f EventFilter) ([]Event, error) {
 	}
 	if f.Failed {
 		add("kind LIKE $%d", "%failed")
+	}
+	if f.Unacked {
+		where = append(where, "acknowledged = 0")
+	}
+	if f.Attention {
+		add("(kind LIKE $%d OR kind IN ('machine.quarantined', 'pxe.status.refused'))", "%failed")
 	}
 	if f.BeforeID > 0 {
 		add("id < $%d", f.BeforeID)
