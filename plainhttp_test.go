@@ -2,19 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"bty/catalog/catalogtest"
 	"bty/netboot/netboottest"
@@ -140,17 +136,7 @@ func TestPlainHTTPHeadlessAndServerMode(t *testing.T) {
 	// bty runs inside the namespace, where the registry is not on loopback.
 	bty := func(t *testing.T, args ...string) result {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := lan.Command(ctx, "env", append([]string{"BTY_RUNDIR=" + run, "BTY_CMDLINE=/nonexistent", "BTY_IMAGE_ROOT=/nonexistent", btyBin}, args...)...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("bty %v: %v", args, err)
-		}
-		return result{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
+		return runCmdUnder(t, inNetns(lan.NS), []string{"BTY_RUNDIR=" + run, "BTY_CMDLINE=/nonexistent", "BTY_IMAGE_ROOT=/nonexistent"}, nil, args...)
 	}
 	for _, tc := range []struct {
 		name string
