@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"bty/internal/testproc"
 )
 
 // Addresses on the segment. Every LAN is in its own namespaces, so they
@@ -170,6 +172,7 @@ func (l *LAN) Start(cmd *exec.Cmd, name string) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	testproc.DieWithTest(cmd)
 	if cmd.Stdout == nil {
 		cmd.Stdout = logf
 	}
