@@ -8,7 +8,8 @@ import "os/exec"
 // past every cleanup, and a VM, dnsmasq or bty serve left behind would go on
 // eating CPU and holding its namespace. Call it before cmd.Start. The signal
 // is sent when the thread that started the process ends, so do not start
-// processes from a goroutine locked to its thread (netboottest.DoIn).
+// processes from a goroutine locked to its thread, and let no locked
+// thread end (netboottest.DoIn goes back to its namespace and unlocks).
 func DieWithTest(cmd *exec.Cmd) *exec.Cmd {
 	dieWithParent(cmd)
 	return cmd
