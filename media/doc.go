@@ -31,5 +31,7 @@
 // The disk image is written directly, partition table and file systems
 // included: no root, no loop devices, no mounts, no mkfs. On a disk, what
 // the file systems leave unwritten is zeroed first (up to BTY_IMAGES' cluster
-// heap) and files are written whole, zero blocks included.
+// heap) and files are written whole, zero blocks and the rest of their last
+// cluster included: the disk then holds the image file's bytes, its old data
+// showing only in BTY_IMAGES' free clusters.
 package media

@@ -202,7 +202,8 @@ const exfatTimestamp = 0x00210000 // 1980-01-01 00:00:00 in the DOS date and tim
 // (which must read as zeros where nothing is written before the cluster
 // heap). partOffset is the partition's first sector on the disk. Without
 // dense, the files' all-zero blocks are not written: w must read as zeros
-// there too.
+// there too; dense (on a disk that holds old data) writes every cluster in
+// use whole, zeros included.
 func writeExFAT(w io.WriterAt, base int64, n, partOffset uint64, label string, serial uint32, files []exfatFile, dense bool) error {
 	l, err := newExfatLayout(n)
 	if err != nil {
@@ -329,11 +330,23 @@ func writeExFAT(w io.WriterAt, base int64, n, partOffset uint64, label string, s
 		bitmap[(c-2)/8] |= 1 << ((c - 2) % 8)
 	}
 
+	// Densely, the rest of each last cluster is zeroed too: what the disk
+	// held before shows only in free clusters, and the same inputs give
+	// the same bytes on any disk.
+	slack := func(c uint32, size int64) error {
+		if !dense || size == 0 {
+			return nil
+		}
+		return zeroAt(w, clusterOff(c)+size, int64(l.clusters(size))*l.clusterBytes()-size)
+	}
 	for _, r := range []struct {
 		cluster uint32
 		data    []byte
 	}{{bitmapCluster, bitmap}, {upcaseCluster, upcase}, {rootCluster, root}} {
 		if _, err := w.WriteAt(r.data, clusterOff(r.cluster)); err != nil {
+			return err
+		}
+		if err := slack(r.cluster, int64(len(r.data))); err != nil {
 			return err
 		}
 	}
@@ -342,6 +355,9 @@ func writeExFAT(w io.WriterAt, base int64, n, partOffset uint64, label string, s
 			continue
 		}
 		if err := copyFileAt(w, clusterOff(firsts[i]), f, dense); err != nil {
+			return err
+		}
+		if err := slack(firsts[i], f.size); err != nil {
 			return err
 		}
 	}

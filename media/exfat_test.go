@@ -34,15 +34,36 @@ func TestWriteExFAT(t *testing.T) {
 		in = append(in, memFile(name, data))
 	}
 	// The smallest volume (4 KiB clusters) and one with 32 KiB clusters.
-	for _, n := range []uint64{exfatSizeFor(in, 1<<20), 300 << 11} {
-		checkExFAT(t, n, in, files, false)
+	n := exfatSizeFor(in, 1<<20)
+	sparse := checkExFAT(t, n, in, files, false)
+	checkExFAT(t, 300<<11, in, files, false)
+	// Written densely over old data, as on a disk (only the region before
+	// the cluster heap is zeroed first), it holds the same bytes: the old
+	// data shows only in the free clusters at the end, not in the slack of
+	// a file's last cluster.
+	dense := checkExFAT(t, n, in, files, true)
+	a, b := readAll(t, sparse), readAll(t, dense)
+	k := 0
+	for k < len(a) && a[k] == b[k] {
+		k++
 	}
-	// Written densely over old data, as on a disk: only the region before
-	// the cluster heap is zeroed first.
-	checkExFAT(t, exfatSizeFor(in, 1<<20), in, files, true)
+	if !isZero(a[k:]) || bytes.Count(b[k:], []byte{0xa5}) != len(b)-k {
+		t.Errorf("written densely over old data, the volume differs from the sparse one at byte %d, before its free clusters", k)
+	}
 }
 
-func checkExFAT(t *testing.T, n uint64, in []exfatFile, files map[string][]byte, dense bool) {
+func readAll(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkExFAT writes the files on a volume of n sectors, checks it, and
+// returns its path.
+func checkExFAT(t *testing.T, n uint64, in []exfatFile, files map[string][]byte, dense bool) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "images.img")
 	f, err := os.Create(p)
@@ -80,6 +101,7 @@ func checkExFAT(t *testing.T, n uint64, in []exfatFile, files map[string][]byte,
 	if out, err := exec.Command("fsck.exfat", "-n", p).CombinedOutput(); err != nil {
 		t.Errorf("fsck.exfat -n: %v\n%s", err, out)
 	}
+	return p
 }
 
 func TestWriteExFATRefuses(t *testing.T) {
