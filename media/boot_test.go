@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -27,17 +28,30 @@ func debianKernel(t *testing.T) (kernel, modules string) {
 // TestBuildNetbootSecureBoot: with Debian's signed kernel, shim and GRUB,
 // the netboot directory gets the Secure Boot chain for UEFI PXE and a
 // grub.cfg that boots the kernel from the TFTP root with the options and
-// the boot NIC.
+// the boot NIC; a second build from the same inputs gives the same bytes.
 func TestBuildNetbootSecureBoot(t *testing.T) {
 	needBusybox(t)
 	needSecureBootChain(t)
 	kernel, modules := debianKernel(t)
-	out := t.TempDir()
-	nb, err := BuildNetboot(NetbootOptions{Kernel: kernel, Initramfs: InitramfsOptions{Bty: DefaultBusybox, Modules: modules, CACerts: "-"},
-		Chain: &BootChain{}, Append: "bty.server=http://10.0.0.5:8080", Out: out})
-	if err != nil {
-		t.Fatalf("BuildNetboot: %v", err)
+	var nb *Netboot
+	var builds [][][32]byte
+	for range 2 {
+		var err error
+		nb, err = BuildNetboot(NetbootOptions{Kernel: kernel, Initramfs: InitramfsOptions{Bty: DefaultBusybox, Modules: modules, CACerts: "-"},
+			Chain: &BootChain{}, Append: "bty.server=http://10.0.0.5:8080", Out: t.TempDir()})
+		if err != nil {
+			t.Fatalf("BuildNetboot: %v", err)
+		}
+		var sums [][32]byte
+		for _, p := range []string{nb.Kernel, nb.Initrd, nb.Shim, nb.Grub, nb.GrubCfg} {
+			sums = append(sums, fileSum(t, p))
+		}
+		builds = append(builds, sums)
 	}
+	if !slices.Equal(builds[0], builds[1]) {
+		t.Errorf("two builds from the same inputs differ")
+	}
+	out := filepath.Dir(nb.Kernel)
 	for _, f := range []struct{ got, src string }{{nb.Shim, DefaultShim}, {nb.Grub, DefaultGrubNetEFI}, {nb.Kernel, kernel}} {
 		if fileSum(t, f.got) != fileSum(t, f.src) {
 			t.Errorf("%s is not a copy of %s", f.got, f.src)
