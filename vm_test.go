@@ -337,36 +337,18 @@ func tail(s string, n int) string {
 	return s
 }
 
-// TestVMNetbootFlash: the netboot files booted with -kernel/-initrd flash the
-// image from a BTY_IMAGES disk to the disk named by serial, unattended, and
-// power off; the decoy is untouched.
-func TestVMNetbootFlash(t *testing.T) {
-	k := requireVM(t)
-	target, decoy, decoyUnchanged := vmDisks(t)
-	args := []string{"-kernel", filepath.Join(k.netboot, "vmlinuz"), "-initrd", filepath.Join(k.netboot, "initrd.img"),
-		"-append", "console=ttyS0 panic=-1 quiet bty.image=" + vmImage + " bty.disk=serial:" + vmTarget + " bty.yes=1"}
-	args = append(args, target.args(1)...)
-	args = append(args, decoy.args(2)...)
-	args = append(args, "-drive", "file="+k.usb+",format=raw,if=none,id=d3,readonly=on", "-device", "virtio-blk-pci,drive=d3")
-	console := runVM(t, vmRun{}, args...)
-	if !strings.Contains(console, "powering off") {
-		t.Errorf("the console does not say the VM powers off after the flash")
-	}
-	checkTarget(t, k, target)
-	decoyUnchanged()
-}
-
 // usbStick are the qemu arguments of a USB disk, the first to boot.
 func usbStick(path, format string) []string {
 	return []string{"-device", "qemu-xhci", "-drive", "if=none,id=stick,readonly=on,format=" + format + ",file=" + path, "-device", "usb-storage,drive=stick,bootindex=0"}
 }
 
 // secureBootFirmware are the qemu arguments of OVMF with Secure Boot
-// enforced: Debian's Secure Boot build (it needs SMM and a secure flash)
-// with Microsoft's keys enrolled, which trust shim.
+// enforced: Debian's Secure Boot build (it needs SMM and a secure flash;
+// Debian 12 links OVMF_CODE_4M.ms.fd to OVMF_CODE_4M.secboot.fd) with
+// Microsoft's keys enrolled and Secure Boot on, which trust shim.
 func secureBootFirmware(t *testing.T) []string {
 	t.Helper()
-	const code, vars = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+	const code, vars = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 	need.File(t, code, "ovmf")
 	need.File(t, vars, "ovmf")
 	b, err := os.ReadFile(vars)
@@ -473,11 +455,20 @@ func TestVMUSBDiskBIOS(t *testing.T) {
 	dev := attachLoop(t, back, 512)
 	imgs := t.TempDir()
 	writeFile(t, filepath.Join(imgs, "disk.img"), k.raw)
+	opts := []string{"--images", imgs, "--append", strings.ReplaceAll(vmStickOptions, vmImage, "disk.img")}
 	start := time.Now()
-	if err := k.media("usb", "--out", dev, "--yes", "--images", imgs, "--append", strings.ReplaceAll(vmStickOptions, vmImage, "disk.img")); err != nil {
+	if err := k.media(append([]string{"usb", "--out", dev, "--yes"}, opts...)...); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("bty media usb --out %s (2 GiB) took %s", dev, time.Since(start).Round(100*time.Millisecond))
+	// Same inputs, same bytes: the stick on the disk is the image file of
+	// the disk's size up to the end of its data; what follows on BTY_IMAGES
+	// is free space, which keeps the disk's old bytes, then the last MiB.
+	file := filepath.Join(dir, "stick.img")
+	if err := k.media(append([]string{"usb", "--out", file, "--size", "2G"}, opts...)...); err != nil {
+		t.Fatal(err)
+	}
+	sameStick(t, back, file, size-1<<20)
 
 	if out, err := exec.Command("sgdisk", "-v", dev).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
 		t.Errorf("sgdisk -v %s: %v\n%s", dev, err, out)
@@ -505,6 +496,58 @@ func TestVMUSBDiskBIOS(t *testing.T) {
 	}
 	checkTarget(t, k, target)
 	decoyUnchanged()
+}
+
+// sameStick fails unless the stick on a disk (its backing file) holds the
+// image file's bytes up to the end of the file's data before tail, and from
+// tail on.
+func sameStick(t *testing.T, disk, file string, tail int64) {
+	t.Helper()
+	d, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const chunk = 4 << 20
+	a, b := make([]byte, chunk), make([]byte, chunk)
+	firstDiff, lastData := int64(-1), int64(0) // before tail
+	for off := int64(0); ; off += chunk {
+		n, err := io.ReadFull(f, a)
+		if n == 0 {
+			break
+		}
+		if _, err := io.ReadFull(d, b[:n]); err != nil {
+			t.Fatalf("the disk is shorter than the image file: %v", err)
+		}
+		for i := range n {
+			if a[i] == b[i] {
+				if a[i] != 0 && off+int64(i) < tail {
+					lastData = off + int64(i) + 1
+				}
+				continue
+			}
+			if off+int64(i) >= tail {
+				t.Fatalf("the stick's last MiB differs from the image file's at byte %d", off+int64(i))
+			}
+			if firstDiff < 0 {
+				firstDiff = off + int64(i)
+			}
+			if a[i] != 0 {
+				lastData = off + int64(i) + 1
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if firstDiff >= 0 && firstDiff < lastData {
+		t.Errorf("the stick on the disk differs from the image file of its size at byte %d, before the end of its data (%d)", firstDiff, lastData)
+	}
 }
 
 // TestVMNetbootSecureBoot: UEFI PXE with Secure Boot enforced, iPXE nowhere:
