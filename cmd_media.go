@@ -14,6 +14,7 @@ import (
 	"bty/catalog"
 	"bty/disks"
 	"bty/media"
+	"bty/units"
 )
 
 // mediaSynopsis is the usage line of each kind; mediaAbout follows them in
@@ -192,7 +193,7 @@ func askWriteDisk(e env, d disks.Disk) error {
 	if !d.Removable {
 		note = " It is not removable."
 	}
-	fmt.Fprintf(e.stderr, "Write the bty stick to %s (%s, %s)? Everything on it is lost.%s [y/N] ", d.Path, what, disks.HumanSize(d.SizeBytes), note)
+	fmt.Fprintf(e.stderr, "Write the bty stick to %s (%s, %s)? Everything on it is lost.%s [y/N] ", d.Path, what, units.Bytes(d.SizeBytes), note)
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
 		return declined{d.Path}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,7 +117,7 @@ func TestMediaUSBDiskAsks(t *testing.T) {
 
 	p := startPane(t, 200, 24, cmd)
 	s := flat(p.waitFor("[y/N]"))
-	if want := "Write the bty stick to " + dev + " ("; !strings.Contains(s, want) || !strings.Contains(s, "128M") || !strings.Contains(s, "Everything on it is lost. It is not removable.") {
+	if want := "Write the bty stick to " + dev + " ("; !strings.Contains(s, want) || !strings.Contains(s, "128 MiB") || !strings.Contains(s, "Everything on it is lost. It is not removable.") {
 		t.Errorf("the question reads %q; want the disk, its size, and that all is lost", s)
 	}
 	p.typeText("n\n")
@@ -137,5 +138,27 @@ func TestMediaUSBDiskAsks(t *testing.T) {
 	}
 	if b := readDev(t, dev, 1024); string(b[512:520]) != "EFI PART" || b[510] != 0x55 {
 		t.Errorf("after y %s holds no GPT", dev)
+	}
+}
+
+// TestMediaUSBDiskMounted: bty media usb --out DISK --yes gets the checks of
+// a headless flash: a loop disk with a mounted file system, which holds the
+// --images directory too, exits 3 and is left as it was.
+func TestMediaUSBDiskMounted(t *testing.T) {
+	requireRoot(t)
+	requireTool(t, "mkfs.ext4", "mount")
+	kernel, mods := fakeKernel(t)
+	dev := newLoop(t, 64<<20, 512)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	sh(t, fmt.Sprintf("mkfs.ext4 -q %s && mkdir %s && mount %s %s", dev, mnt, dev, mnt))
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	writeFile(t, filepath.Join(mnt, "a.img"), make([]byte, 4096))
+	before := readDev(t, dev, 1<<20)
+	r := runBty(t, "media", "usb", "--kernel", kernel, "--modules", mods, "--bty", "/bin/busybox", "--secure-boot=false", "--images", mnt, "--out", dev, "--yes")
+	if r.code != exitRefused || !strings.Contains(r.stderr, "mounted") {
+		t.Errorf("bty media usb --out mounted %s = exit %d %q, want %d naming the mount", dev, r.code, r.stderr, exitRefused)
+	}
+	if !bytes.Equal(readDev(t, dev, 1<<20), before) {
+		t.Errorf("the refused disk was written")
 	}
 }
