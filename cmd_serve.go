@@ -18,12 +18,13 @@ import (
 const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR]
        bty serve --images DIR --state DIR [--boot DIR] [--url URL]
                  [--catalog SRC]... [--listen ADDR]
+                 [--cache DIR [--cache-max SIZE]]
                  [--pxe [--interface IF] [--pxe-known-only] [--ipxe-dir DIR]]
                  [--dhcp-observe]`
 
 // cmdServe: the HTTP catalog, and with --state the fleet server.
 func cmdServe(ctx context.Context, e env, args []string) error {
-	var dir, listen, state, boot, baseURL, quarantine string
+	var dir, listen, state, boot, baseURL, quarantine, cacheDir, cacheMax string
 	var catalogs multiFlag
 	var plainHTTP bool
 	var retries, keep int
@@ -42,6 +43,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	fs.IntVar(&keep, "events-keep", 100000, "fleet server: keep at most this many events (0: no limit)")
 	fs.DurationVar(&maxAge, "events-max-age", 90*24*time.Hour, "fleet server: delete events, cycles and offers older than this (0: keep)")
 	fs.DurationVar(&refresh, "refresh", 10*time.Minute, "fleet server: re-read the catalogs this often, to see moved tags (0: only at start)")
+	fs.StringVar(&cacheDir, "cache", "", "fleet server: directory `DIR` of the image cache: machines read remote images through it, the origin once")
+	fs.StringVar(&cacheMax, "cache-max", "", "fleet server: the cache's cap, e.g. 200G; the least recently used images go first (default: no cap)")
 	px.register(fs)
 	if ok, err := parseFlags(fs, args); !ok {
 		return err
@@ -62,7 +65,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"--boot", boot != ""}, {"--url", baseURL != ""}} {
+		}{{"--boot", boot != ""}, {"--url", baseURL != ""}, {"--cache", cacheDir != ""}} {
 			if f.set {
 				return usagef("%s needs --state DIR: it is a fleet server option", f.name)
 			}
@@ -75,6 +78,16 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	if quarantine != "disk" && quarantine != "wizard" {
 		return usagef("--quarantine %q: say disk or wizard", quarantine)
+	}
+	var capBytes int64
+	if cacheMax != "" {
+		if cacheDir == "" {
+			return usagef("--cache-max needs --cache DIR")
+		}
+		var err error
+		if capBytes, err = parseSize(cacheMax); err != nil {
+			return usagef("--cache-max %q: %v", cacheMax, err)
+		}
 	}
 	r := &catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}
 	var loaded []*catalog.Catalog
@@ -127,6 +140,14 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		if retries <= 0 {
 			retries = -1 // Options: zero means the default
 		}
+		var cache *server.Cache
+		if cacheDir != "" {
+			if cache, err = server.OpenCache(cacheDir, capBytes); err != nil {
+				ln.Close()
+				return usagef("%v", err)
+			}
+			fmt.Fprintf(e.stderr, "bty serve: image cache in %s (%s)\n", cacheDir, cache)
+		}
 		var ipxe, responder string
 		if px.on {
 			ipxe, responder = px.ipxeDir, "bty's proxyDHCP and TFTP: "+px.policy()
@@ -134,7 +155,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		srv := server.New(server.Options{Store: st, Catalog: cat, ImagesDir: dir, BaseURL: baseURL, CatalogSources: catalogs, Resolver: r,
 			BootDir: boot, Kernel: media.KernelName, Initrd: media.InitrdName, Version: version, Retries: retries,
 			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr, IPXEDir: ipxe,
-			PXEResponder: responder, PasswordFile: filepath.Join(state, "admin.password")})
+			PXEResponder: responder, PasswordFile: filepath.Join(state, "admin.password"), Cache: cache})
 		defer srv.Close()
 		if px.on {
 			if pxeFailed, pxeDone, err = startPXE(ctx, e, px, srv, pxeURL, ln.Addr()); err != nil {

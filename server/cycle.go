@@ -200,6 +200,14 @@ func (s *Server) decideOffer(tx *store.Tx, m *store.Machine, c *store.Cycle, ima
 		cy, err := s.offerCycle(tx, m, c, wire.KindInventory, now)
 		return live("bty-inventory", fmt.Sprintf("inventory, plan %d", cy.ID), cy), err
 	case wire.BootFlashAlways, wire.BootFlashOnce:
+		if c == nil || c.State != wire.CycleArmed {
+			wait, rollout, err := s.rolloutGate(tx, m, now)
+			if err != nil || wait {
+				o := disk("rollout-wait")
+				o.details = map[string]any{"rollout": rollout}
+				return o, err
+			}
+		}
 		if m.ImageRef == "" {
 			return offer{kind: "unknown", script: unknownScript(m.MAC)}, nil
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -27,11 +28,13 @@ type imageIndex struct {
 	dir      string
 	sources  []string
 	resolver *catalog.Resolver
+	cache    *Cache // nil without --cache
 
-	mu      sync.Mutex
-	rows    []catalog.Entry
-	at      time.Time
-	digests map[string]string // ref -> digest resolved from the registry
+	mu       sync.Mutex
+	rows     []catalog.Entry
+	at       time.Time
+	digests  map[string]string           // ref -> digest resolved from the registry
+	resolved map[string]catalog.Resolved // digest -> its oras layer, read by digest (a tag that moved keeps its old layer)
 }
 
 // list returns the images, from the cache when it is fresh.
@@ -52,6 +55,9 @@ func (ix *imageIndex) list(ctx context.Context) ([]catalog.Entry, error) {
 	for i := range rows {
 		if rows[i].SHA256 == "" {
 			rows[i].SHA256 = ix.digests[rows[i].Ref]
+		}
+		if rows[i].SHA256 == "" && ix.cache != nil && ix.remote(rows[i]) {
+			rows[i].SHA256 = ix.cache.pin(rows[i].Ref) // computed by the cache's fill
 		}
 	}
 	if rows == nil {
@@ -75,12 +81,46 @@ func (ix *imageIndex) byRef(ctx context.Context) (map[string]catalog.Entry, erro
 }
 
 // url is where a client that reached the server at base fetches e: the
-// server's own images at base, the rest at their src.
+// server's own images at base, remote ones through the cache when there is
+// one (by digest when it is known), the rest at their src.
 func (ix *imageIndex) url(e catalog.Entry, base string) string {
-	if e.From == ix.dir && strings.HasPrefix(e.Src, ix.base+"/") {
+	switch {
+	case e.From == ix.dir && strings.HasPrefix(e.Src, ix.base+"/"):
 		return base + strings.TrimPrefix(e.Src, ix.base)
+	case ix.cache != nil && ix.remote(e) && e.SHA256 != "":
+		return base + "/cache/" + e.SHA256 + "/" + url.PathEscape(e.Name)
+	case ix.cache != nil && ix.remote(e):
+		return base + "/cache/ref/" + e.Ref + "/" + url.PathEscape(e.Name)
 	}
 	return e.Src
+}
+
+// remote reports whether e is a catalog row read over the network (http(s)
+// or oras://), not one of the server's own images.
+func (ix *imageIndex) remote(e catalog.Entry) bool {
+	scheme, _, _ := strings.Cut(strings.ToLower(e.Src), "://")
+	return e.From != ix.dir && (scheme == "http" || scheme == "https" || scheme == "oras")
+}
+
+// keep remembers a resolved oras layer by its digest.
+func (ix *imageIndex) keep(res catalog.Resolved) {
+	if _, ok := res.Source.(*catalog.OrasSource); !ok || res.SHA256 == "" {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.resolved == nil {
+		ix.resolved = map[string]catalog.Resolved{}
+	}
+	ix.resolved[res.SHA256] = res
+}
+
+// layer returns the oras layer resolved with this digest, if one was.
+func (ix *imageIndex) layer(sum string) (catalog.Resolved, bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	res, ok := ix.resolved[sum]
+	return res, ok
 }
 
 // entry returns the wire form of e for a client at base.
@@ -110,7 +150,8 @@ func archOf(name string) string {
 }
 
 // reload re-reads the catalogs and resolves the digests of the bound oras://
-// rows that have none, then drops the cached listing.
+// rows that have none (with a cache, of every oras:// row: the cache's URLs
+// and /catalog.toml name them), then drops the cached listing.
 func (ix *imageIndex) reload(ctx context.Context, bound map[string]bool) error {
 	var loaded []*catalog.Catalog
 	for _, src := range ix.sources {
@@ -127,12 +168,16 @@ func (ix *imageIndex) reload(ctx context.Context, bound map[string]bool) error {
 	}
 	digests := map[string]string{}
 	for _, e := range rows {
-		if bound[e.Ref] && e.SHA256 == "" && strings.HasPrefix(strings.ToLower(e.Src), "oras://") {
+		if (bound[e.Ref] || ix.cache != nil) && e.SHA256 == "" && strings.HasPrefix(strings.ToLower(e.Src), "oras://") {
 			res, err := ix.resolver.Resolve(ctx, e.Src)
+			if err != nil && !bound[e.Ref] {
+				continue // listed without a digest; the cache resolves it when asked
+			}
 			if err != nil {
 				return err
 			}
 			digests[e.Ref] = res.SHA256
+			ix.keep(res)
 		}
 	}
 	ix.mu.Lock()
@@ -159,6 +204,10 @@ func (s *Server) Refresh(ctx context.Context) error {
 			bound[m.ImageRef] = true
 		}
 	}
+	var moved []string // http(s) rows without a digest whose origin changed
+	if s.cache != nil {
+		moved = s.cache.revalidate(ctx)
+	}
 	if s.opt.Resolver != nil {
 		if err := s.images.reload(ctx, bound); err != nil {
 			return err
@@ -169,7 +218,9 @@ func (s *Server) Refresh(ctx context.Context) error {
 		return err
 	}
 	now := s.now()
-	return s.opt.Store.Update(ctx, func(tx *store.Tx) error {
+	var changed []string
+	err = s.opt.Store.Update(ctx, func(tx *store.Tx) error {
+		changed = append([]string(nil), moved...)
 		for ref := range bound {
 			e, ok := images[ref]
 			if !ok || e.SHA256 == "" {
@@ -185,6 +236,7 @@ func (s *Server) Refresh(ctx context.Context) error {
 			if old == nil || old.SHA256 == e.SHA256 {
 				continue
 			}
+			changed = append(changed, ref)
 			err = tx.AddEvent(&store.Event{TS: now, Kind: "image.changed", SubjectKind: "image", SubjectID: ref, Actor: "bty-serve",
 				Summary: fmt.Sprintf("%s now has sha256 %s (was %s)", e.Name, e.SHA256[:12], old.SHA256[:12]), Details: fmt.Sprintf(`{"old":%q,"new":%q}`, old.SHA256, e.SHA256)})
 			if err != nil {
@@ -200,6 +252,15 @@ func (s *Server) Refresh(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err != nil || s.cache == nil {
+		return err
+	}
+	for _, ref := range changed {
+		if bound[ref] {
+			s.prewarm(ref)
+		}
+	}
+	return s.dropSuperseded(ctx)
 }
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {

@@ -322,6 +322,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if retry != nil && power != "" {
 		s.powerCycle(mac, power, fmt.Sprintf("retry: plan %d", retry.ID))
 	}
+	if err := s.StepRollouts(r.Context()); err != nil {
+		s.logf("rollouts: %v", err) // the next tick steps them
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -72,6 +72,9 @@ type Options struct {
 	// requests beside the HTTP routes; "" means nothing does (the site's
 	// DHCP server chains them to /pxe-bootstrap.ipxe).
 	PXEResponder string
+	// Cache is the image fan-out cache (OpenCache); nil means machines read
+	// remote images from their origins.
+	Cache *Cache
 }
 
 // Server is the fleet server: the machine-facing PXE routes, the admin API,
@@ -86,6 +89,7 @@ type Server struct {
 	cancel  context.CancelFunc
 	bg      sync.WaitGroup
 	ui      *web.UI
+	cache   *Cache // nil without one
 }
 
 // New returns a Server for opt.
@@ -105,6 +109,9 @@ func New(opt Options) *Server {
 	s.ui = web.New(web.Options{Store: opt.Store, Fleet: s, API: s.mux, PasswordFile: opt.PasswordFile, Now: opt.Now, Logf: s.logf})
 	s.opt.Store = notifying{opt.Store, s.ui.Changed}
 	s.images = &imageIndex{srv: opt.Catalog, base: opt.BaseURL, dir: opt.ImagesDir, sources: opt.CatalogSources, resolver: opt.Resolver}
+	if opt.Cache != nil {
+		s.useCache(opt.Cache)
+	}
 	s.routes()
 	return s
 }
@@ -150,6 +157,8 @@ func (s *Server) routes() {
 	m.HandleFunc("DELETE /tokens/{name}", s.admin(s.revokeToken))
 	m.HandleFunc("POST /admin/catalogs/refresh", s.admin(s.refreshCatalogs))
 	m.HandleFunc("PUT /admin/password", s.admin(func(w http.ResponseWriter, r *http.Request) { s.ui.SetPassword(w, r, actor(r)) }))
+	s.cacheRoutes(m)
+	s.rolloutRoutes(m)
 	// The web UI (bty-web's / sends browsers to it).
 	m.Handle("/ui/", s.ui)
 	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusSeeOther) })
