@@ -372,10 +372,8 @@ func TestCacheEvictionPinned(t *testing.T) {
 	const size = 24 << 20
 	imgs := [][]byte{testImage(size, 10), testImage(size, 11), testImage(size, 12), testImage(size, 13)}
 	toml := "version = 1\n"
-	var origins []*origin
 	for i, d := range imgs {
 		o := newOrigin(t, d)
-		origins = append(origins, o)
 		toml += row(fmt.Sprintf("img%d", i), o.ts.URL+"/img", sum(d), 0)
 	}
 	f := cacheFixture(t, size*5/2, toml)
