@@ -13,6 +13,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"bty/catalog"
+	"bty/catalog/catalogtest"
 	"bty/flash"
 	"bty/wire"
 )
@@ -266,7 +269,7 @@ func TestCacheFanOut(t *testing.T) {
 			defer wg.Done()
 			off := int64(0)
 			if i%8 == 7 {
-				off = int64(len(data)) * int64(i) / machines // a resumed download: bytes not cached yet
+				off = int64(len(data)) * int64(i) / (2 * machines) // a resumed download: bytes not cached yet
 			}
 			_, errs[i] = download(context.Background(), url, off, data)
 			took[i] = time.Since(start)
@@ -618,5 +621,99 @@ func TestCacheNoDigest(t *testing.T) {
 	// The ref URL serves the pinned version.
 	if _, err := download(context.Background(), f.ts.URL+"/cache/ref/"+ref+"/rolling.img", 0, v2); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCacheOras: an oras:// row through the cache against a real registry
+// (behind a proxy that counts the blob requests): the tag is resolved at
+// the refresh, plans name the layer's digest, machines read it from the
+// cache, and the registry serves it once. When the tag moves, the next
+// refresh names the new digest and fills it; the old bytes stay while a
+// machine reads them or a plan names them, and go at the refresh after.
+func TestCacheOras(t *testing.T) {
+	reg := catalogtest.StartRegistry(t)
+	var blobs atomic.Int64
+	target, _ := neturl.Parse("http://" + reg.Host)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			blobs.Add(1)
+		}
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	host := strings.TrimPrefix(proxy.URL, "http://")
+	v1, v2 := testImage(24<<20, 7), testImage(1<<20, 8)
+	reg.Push(t, "images/disk", "stable", catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "disk.img", Data: v1})
+	src := "oras://" + host + "/images/disk:stable"
+	f := cacheFixture(t, 0, "version = 1\n"+row("disk", src, "", 0))
+	ctx := context.Background()
+	f.want(f.adm("PUT", "/machines/"+testMAC, `{"bty_image_ref":"`+refOf(t, src)+`","boot_mode":"bty-flash-once","target_disk_serial":"SER1"}`), 200, "PUT")
+	if err := f.srv.Refresh(ctx); err != nil { // resolves the tag, records its digest
+		t.Fatal(err)
+	}
+	f.boot("b1")
+	p := f.plan()
+	if p.DiskImageSHA != sum(v1) || p.Image != f.ts.URL+"/cache/"+sum(v1)+"/disk" {
+		t.Fatalf("plan %+v, want the layer's digest through the cache", p)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = download(ctx, p.Image, 0, v1)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("machine %d: %v", i, err)
+		}
+	}
+	if n := blobs.Load(); n != 1 {
+		t.Errorf("the registry got %d blob requests for 4 machines, want 1", n)
+	}
+	// A machine is still reading v1 when the tag moves.
+	resp, err := http.Get(p.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	head := make([]byte, 4096)
+	io.ReadFull(resp.Body, head)
+	reg.Push(t, "images/disk", "stable", catalogtest.Layer{MediaType: "application/vnd.bty.disk", Title: "disk.img", Data: v2})
+	if err := f.srv.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if kinds := f.kinds(); !has(kinds, "image.changed") {
+		t.Errorf("events %v, want image.changed", kinds)
+	}
+	waitFor(t, "the new digest's pre-warm", func() bool { e := entryOf(f.cacheList(), sum(v2)); return e != nil && e.State == "complete" })
+	if e := entryOf(f.cacheList(), sum(v1)); e == nil {
+		t.Fatal("the old bytes went while a machine read them")
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(append(head, rest...), v1) {
+		t.Errorf("the machine reading the old bytes got %d bytes, %v", len(head)+len(rest), err)
+	}
+	resp.Body.Close()
+	waitFor(t, "the download to end", func() bool { e := entryOf(f.cacheList(), sum(v1)); return e != nil && e.Readers == 0 })
+	if err := f.srv.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e := entryOf(f.cacheList(), sum(v1)); e == nil {
+		t.Fatal("the old bytes went while a plan named them")
+	}
+	f.want(f.status(p, `{"status":"done","plan_id":`+itoa(p.PlanID)+`,"sha256":"`+sum(v1)+`"}`), 204, "status")
+	if err := f.srv.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e := entryOf(f.cacheList(), sum(v1)); e != nil {
+		t.Errorf("the old bytes stay after the last machine needed them: %+v", e)
+	}
+	f.boot("b2")
+	if p := f.plan(); p.DiskImageSHA != sum(v2) {
+		t.Errorf("the next plan names %s, want the moved tag's digest", p.DiskImageSHA)
 	}
 }
