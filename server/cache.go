@@ -133,6 +133,7 @@ type Cache struct {
 	// needed returns the digests planned flashes read (kept from eviction).
 	needed func(ctx context.Context) (map[string]bool, error)
 
+	fills  sync.WaitGroup // the fills running (Server.Close waits for them)
 	mu     sync.Mutex
 	items  map[string]*cacheItem
 	pins   map[string]cachePin // ref -> pin
@@ -226,6 +227,7 @@ func (c *Cache) acquire(key string, origin originFunc, reader bool) (*cacheItem,
 			it.meta.SHA256 = key
 		}
 		c.items[key] = it
+		c.fills.Add(1)
 		go c.fill(it, origin)
 	}
 	if reader {
@@ -270,6 +272,7 @@ func permanentErr(err error) bool {
 
 // fill reads the item's image from its origin and records the outcome.
 func (c *Cache) fill(it *cacheItem, origin originFunc) {
+	defer c.fills.Done()
 	start := time.Now()
 	o, f, err := c.fetch(it, origin)
 	c.mu.Lock()

@@ -116,10 +116,14 @@ func New(opt Options) *Server {
 	return s
 }
 
-// Close stops the background work (power actions, the pruner) and waits for it.
+// Close stops the background work (power actions, the pruner, the cache's
+// fills) and waits for it.
 func (s *Server) Close() {
 	s.cancel()
 	s.bg.Wait()
+	if s.cache != nil {
+		s.cache.fills.Wait()
+	}
 }
 
 func (s *Server) routes() {
