@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"bty/catalog"
@@ -134,6 +135,7 @@ type Cache struct {
 	needed func(ctx context.Context) (map[string]bool, error)
 
 	fills  sync.WaitGroup // the fills running (Server.Close waits for them)
+	origin atomic.Int64   // bytes read from origins, for /metrics
 	mu     sync.Mutex
 	items  map[string]*cacheItem
 	pins   map[string]cachePin // ref -> pin
@@ -487,6 +489,7 @@ func (c *Cache) copy(it *cacheItem, f *os.File, h hash.Hash, r io.Reader, buf []
 				return got, fmt.Errorf("the cache cannot store it: %w", werr)
 			}
 			h.Write(buf[:n])
+			c.origin.Add(int64(n))
 			*off += int64(n)
 			got += int64(n)
 			c.mu.Lock()
@@ -826,4 +829,29 @@ func (c *Cache) String() string {
 		return fmt.Sprintf("%d images, %.1f of %.1f GiB", len(c.items), float64(c.used)/(1<<30), float64(c.max)/(1<<30))
 	}
 	return fmt.Sprintf("%d images, %.1f GiB, no cap", len(c.items), float64(c.used)/(1<<30))
+}
+
+// metrics writes the cache's lines of /metrics.
+func (c *Cache) metrics(b *strings.Builder, help func(name, typ, text string)) {
+	c.mu.Lock()
+	states := map[string]int{"complete": 0, "filling": 0}
+	for _, it := range c.items {
+		if it.done {
+			states["complete"]++
+		} else {
+			states["filling"]++
+		}
+	}
+	used := c.used
+	c.mu.Unlock()
+	help("bty_cache_images", "gauge", "Images in the fan-out cache, complete or filling.")
+	for _, st := range []string{"complete", "filling"} {
+		fmt.Fprintf(b, "bty_cache_images{state=%q} %d\n", st, states[st])
+	}
+	help("bty_cache_bytes", "gauge", "Bytes the cache holds or has reserved for fills.")
+	fmt.Fprintf(b, "bty_cache_bytes %d\n", used)
+	help("bty_cache_max_bytes", "gauge", "The cache's cap (--cache-max), 0 for none.")
+	fmt.Fprintf(b, "bty_cache_max_bytes %d\n", c.max)
+	help("bty_cache_origin_bytes_total", "counter", "Bytes the cache read from the images' origins.")
+	fmt.Fprintf(b, "bty_cache_origin_bytes_total %d\n", c.origin.Load())
 }

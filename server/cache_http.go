@@ -27,6 +27,10 @@ func (s *Server) useCache(c *Cache) {
 	c.ctx, c.logf = s.ctx, s.logf
 	c.event = func(kind, subject, summary string, details map[string]any) {
 		now := s.now()
+		if details == nil {
+			details = map[string]any{}
+		}
+		details["server"] = s.opt.BaseURL // the cache is this server's
 		d, _ := json.Marshal(details)
 		err := s.opt.Store.Update(s.ctx, func(tx *store.Tx) error {
 			return tx.AddEvent(&store.Event{TS: now, Kind: kind, SubjectKind: "image", SubjectID: subject, Actor: "bty-serve", Summary: summary, Details: string(d)})

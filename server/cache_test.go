@@ -552,6 +552,9 @@ func TestCacheRoutes(t *testing.T) {
 	if n := len(o.requests()); n != 1 {
 		t.Errorf("%d origin requests, want 1", n)
 	}
+	if m := f.do("GET", "/metrics", "").body; !strings.Contains(m, fmt.Sprintf("bty_cache_origin_bytes_total %d\n", len(data))) || !strings.Contains(m, `bty_cache_images{state="complete"} 1`) {
+		t.Errorf("/metrics lacks the cache's lines:\n%s", m)
+	}
 	for _, bad := range []string{"/cache/" + strings.Repeat("0", 64) + "/x", "/cache/nothex/x", "/cache/ref/" + strings.Repeat("1", 64) + "/x"} {
 		if r := f.do("GET", bad, ""); r.code != http.StatusNotFound {
 			t.Errorf("GET %s: %d %s, want 404", bad, r.code, r.body)

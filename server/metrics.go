@@ -129,6 +129,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "bty_http_requests_total{route=%q,code=%q} %d\n", k[0], k[1], m.requests[k])
 	}
+	if s.cache != nil {
+		s.cache.metrics(&b, help)
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Write([]byte(b.String()))
 }
