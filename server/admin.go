@@ -213,6 +213,9 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request, patch bool) {
 		assigned = ""
 		if m.ImageRef != old {
 			assigned = m.ImageRef
+			if err := leaveRollout(tx, m, who, now); err != nil {
+				return err
+			}
 		}
 		created, err := tx.PutMachine(m)
 		if err != nil {

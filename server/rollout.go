@@ -328,6 +328,24 @@ func (s *Server) admit(tx *store.Tx, ro *store.Rollout, mem *store.RolloutMachin
 	return &powerAction{m.MAC, m.Power, fmt.Sprintf("rollout %d: plan %d", ro.ID, cy.ID)}, nil
 }
 
+// leaveRollout takes machine m, just bound by hand to another image, out of
+// the rollout it waits in: the binding someone chose wins over the
+// rollout's (a flashing member bound elsewhere is skipped at the next step).
+func leaveRollout(tx *store.Tx, m *store.Machine, who string, now time.Time) error {
+	mem, ro, err := tx.ActiveMembership(m.MAC)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil || mem.State != wire.MemberWaiting || m.ImageRef == ro.ImageRef {
+		return err
+	}
+	mem.State, mem.Reason, mem.EndedAt = wire.MemberSkipped, "bound to another image by "+who, now
+	if err := tx.PutRolloutMachine(mem); err != nil {
+		return err
+	}
+	return event(tx, now, "rollout.machine_skipped", m.MAC, who, "", fmt.Sprintf("rollout %d: %s skipped: %s", ro.ID, m.MAC, mem.Reason), map[string]any{"rollout": ro.ID})
+}
+
 // rolloutGate decides, for a boot of flash-mode machine m with no armed
 // cycle, whether it waits for its turn in a rollout (it boots its disk):
 // a waiting member is admitted now when its rollout runs and has a slot,

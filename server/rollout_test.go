@@ -346,7 +346,16 @@ func TestRolloutPauseCancel(t *testing.T) {
 			t.Errorf("no %s event in %v", k, kinds)
 		}
 	}
-	g.start(2, 0) // the label is free again
+	// A machine bound by hand to another image leaves the rollout: its
+	// binding wins, and it is not held back.
+	ro2 := g.start(2, 0) // the label is free again
+	e := g.ms[4]
+	g.f.want(g.f.adm("PATCH", "/machines/"+e.mac, fmt.Sprintf(`{"bty_image_ref":%q}`, refOf(t, testBase+"/images/other.img"))), 200, "rebind by hand")
+	for _, x := range g.rollout(ro2.ID).Machines {
+		if x.MAC == e.mac && x.State != wire.MemberSkipped {
+			t.Errorf("%s bound by hand is %s in the rollout, want skipped", e.mac, x.State)
+		}
+	}
 	g.f.want(g.f.adm("POST", "/rollouts", fmt.Sprintf(`{"label":"ci","image":%q,"max_parallel":1,"max_failures":0}`, g.newRef)), http.StatusConflict, "a second rollout of the label")
 }
 
