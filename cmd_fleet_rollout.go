@@ -225,7 +225,7 @@ func (c *fleetCLI) rolloutLs(ctx context.Context, args []string) error {
 	fmt.Fprintln(tw, "ID\tLABEL\tIMAGE\tSTATE\tPARALLEL\tMACHINES\tSTARTED")
 	for _, ro := range ros {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", ro.ID, ro.Label, ro.ImageName, ro.State, ro.MaxParallel,
-			strings.TrimPrefix(counts(ro), ""), ro.CreatedAt.Local().Format(time.DateTime))
+			counts(ro), ro.CreatedAt.Local().Format(time.DateTime))
 	}
 	return tw.Flush()
 }
