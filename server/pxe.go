@@ -304,7 +304,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		if _, err := tx.PutMachine(m); err != nil {
 			return err
 		}
-		s.metrics.cycleEnded(c)
+		s.countEnded(tx, c)
 		took := ""
 		if !c.PlannedAt.IsZero() {
 			took = " in " + now.Sub(c.PlannedAt).Round(time.Second).String()
@@ -378,7 +378,7 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
 			if err := tx.PutCycle(c); err != nil {
 				return err
 			}
-			s.metrics.cycleEnded(c)
+			s.countEnded(tx, c)
 			details["plan_id"] = c.ID
 		}
 		return event(tx, now, "machine.inventory", mac, "pxe-client", ip, fmt.Sprintf("%d disks reported", len(inv.Disks)), details)

@@ -35,6 +35,13 @@ func (tx *Tx) Notify(topic, detail string) {
 	tx.notes = append(tx.notes, Change{Topic: topic, Detail: detail})
 }
 
+// OnCommit runs fn after the transaction commits (not after a rollback,
+// nor after a run of fn that Update then ran again): for what the caller
+// does in memory, such as counting.
+func (tx *Tx) OnCommit(fn func()) {
+	tx.commit = append(tx.commit, fn)
+}
+
 // hub hands the notices to the readers of Changes in this process. A reader
 // that does not keep up loses notices and gets one Resync in their place,
 // rather than holding up the writers.

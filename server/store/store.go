@@ -178,6 +178,9 @@ func run(ctx context.Context, db *sql.DB, opt *sql.TxOptions, d *dialect, h *hub
 			h.publish(c)
 		}
 	}
+	for _, fn := range tx.commit {
+		fn()
+	}
 	return nil
 }
 

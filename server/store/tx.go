@@ -11,9 +11,10 @@ import (
 
 // Tx is one transaction; its methods read and write rows.
 type Tx struct {
-	q     *sql.Tx
-	notes []Change // Notify's, sent at the commit
-	ctx   context.Context
+	q      *sql.Tx
+	notes  []Change // Notify's, sent at the commit
+	commit []func() // OnCommit's
+	ctx    context.Context
 }
 
 func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
