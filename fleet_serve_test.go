@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"bty/internal/pgtest"
 	"bty/server/store"
 	"bty/wire"
 )
@@ -40,9 +41,15 @@ var fleetAddrRE = regexp.MustCompile(`fleet server at (http://[0-9.:]+)/`)
 
 // startFleet runs bty serve --images images --state state [extra...] and
 // waits until it listens. listen is the address ("127.0.0.1:0" for any port).
+// A state from fleetState that is a database URL gets its --secrets.
 func startFleet(t *testing.T, images, state, listen string, extra ...string) *fleetProc {
 	t.Helper()
 	p := &fleetProc{t: t, state: state, done: make(chan struct{})}
+	secrets := state
+	if store.IsURL(state) {
+		secrets = fleetSecrets[state]
+		extra = append([]string{"--secrets", secrets}, extra...)
+	}
 	args := append([]string{"serve", "--images", images, "--state", state, "--listen", listen}, extra...)
 	p.cmd = exec.Command(btyBin, args...)
 	stderr, err := p.cmd.StderrPipe()
@@ -83,12 +90,30 @@ func startFleet(t *testing.T, images, state, listen string, extra ...string) *fl
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("bty serve did not start:\n%s", p.logText())
 	}
-	b, err := os.ReadFile(filepath.Join(state, "admin.token"))
+	b, err := os.ReadFile(filepath.Join(secrets, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.token = strings.TrimSpace(string(b))
 	return p
+}
+
+// fleetSecrets is the --secrets directory of each database URL fleetState made.
+var fleetSecrets = map[string]string{}
+
+// fleetStores runs fn as a subtest per store: a state directory (SQLite),
+// and a new PostgreSQL database (skipped when PostgreSQL is missing).
+func fleetStores(t *testing.T, fn func(t *testing.T, state string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "state")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, fleetPostgres(t)) })
+}
+
+// fleetPostgres returns the URL of a new PostgreSQL database, with a
+// --secrets directory for the servers that share it.
+func fleetPostgres(t *testing.T) string {
+	dsn := pgtest.DSN(t)
+	fleetSecrets[dsn] = t.TempDir()
+	return dsn
 }
 
 func (p *fleetProc) logText() string {
@@ -131,9 +156,11 @@ func fleetImages(t *testing.T) (images, boot, sum string) {
 // TestFleetCLI: bty fleet against a real bty serve --state: set by name and
 // by label, ls and show (tables and JSON), reflash --wait that times out
 // (124) on a machine that never boots, tokens, rm, events; bad input exits 2.
-func TestFleetCLI(t *testing.T) {
+func TestFleetCLI(t *testing.T) { fleetStores(t, testFleetCLI) }
+
+func testFleetCLI(t *testing.T, state string) {
 	images, boot, sum := fleetImages(t)
-	srv := startFleet(t, images, filepath.Join(t.TempDir(), "state"), "127.0.0.1:0", "--boot", boot)
+	srv := startFleet(t, images, state, "127.0.0.1:0", "--boot", boot)
 	mac := "52:54:00:aa:bb:01"
 	if r := srv.fleet("set", strings.ToUpper(mac), "--image", "disk.img.gz", "--disk", "serial:SER9", "--mode", "bty-flash-once", "--label", "ci", "--power", "cmd:true"); r.code != 0 {
 		t.Fatalf("fleet set = %d: %s", r.code, r.stderr)
@@ -298,8 +325,11 @@ func TestFleetLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test: skipped with -short")
 	}
+	fleetStores(t, testFleetLoad)
+}
+
+func testFleetLoad(t *testing.T, state string) {
 	images, boot, sum := fleetImages(t)
-	state := filepath.Join(t.TempDir(), "state")
 	srv := startFleet(t, images, state, "127.0.0.1:0", "--boot", boot)
 	var imgs []wire.ImageEntry
 	_, b, _ := call("GET", srv.url+"/images", "", "")
@@ -365,18 +395,21 @@ func TestFleetLoad(t *testing.T) {
 		t.Errorf("no machine saw the server die: the kill came too late to test anything")
 	}
 
-	st, err := store.OpenSQLite(filepath.Join(state, "fleet.db"), 0)
-	if err != nil {
-		t.Fatal(err)
+	if !store.IsURL(state) { // PostgreSQL was not killed, only bty serve
+		st, err := store.OpenSQLite(filepath.Join(state, "fleet.db"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := st.IntegrityCheck(t.Context()); v != "ok" {
+			t.Errorf("integrity_check after SIGKILL = %q, %v", v, err)
+		}
+		st.Close()
 	}
-	if v, err := st.IntegrityCheck(t.Context()); v != "ok" {
-		t.Errorf("integrity_check after SIGKILL = %q, %v", v, err)
-	}
-	st.Close()
 
 	srv2 := startFleet(t, images, state, "127.0.0.1:0", "--boot", boot)
 	var ms []wire.Machine
-	if _, b, err = call("GET", srv2.url+"/machines", srv2.token, ""); err == nil {
+	_, b, err := call("GET", srv2.url+"/machines", srv2.token, "")
+	if err == nil {
 		err = json.Unmarshal([]byte(b), &ms)
 	}
 	if err != nil {

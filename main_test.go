@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"bty/internal/need"
+	"bty/internal/pgtest"
 )
 
 // btyBin is the binary under test, built once by TestMain.
@@ -35,6 +36,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	pgtest.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
