@@ -238,11 +238,15 @@ func call(method, url, token, body string) (int, string, error) {
 
 // machineLife is one simulated machine's life: first contact (discovered as
 // bty-inventory), its inventory, its binding by the operator, then a flash
-// with progress and done. It reports each acknowledged status (plan id) and
-// stops at the first request without an answer (the server died).
-func machineLife(srvURL, admin, mac, ref, sum string, acked func(mac string, planID int64)) error {
+// with progress and done. Its requests go to the servers of urls in turn. It
+// reports each acknowledged status (plan id) and stops at the first request
+// without an answer (a server died).
+func machineLife(urls []string, admin, mac, ref, sum string, acked func(mac string, planID int64)) error {
 	hyp := wire.HexHyp(mac)
-	step := func(what string, want int, method, url, token, body string) (string, error) {
+	k := 0
+	step := func(what string, want int, method, path, token, body string) (string, error) {
+		url := urls[k%len(urls)] + path
+		k++
 		code, b, err := call(method, url, token, body)
 		if err != nil {
 			return "", errDied
@@ -253,16 +257,16 @@ func machineLife(srvURL, admin, mac, ref, sum string, acked func(mac string, pla
 		return b, nil
 	}
 	boot := func() (string, error) {
-		b, err := step("bootstrap", 200, "GET", srvURL+"/pxe-bootstrap.ipxe", "", "")
+		b, err := step("bootstrap", 200, "GET", "/pxe-bootstrap.ipxe", "", "")
 		if err != nil {
 			return "", err
 		}
 		chain := b[strings.Index(b, "/pxe/${mac:hexhyp}"):]
 		chain = strings.TrimSpace(strings.Replace(chain, "${mac:hexhyp}", hyp, 1))
-		return step("pxe", 200, "GET", srvURL+chain, "", "")
+		return step("pxe", 200, "GET", chain, "", "")
 	}
 	plan := func(want wire.Mode) (wire.Plan, error) {
-		b, err := step("plan", 200, "GET", srvURL+"/pxe/"+mac+"/plan", "", "")
+		b, err := step("plan", 200, "GET", "/pxe/"+mac+"/plan", "", "")
 		if err != nil {
 			return wire.Plan{}, err
 		}
@@ -279,7 +283,7 @@ func machineLife(srvURL, admin, mac, ref, sum string, acked func(mac string, pla
 	if !strings.Contains(s, "bty.mac="+mac) {
 		return fmt.Errorf("%s: first contact got %q, want the live environment", mac, s)
 	}
-	if _, err := step("kernel", 200, "HEAD", srvURL+"/boot/vmlinuz?mac="+mac, "", ""); err != nil {
+	if _, err := step("kernel", 200, "HEAD", "/boot/vmlinuz?mac="+mac, "", ""); err != nil {
 		return err
 	}
 	p, err := plan(wire.ModeInventory)
@@ -287,10 +291,10 @@ func machineLife(srvURL, admin, mac, ref, sum string, acked func(mac string, pla
 		return err
 	}
 	inv := `{"disks":[{"path":"/dev/vda","size":"16M","serial":"SER-` + hyp + `","tran":"virtio"}],"lshw":{"id":"` + hyp + `"}}`
-	if _, err := step("inventory", 204, "POST", srvURL+"/pxe/"+mac+"/inventory", p.AgentToken, inv); err != nil {
+	if _, err := step("inventory", 204, "POST", "/pxe/"+mac+"/inventory", p.AgentToken, inv); err != nil {
 		return err
 	}
-	if _, err := step("bind", 200, "PATCH", srvURL+"/machines/"+mac, admin, `{"bty_image_ref":"`+ref+`","boot_mode":"bty-flash-once","target_disk_serial":"SER-`+hyp+`"}`); err != nil {
+	if _, err := step("bind", 200, "PATCH", "/machines/"+mac, admin, `{"bty_image_ref":"`+ref+`","boot_mode":"bty-flash-once","target_disk_serial":"SER-`+hyp+`"}`); err != nil {
 		return err
 	}
 	if s, err = boot(); err != nil {
@@ -305,10 +309,10 @@ func machineLife(srvURL, admin, mac, ref, sum string, acked func(mac string, pla
 	if p.DiskImageSHA != sum {
 		return fmt.Errorf("%s: plan digest %s, want %s", mac, p.DiskImageSHA, sum)
 	}
-	if _, err := step("progress", 204, "POST", srvURL+"/pxe/"+mac+"/progress", p.AgentToken, fmt.Sprintf(`{"plan_id":%d,"phase":"writing","bytes_written":0,"bytes_total":20480}`, p.PlanID)); err != nil {
+	if _, err := step("progress", 204, "POST", "/pxe/"+mac+"/progress", p.AgentToken, fmt.Sprintf(`{"plan_id":%d,"phase":"writing","bytes_written":0,"bytes_total":20480}`, p.PlanID)); err != nil {
 		return err
 	}
-	if _, err := step("status", 204, "POST", srvURL+"/pxe/"+mac+"/status", p.AgentToken, fmt.Sprintf(`{"status":"done","plan_id":%d,"sha256":"%s","bytes_written":20480}`, p.PlanID, sum)); err != nil {
+	if _, err := step("status", 204, "POST", "/pxe/"+mac+"/status", p.AgentToken, fmt.Sprintf(`{"status":"done","plan_id":%d,"sha256":"%s","bytes_written":20480}`, p.PlanID, sum)); err != nil {
 		return err
 	}
 	acked(mac, p.PlanID)
@@ -350,7 +354,7 @@ func testFleetLoad(t *testing.T, state string) {
 			go func() {
 				defer wg.Done()
 				mac := fmt.Sprintf("02:00:00:%02x:%02x:%02x", prefix, i/256, i%256)
-				errs[i] = machineLife(srv.url, srv.token, mac, ref, sum, func(mac string, id int64) { ack(mac, id); onAck() })
+				errs[i] = machineLife([]string{srv.url}, srv.token, mac, ref, sum, func(mac string, id int64) { ack(mac, id); onAck() })
 			}()
 		}
 		wg.Wait()
