@@ -11,7 +11,7 @@ import (
 
 // Tx is one transaction; its methods read and write rows.
 type Tx struct {
-	q      *sql.Tx
+	q      *querier
 	notes  []Change // Notify's, sent at the commit
 	commit []func() // OnCommit's
 	ctx    context.Context
