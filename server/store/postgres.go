@@ -14,11 +14,17 @@ import (
 )
 
 // Postgres is a Store in a PostgreSQL database, which any number of servers
-// share. Update is SERIALIZABLE and is run again when PostgreSQL reports a
-// serialisation failure, so the server's transactions need no locking of
-// their own and behave as under SQLite's one writer; View is a read-only
-// REPEATABLE READ snapshot (never a serialisation failure). Notices go
-// through LISTEN/NOTIFY, so every server sees every server's.
+// share. Update is READ COMMITTED with the rows it reads by key locked
+// (SELECT ... FOR UPDATE: the machine, its cycles, an image, the tokens), so
+// the writers of one machine take turns, each seeing what the one before
+// committed, as under SQLite's one writer; writers of different machines do
+// not wait for each other. A deadlock, or a unique key that a concurrent
+// writer inserted first, runs fn again. (SERIALIZABLE was tried first: its
+// predicate locks are per index page, so machines that share a page
+// conflicted, and at 16 connections a third of the transactions of
+// bench/fleet.sh failed and were run again.) View is a read-only REPEATABLE
+// READ snapshot. Notices go through LISTEN/NOTIFY, so every server sees
+// every server's.
 //
 // The queries go through database/sql (pgx's stdlib driver), not pgxpool:
 // Tx is one concrete type over *sql.Tx for both databases, so the queries,
@@ -35,11 +41,11 @@ type Postgres struct {
 	stopped    chan struct{}
 }
 
-// pgConns is the pool's size. Each request holds a connection for one short
-// transaction; more connections than this only add serialisation failures
-// and PostgreSQL processes competing for the same cores (measured with
-// bench/fleet.sh).
-const pgConns = 8
+// pgConns is the pool's size. A transaction is a dozen round trips to
+// PostgreSQL, so a request mostly waits for the network and the server:
+// 16 connections answered 1.7 times the requests of 8 under bench/fleet.sh
+// on the 2-core benchmark machine.
+const pgConns = 16
 
 // maxAttempts bounds the runs of one Update's fn.
 const maxAttempts = 12
@@ -89,7 +95,7 @@ func (p *Postgres) migrate(ctx context.Context, upTo int) error {
 func (p *Postgres) Version(ctx context.Context) (int, error) { return version(ctx, p) }
 
 func (p *Postgres) Update(ctx context.Context, fn func(*Tx) error) error {
-	return p.retry(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable}, fn)
+	return p.retry(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, fn)
 }
 
 func (p *Postgres) View(ctx context.Context, fn func(*Tx) error) error {

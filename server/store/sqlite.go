@@ -211,7 +211,7 @@ func (s *SQLite) commit(q *querier, group []*write) {
 			fail(err)
 			return
 		}
-		txs[i] = &Tx{q: q, ctx: ctx}
+		txs[i] = &Tx{q: q, d: sqliteDialect, write: true, ctx: ctx}
 		if err := runFn(w.fn, txs[i]); err != nil {
 			w.err <- err
 			group[i] = nil

@@ -157,7 +157,7 @@ func run(ctx context.Context, db *sql.DB, opt *sql.TxOptions, d *dialect, h *hub
 	if err != nil {
 		return err
 	}
-	tx := &Tx{q: &querier{db: stx}, ctx: ctx}
+	tx := &Tx{q: &querier{db: stx}, d: d, write: opt == nil || !opt.ReadOnly, ctx: ctx}
 	if err := fn(tx); err != nil {
 		stx.Rollback()
 		return err
