@@ -41,10 +41,10 @@ type Postgres struct {
 	stopped    chan struct{}
 }
 
-// pgConns is the pool's size. A transaction is a dozen round trips to
-// PostgreSQL, so a request mostly waits for the network and the server:
-// 16 connections answered 1.7 times the requests of 8 under bench/fleet.sh
-// on the 2-core benchmark machine.
+// pgConns is the pool's size. A transaction is up to a dozen round trips
+// to PostgreSQL, so a request mostly waits, and more connections overlap
+// more of the waiting; 16 per server leaves room for six servers under
+// PostgreSQL's default max_connections (100).
 const pgConns = 16
 
 // maxAttempts bounds the runs of one Update's fn.
