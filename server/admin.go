@@ -563,8 +563,9 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // Run does the server's periodic work until ctx ends: the event retention
-// every ten minutes, and a refresh of the catalogs every refresh (none when
-// zero).
+// every ten minutes, a refresh of the catalogs every refresh (none when
+// zero), and a reload of the catalogs when another server on the database
+// refreshed them (or notices were lost).
 func (s *Server) Run(ctx context.Context, refresh time.Duration) {
 	prune := time.NewTicker(10 * time.Minute)
 	defer prune.Stop()
@@ -575,6 +576,7 @@ func (s *Server) Run(ctx context.Context, refresh time.Duration) {
 		tick = t.C
 	}
 	s.prune(ctx)
+	changes := s.changes
 	for {
 		select {
 		case <-ctx.Done():
@@ -584,6 +586,16 @@ func (s *Server) Run(ctx context.Context, refresh time.Duration) {
 		case <-tick:
 			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.logf("refresh the catalogs: %v", err)
+			}
+		case c, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			if (c.Topic == topicCatalogs && c.Detail != s.id) || c.Topic == store.Resync {
+				if _, err := s.reload(ctx); err != nil && ctx.Err() == nil {
+					s.logf("reload the catalogs another server refreshed: %v", err)
+				}
 			}
 		}
 	}

@@ -141,17 +141,20 @@ func (ix *imageIndex) reload(ctx context.Context, bound map[string]bool) error {
 	return nil
 }
 
-// Refresh re-reads the catalogs and compares each bound image's digest with
-// the one recorded last time: a rolling tag that moved is logged
-// (image.changed), and the flash-mode machines bound to it whose disks now
-// differ are stale (machine.stale): they reflash at their next boot.
-func (s *Server) Refresh(ctx context.Context) error {
+// topicCatalogs is the store notice of a refresh that every server on the
+// database repeats: one asked for on the API, or one that found a moved tag.
+// Its detail is the id of the server that refreshed.
+const topicCatalogs = "catalogs"
+
+// reload re-reads the catalogs, and the digests of the bound oras:// rows,
+// and returns the machines.
+func (s *Server) reload(ctx context.Context) ([]*store.Machine, error) {
 	var machines []*store.Machine
 	if err := s.opt.Store.View(ctx, func(tx *store.Tx) (err error) {
 		machines, err = tx.Machines("")
 		return err
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	bound := map[string]bool{}
 	for _, m := range machines {
@@ -161,7 +164,30 @@ func (s *Server) Refresh(ctx context.Context) error {
 	}
 	if s.opt.Resolver != nil {
 		if err := s.images.reload(ctx, bound); err != nil {
-			return err
+			return nil, err
+		}
+	}
+	return machines, nil
+}
+
+// Refresh re-reads the catalogs and compares each bound image's digest with
+// the one recorded last time: a rolling tag that moved is logged
+// (image.changed), and the flash-mode machines bound to it whose disks now
+// differ are stale (machine.stale): they reflash at their next boot. The
+// other servers on the database then re-read their catalogs too.
+func (s *Server) Refresh(ctx context.Context) error { return s.refresh(ctx, false) }
+
+// refresh is Refresh; announce tells the other servers even when no digest
+// moved.
+func (s *Server) refresh(ctx context.Context, announce bool) error {
+	machines, err := s.reload(ctx)
+	if err != nil {
+		return err
+	}
+	bound := map[string]bool{}
+	for _, m := range machines {
+		if m.ImageRef != "" {
+			bound[m.ImageRef] = true
 		}
 	}
 	images, err := s.images.byRef(ctx)
@@ -170,6 +196,9 @@ func (s *Server) Refresh(ctx context.Context) error {
 	}
 	now := s.now()
 	return s.opt.Store.Update(ctx, func(tx *store.Tx) error {
+		if announce {
+			tx.Notify(topicCatalogs, s.id)
+		}
 		for ref := range bound {
 			e, ok := images[ref]
 			if !ok || e.SHA256 == "" {
@@ -185,6 +214,7 @@ func (s *Server) Refresh(ctx context.Context) error {
 			if old == nil || old.SHA256 == e.SHA256 {
 				continue
 			}
+			tx.Notify(topicCatalogs, s.id)
 			err = tx.AddEvent(&store.Event{TS: now, Kind: "image.changed", SubjectKind: "image", SubjectID: ref, Actor: "bty-serve",
 				Summary: fmt.Sprintf("%s now has sha256 %s (was %s)", e.Name, e.SHA256[:12], old.SHA256[:12]), Details: fmt.Sprintf(`{"old":%q,"new":%q}`, old.SHA256, e.SHA256)})
 			if err != nil {
@@ -216,7 +246,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) refreshCatalogs(w http.ResponseWriter, r *http.Request) {
-	if err := s.Refresh(r.Context()); err != nil {
+	if err := s.refresh(r.Context(), true); err != nil {
 		s.writeErr(w, errorf(http.StatusBadGateway, "refresh the catalogs: %v", err))
 		return
 	}

@@ -74,6 +74,8 @@ type Server struct {
 	ctx     context.Context // for work that outlives a request (power actions)
 	cancel  context.CancelFunc
 	bg      sync.WaitGroup
+	id      string              // this server among those on one database (store notices)
+	changes <-chan store.Change // the store's notices, for Run
 }
 
 // New returns a Server for opt.
@@ -88,8 +90,9 @@ func New(opt Options) *Server {
 		opt.Retries = 0
 	}
 	opt.BaseURL = strings.TrimSuffix(opt.BaseURL, "/")
-	s := &Server{opt: opt, mux: http.NewServeMux(), metrics: newMetrics()}
+	s := &Server{opt: opt, mux: http.NewServeMux(), metrics: newMetrics(), id: randomID()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.changes = opt.Store.Changes(s.ctx)
 	s.images = &imageIndex{srv: opt.Catalog, base: opt.BaseURL, dir: opt.ImagesDir, sources: opt.CatalogSources, resolver: opt.Resolver}
 	s.routes()
 	return s
