@@ -127,3 +127,52 @@ func TestChanges(t *testing.T) {
 		t.Fatalf("no change in a minute")
 	}
 }
+
+// TestFailedWriteAlone: of writers that run at once (on SQLite, committed
+// together), those whose fn fails or panics leave nothing, the others
+// everything; the store goes on working after a panic.
+func TestFailedWriteAlone(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "fleet.db"), 0)
+	now := time.Now().UTC()
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if v := recover(); v != nil && i%3 != 2 {
+					t.Errorf("writer %d panicked: %v", i, v)
+				}
+			}()
+			err := s.Update(ctx, func(tx *Tx) error {
+				if err := tx.AddEvent(&Event{TS: now, Kind: fmt.Sprint("k", i%3), SubjectKind: "machine", SubjectID: "m", Actor: "t", Summary: "s"}); err != nil {
+					return err
+				}
+				switch i % 3 {
+				case 1:
+					return errors.New("no")
+				case 2:
+					panic("fn panicked")
+				}
+				return nil
+			})
+			if (err == nil) != (i%3 == 0) {
+				t.Errorf("writer %d: Update = %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	var evs []Event
+	s.View(ctx, func(tx *Tx) (err error) {
+		evs, err = tx.Events(EventFilter{Limit: 100})
+		return err
+	})
+	if len(evs) != 10 {
+		t.Errorf("%d events, want the 10 of the writers that succeeded", len(evs))
+	}
+	for _, e := range evs {
+		if e.Kind != "k0" {
+			t.Errorf("event %s of a writer that failed was kept", e.Kind)
+		}
+	}
+}

@@ -183,8 +183,16 @@ func (s *SQLite) commit(q *querier, group []*write) {
 	// request's would interrupt the connection, and SQLite then rolls back
 	// the whole transaction.
 	ctx := context.Background()
-	exec := func(stmt string) error {
-		_, err := q.db.ExecContext(ctx, stmt)
+	exec := func(stmt string) error { // one of the few below: kept prepared
+		st, ok := q.prepared[stmt]
+		if !ok {
+			var err error
+			if st, err = q.db.PrepareContext(ctx, stmt); err != nil {
+				return err
+			}
+			q.prepared[stmt] = st
+		}
+		_, err := st.ExecContext(ctx)
 		return err
 	}
 	fail := func(err error) {
@@ -206,8 +214,8 @@ func (s *SQLite) commit(q *querier, group []*write) {
 			group[i] = nil
 			continue
 		}
-		sp := fmt.Sprintf("w%d", i)
-		if err := exec("SAVEPOINT " + sp); err != nil {
+		// One name for every savepoint: each is released before the next.
+		if err := exec("SAVEPOINT fn"); err != nil {
 			fail(err)
 			return
 		}
@@ -215,12 +223,12 @@ func (s *SQLite) commit(q *querier, group []*write) {
 		if err := runFn(w.fn, txs[i]); err != nil {
 			w.err <- err
 			group[i] = nil
-			if err := exec("ROLLBACK TO " + sp); err != nil {
+			if err := exec("ROLLBACK TO fn"); err != nil {
 				fail(err)
 				return
 			}
 		}
-		if err := exec("RELEASE " + sp); err != nil {
+		if err := exec("RELEASE fn"); err != nil {
 			fail(err)
 			return
 		}

@@ -158,6 +158,12 @@ func run(ctx context.Context, db *sql.DB, opt *sql.TxOptions, d *dialect, h *hub
 		return err
 	}
 	tx := &Tx{q: &querier{db: stx}, d: d, write: opt == nil || !opt.ReadOnly, ctx: ctx}
+	defer func() {
+		if v := recover(); v != nil {
+			stx.Rollback() // or the connection stays taken
+			panic(v)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		stx.Rollback()
 		return err
