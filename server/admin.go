@@ -414,6 +414,9 @@ func (s *Server) reflash(w http.ResponseWriter, r *http.Request) {
 		if m.Power != "" && (req.Power == nil || *req.Power) {
 			power = m.Power
 		}
+		if isWOL(power) {
+			tx.Notify(topicWake, s.id+" "+mac)
+		}
 		summary := fmt.Sprintf("plan %d armed: reflash requested", c.ID)
 		if req.Reason != "" {
 			summary += ": " + req.Reason
@@ -564,8 +567,9 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 
 // Run does the server's periodic work until ctx ends: the event retention
 // every ten minutes, a refresh of the catalogs every refresh (none when
-// zero), and a reload of the catalogs when another server on the database
-// refreshed them (or notices were lost).
+// zero), a reload of the catalogs when another server on the database
+// refreshed them (or notices were lost), and the Wake-on-LAN packets of
+// reflashes armed through other servers.
 func (s *Server) Run(ctx context.Context, refresh time.Duration) {
 	prune := time.NewTicker(10 * time.Minute)
 	defer prune.Stop()
@@ -592,10 +596,13 @@ func (s *Server) Run(ctx context.Context, refresh time.Duration) {
 				changes = nil
 				continue
 			}
-			if (c.Topic == topicCatalogs && c.Detail != s.id) || c.Topic == store.Resync {
+			switch {
+			case (c.Topic == topicCatalogs && c.Detail != s.id) || c.Topic == store.Resync:
 				if _, err := s.reload(ctx); err != nil && ctx.Err() == nil {
 					s.logf("reload the catalogs another server refreshed: %v", err)
 				}
+			case c.Topic == topicWake:
+				s.wakeFor(ctx, c.Detail)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"bty/catalog"
+	"bty/wire"
 )
 
 // TestRefreshReachesOtherServers: a catalog refresh asked of one server is
@@ -62,4 +64,34 @@ func get(url string) (int, string, error) {
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	return res.StatusCode, string(b), err
+}
+
+// TestWakeFromEveryServer: a reflash of a Wake-on-LAN machine armed through
+// one server makes every server on the database send the magic packet (each
+// reaches its own segment), while the cycle is armed once.
+func TestWakeFromEveryServer(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	f := newFixture(t)
+	opt := Options{Store: f.st, Catalog: catalog.NewServer(catalog.ServerOptions{Dir: filepath.Join(f.dir, "images")}),
+		ImagesDir: filepath.Join(f.dir, "images"), BaseURL: testBase, Version: "bty test", Now: f.now}
+	other := New(opt)
+	t.Cleanup(other.Close)
+	go other.Run(t.Context(), 0)
+	f.register(wire.BootFlashOnce, `,"power":"wol:`+pc.LocalAddr().String()+`"`)
+	f.want(f.adm("POST", "/machines/"+testMAC+"/reflash", ""), 202, "reflash")
+	buf := make([]byte, 200)
+	pc.SetReadDeadline(time.Now().Add(time.Minute))
+	for i := range 2 {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil || n != 102 || buf[6] != 0x52 {
+			t.Fatalf("magic packet %d of 2 (one per server) = %x, %v", i+1, buf[:n], err)
+		}
+	}
+	if c := f.machine().Cycle; c == nil || c.State != wire.CycleArmed {
+		t.Errorf("cycle after the reflash = %+v, want one armed", c)
+	}
 }
