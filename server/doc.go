@@ -14,6 +14,9 @@
 //
 // The routes and texts machines and scripts see are bty-web's (the Python
 // server this replaces); docs/fleet.md has the protocol and the state
-// machine. All state is in package store, so several servers can share one
-// database; the image listing and the metrics counters are per process.
+// machine. All state is in package store, so several servers share one
+// PostgreSQL database; Run acts on the store's notices of the others (a
+// catalog refresh, a Wake-on-LAN reflash). The image listing, the metrics
+// counters and cmd: power actions are per process (docs/fleet.md, "Several
+// servers, one PostgreSQL").
 package server
