@@ -17,15 +17,15 @@ import (
 )
 
 const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR]
-       bty serve --images DIR --state DIR [--boot DIR] [--url URL]
-                 [--catalog SRC]... [--listen ADDR]
+       bty serve --images DIR --state DIR|URL [--secrets DIR] [--boot DIR]
+                 [--url URL] [--catalog SRC]... [--listen ADDR]
                  [--cache DIR [--cache-max SIZE]]
                  [--pxe [--interface IF] [--pxe-known-only] [--ipxe-dir DIR]]
                  [--dhcp-observe]`
 
 // cmdServe: the HTTP catalog, and with --state the fleet server.
 func cmdServe(ctx context.Context, e env, args []string) error {
-	var dir, listen, state, boot, baseURL, quarantine, cacheDir, cacheMax string
+	var dir, listen, state, secrets, boot, baseURL, quarantine, cacheDir, cacheMax string
 	var catalogs multiFlag
 	var plainHTTP bool
 	var retries, keep int
@@ -36,7 +36,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	fs.Var(&catalogs, "catalog", "catalog `SRC` whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
 	fs.StringVar(&listen, "listen", ":8080", "address `ADDR` to listen on")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
-	fs.StringVar(&state, "state", "", "fleet server: directory `DIR` of its state (database, admin token)")
+	fs.StringVar(&state, "state", "", "fleet server: directory `DIR` of its state (database, admin token), or a postgres:// URL of a database that several servers share")
+	fs.StringVar(&secrets, "secrets", "", "fleet server: directory `DIR` where the first start writes admin.token and admin.password (default: the --state directory; needed with a URL)")
 	fs.StringVar(&boot, "boot", "", "fleet server: directory `DIR` of the live environment (bty media netboot --out DIR), served under /boot/")
 	fs.StringVar(&baseURL, "url", "", "fleet server: the `URL` machines reach it at; the refs of --images files are made from it (default http://HOSTNAME:PORT)")
 	fs.IntVar(&retries, "retries", 2, "fleet server: how often a failed flash is retried before the machine is quarantined")
@@ -66,11 +67,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"--boot", boot != ""}, {"--url", baseURL != ""}, {"--cache", cacheDir != ""}} {
+		}{{"--boot", boot != ""}, {"--url", baseURL != ""}, {"--secrets", secrets != ""}, {"--cache", cacheDir != ""}} {
 			if f.set {
 				return usagef("%s needs --state DIR: it is a fleet server option", f.name)
 			}
 		}
+	}
+	if secrets == "" && !store.IsURL(state) {
+		secrets = state
+	}
+	if secrets == "" && state != "" {
+		return usagef("--state %s needs --secrets DIR: the directory where the first server writes admin.token", store.Redact(state))
 	}
 	if boot != "" {
 		if _, err := os.Stat(filepath.Join(boot, media.KernelName)); err != nil {
@@ -116,20 +123,20 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	var pxeDone <-chan struct{}
 	go cat.Warm(ctx)
 	if state != "" {
-		st, err := store.OpenSQLite(filepath.Join(state, "fleet.db"), 0)
+		st, err := store.Open(ctx, state)
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		defer st.Close()
-		if path, err := server.EnsureAdminToken(ctx, st, state, time.Now()); err != nil {
+		if path, err := server.EnsureAdminToken(ctx, st, secrets, time.Now()); err != nil {
 			ln.Close()
 			return err
 		} else if path != "" {
 			fmt.Fprintf(e.stderr, "bty serve: the admin token is in %s (BTY_TOKEN=$(cat %s) bty fleet ...)\n", path, path)
 		}
 		pxeURL := baseURL // --url as given: without it, bty's answers name its address on --interface
-		pwFile, err := server.EnsurePassword(ctx, st, state, e.getenv("BTY_ADMIN_PASSWORD"), time.Now())
+		pwFile, err := server.EnsurePassword(ctx, st, secrets, e.getenv("BTY_ADMIN_PASSWORD"), time.Now())
 		if err != nil {
 			ln.Close()
 			return err
@@ -157,7 +164,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		srv := server.New(server.Options{Store: st, Catalog: cat, ImagesDir: dir, BaseURL: baseURL, CatalogSources: catalogs, Resolver: r,
 			BootDir: boot, Kernel: media.KernelName, Initrd: media.InitrdName, Version: version, Retries: retries,
 			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr, IPXEDir: ipxe,
-			PXEResponder: responder, PasswordFile: filepath.Join(state, "admin.password"), Cache: cache})
+			PXEResponder: responder, PasswordFile: filepath.Join(secrets, "admin.password"), Cache: cache})
 		defer srv.Close()
 		if px.on {
 			if pxeFailed, pxeDone, err = startPXE(ctx, e, px, srv, pxeURL, ln.Addr()); err != nil {
@@ -167,7 +174,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		go srv.Run(ctx, refresh)
 		handler = srv
-		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe; web UI: http://%s/ui/\n", addr, state, addr, addr)
+		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe; web UI: http://%s/ui/\n", addr, store.Redact(state), addr, addr)
 	}
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	fmt.Fprintf(e.stderr, "bty serve: serving %s at http://%s/catalog.toml\n", dir, addr)

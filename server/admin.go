@@ -441,6 +441,9 @@ func (s *Server) reflash(w http.ResponseWriter, r *http.Request) {
 		if m.Power != "" && (req.Power == nil || *req.Power) {
 			power = m.Power
 		}
+		if isWOL(power) {
+			tx.Notify(topicWake, s.id+" "+mac)
+		}
 		summary := fmt.Sprintf("plan %d armed: reflash requested", c.ID)
 		if req.Reason != "" {
 			summary += ": " + req.Reason
@@ -590,9 +593,11 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // Run does the server's periodic work until ctx ends: the web UI's live
-// updates, the rollouts' steps, the event retention every ten minutes, and a
+// updates, the rollouts' steps, the event retention every ten minutes, a
 // refresh of the catalogs every refresh (none when zero; with a cache, also
-// one at the start).
+// one at the start), a reload of the catalogs when another server on the
+// database refreshed them (or notices were lost), and the Wake-on-LAN
+// packets of reflashes armed through other servers.
 func (s *Server) Run(ctx context.Context, refresh time.Duration) {
 	go s.ui.Run(ctx) // the web UI's live updates
 	prune := time.NewTicker(10 * time.Minute)
@@ -612,6 +617,7 @@ func (s *Server) Run(ctx context.Context, refresh time.Duration) {
 			s.logf("refresh the catalogs: %v", err)
 		}
 	}
+	changes := s.changes
 	for {
 		select {
 		case <-ctx.Done():
@@ -625,6 +631,23 @@ func (s *Server) Run(ctx context.Context, refresh time.Duration) {
 		case <-tick:
 			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.logf("refresh the catalogs: %v", err)
+			}
+		case c, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			switch {
+			case (c.Topic == topicCatalogs && c.Detail != s.id) || c.Topic == store.Resync:
+				machines, changed, err := s.reload(ctx)
+				if err == nil {
+					err = s.followCatalogs(ctx, changed, boundRefs(machines))
+				}
+				if err != nil && ctx.Err() == nil {
+					s.logf("reload the catalogs another server refreshed: %v", err)
+				}
+			case c.Topic == topicWake:
+				s.wakeFor(ctx, c.Detail)
 			}
 		}
 	}

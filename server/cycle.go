@@ -123,7 +123,7 @@ func (s *Server) failAttempt(tx *store.Tx, m *store.Machine, c *store.Cycle, rea
 	if err := event(tx, now, kind, m.MAC, actor, ip, fmt.Sprintf("plan %d failed (attempt %d): %s", c.ID, c.Attempt, reason), details); err != nil {
 		return failure{}, err
 	}
-	s.metrics.cycleEnded(c)
+	s.countEnded(tx, c)
 	if c.Kind != wire.KindFlash {
 		return failure{}, nil
 	}

@@ -21,7 +21,9 @@
 //
 // The routes and texts machines and scripts see are bty-web's (the Python
 // server this replaces); docs/fleet.md has the protocol and the state
-// machine. All state is in package store, so several servers can share one
-// database; the image listing, the metrics counters and the image cache are
-// per process.
+// machine. All state is in package store, so several servers share one
+// PostgreSQL database; Run acts on the store's notices of the others (a
+// catalog refresh, a Wake-on-LAN reflash). The image listing, the metrics
+// counters, cmd: power actions and the image cache are per process
+// (docs/fleet.md, "Several servers, one PostgreSQL").
 package server

@@ -186,41 +186,84 @@ func (ix *imageIndex) reload(ctx context.Context, bound map[string]bool) error {
 	return nil
 }
 
-// Refresh re-reads the catalogs and compares each bound image's digest with
-// the one recorded last time: a rolling tag that moved is logged
-// (image.changed), and the flash-mode machines bound to it whose disks now
-// differ are stale (machine.stale): they reflash at their next boot.
-func (s *Server) Refresh(ctx context.Context) error {
-	var machines []*store.Machine
+// topicCatalogs is the store notice of a refresh that every server on the
+// database repeats: one asked for on the API, or one that found a moved tag.
+// Its detail is the id of the server that refreshed.
+const topicCatalogs = "catalogs"
+
+// reload re-reads the catalogs, and the digests of the bound oras:// rows,
+// and returns the machines. With a cache it first asks the origins of its
+// pinned http(s) rows, and it returns the bound refs whose digest this
+// server saw change (a moved tag, a changed origin), to pre-warm.
+func (s *Server) reload(ctx context.Context) (machines []*store.Machine, changed []string, err error) {
 	if err := s.opt.Store.View(ctx, func(tx *store.Tx) (err error) {
 		machines, err = tx.Machines("")
 		return err
 	}); err != nil {
-		return err
+		return nil, nil, err
 	}
+	bound := boundRefs(machines)
+	var before map[string]catalog.Entry
+	if s.cache != nil {
+		changed = s.cache.revalidate(ctx)
+		before, _ = s.images.byRef(ctx) // none: nothing to compare
+	}
+	if s.opt.Resolver != nil {
+		if err := s.images.reload(ctx, bound); err != nil {
+			return nil, nil, err
+		}
+	}
+	if s.cache != nil {
+		after, err := s.images.byRef(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for ref := range bound {
+			if old := before[ref].SHA256; old != "" && old != after[ref].SHA256 {
+				changed = append(changed, ref)
+			}
+		}
+	}
+	return machines, changed, nil
+}
+
+// boundRefs returns the refs of the images machines are bound to.
+func boundRefs(machines []*store.Machine) map[string]bool {
 	bound := map[string]bool{}
 	for _, m := range machines {
 		if m.ImageRef != "" {
 			bound[m.ImageRef] = true
 		}
 	}
-	var moved []string // http(s) rows without a digest whose origin changed
-	if s.cache != nil {
-		moved = s.cache.revalidate(ctx)
+	return bound
+}
+
+// Refresh re-reads the catalogs and compares each bound image's digest with
+// the one recorded last time: a rolling tag that moved is logged
+// (image.changed), and the flash-mode machines bound to it whose disks now
+// differ are stale (machine.stale): they reflash at their next boot. The
+// other servers on the database then re-read their catalogs too.
+func (s *Server) Refresh(ctx context.Context) error { return s.refresh(ctx, false) }
+
+// refresh is Refresh; announce tells the other servers even when no digest
+// moved.
+func (s *Server) refresh(ctx context.Context, announce bool) error {
+	machines, changed, err := s.reload(ctx)
+	if err != nil {
+		return err
 	}
-	if s.opt.Resolver != nil {
-		if err := s.images.reload(ctx, bound); err != nil {
-			return err
-		}
-	}
+	bound := boundRefs(machines)
 	images, err := s.images.byRef(ctx)
 	if err != nil {
 		return err
 	}
 	now := s.now()
-	var changed []string
+	var stored []string // the bound refs whose digest moved since the store recorded it
 	err = s.opt.Store.Update(ctx, func(tx *store.Tx) error {
-		changed = append([]string(nil), moved...)
+		stored = nil
+		if announce {
+			tx.Notify(topicCatalogs, s.id)
+		}
 		for ref := range bound {
 			e, ok := images[ref]
 			if !ok || e.SHA256 == "" {
@@ -236,7 +279,8 @@ func (s *Server) Refresh(ctx context.Context) error {
 			if old == nil || old.SHA256 == e.SHA256 {
 				continue
 			}
-			changed = append(changed, ref)
+			stored = append(stored, ref)
+			tx.Notify(topicCatalogs, s.id)
 			err = tx.AddEvent(&store.Event{TS: now, Kind: "image.changed", SubjectKind: "image", SubjectID: ref, Actor: "bty-serve",
 				Summary: fmt.Sprintf("%s now has sha256 %s (was %s)", e.Name, e.SHA256[:12], old.SHA256[:12]), Details: fmt.Sprintf(`{"old":%q,"new":%q}`, old.SHA256, e.SHA256)})
 			if err != nil {
@@ -252,11 +296,23 @@ func (s *Server) Refresh(ctx context.Context) error {
 		}
 		return nil
 	})
-	if err != nil || s.cache == nil {
+	if err != nil {
 		return err
 	}
+	return s.followCatalogs(ctx, append(changed, stored...), bound)
+}
+
+// followCatalogs brings the cache after a reload of the catalogs: the
+// changed images that machines are bound to are pre-warmed, and the cached
+// images no row names any more are dropped.
+func (s *Server) followCatalogs(ctx context.Context, changed []string, bound map[string]bool) error {
+	if s.cache == nil {
+		return nil
+	}
+	warmed := map[string]bool{}
 	for _, ref := range changed {
-		if bound[ref] {
+		if bound[ref] && !warmed[ref] {
+			warmed[ref] = true
 			s.prewarm(ref)
 		}
 	}
@@ -287,7 +343,7 @@ func (s *Server) Images(ctx context.Context, base string) ([]wire.ImageEntry, er
 }
 
 func (s *Server) refreshCatalogs(w http.ResponseWriter, r *http.Request) {
-	if err := s.Refresh(r.Context()); err != nil {
+	if err := s.refresh(r.Context(), true); err != nil {
 		s.writeErr(w, errorf(http.StatusBadGateway, "refresh the catalogs: %v", err))
 		return
 	}

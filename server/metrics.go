@@ -59,6 +59,13 @@ func (m *metrics) cycleEnded(c *store.Cycle) {
 	m.bytes += c.BytesWritten
 }
 
+// countEnded counts c as ended once tx commits: a transaction that is run
+// again (a conflict on PostgreSQL) counts once.
+func (s *Server) countEnded(tx *store.Tx, c *store.Cycle) {
+	ended := *c
+	tx.OnCommit(func() { s.metrics.cycleEnded(&ended) })
+}
+
 func (m *metrics) power(ok bool) {
 	m.mu.Lock()
 	m.powerRuns[map[bool]string{true: "ok", false: "failed"}[ok]]++

@@ -90,6 +90,8 @@ type Server struct {
 	bg      sync.WaitGroup
 	ui      *web.UI
 	cache   *Cache // nil without one
+	id      string              // this server among those on one database (store notices)
+	changes <-chan store.Change // the store's notices, for Run
 }
 
 // New returns a Server for opt.
@@ -104,10 +106,11 @@ func New(opt Options) *Server {
 		opt.Retries = 0
 	}
 	opt.BaseURL = strings.TrimSuffix(opt.BaseURL, "/")
-	s := &Server{opt: opt, mux: http.NewServeMux(), metrics: newMetrics()}
+	s := &Server{opt: opt, mux: http.NewServeMux(), metrics: newMetrics(), id: randomID()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ui = web.New(web.Options{Store: opt.Store, Fleet: s, API: s.mux, PasswordFile: opt.PasswordFile, Now: opt.Now, Logf: s.logf})
 	s.opt.Store = notifying{opt.Store, s.ui.Changed}
+	s.changes = opt.Store.Changes(s.ctx)
 	s.images = &imageIndex{srv: opt.Catalog, base: opt.BaseURL, dir: opt.ImagesDir, sources: opt.CatalogSources, resolver: opt.Resolver}
 	if opt.Cache != nil {
 		s.useCache(opt.Cache)
@@ -265,7 +268,7 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 	}
 	s.logf("error: %v", err)
 	code := http.StatusInternalServerError
-	if strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked") {
+	if store.IsBusy(err) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, wire.Error{Detail: err.Error()})
@@ -382,11 +385,12 @@ func actor(r *http.Request) string {
 
 // EnsureAdminToken creates the admin token on first start: when the store has
 // no token, a new one named "admin" is written to dir/admin.token (mode
-// 0600). It returns the file's path when it made one.
+// 0600; dir is made if need be). It returns the file's path when it made one.
 func EnsureAdminToken(ctx context.Context, st store.Store, dir string, now time.Time) (string, error) {
 	path := filepath.Join(dir, "admin.token")
-	made := false
+	made, wrote := false, ""
 	err := st.Update(ctx, func(tx *store.Tx) error {
+		made = false
 		n, err := tx.Tokens()
 		if err != nil || n > 0 {
 			return err
@@ -397,12 +401,22 @@ func EnsureAdminToken(ctx context.Context, st store.Store, dir string, now time.
 		}
 		// Written before the commit: a token in the database is never one
 		// nobody has.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
 		if err := writeSecret(path, tok+"\n"); err != nil {
 			return err
 		}
-		made = true
+		made, wrote = true, tok+"\n"
 		return nil
 	})
+	if !made && wrote != "" {
+		// This run's token lost to another server's, which started at the
+		// same moment: the file must not keep a token nobody can use.
+		if b, _ := os.ReadFile(path); string(b) == wrote {
+			os.Remove(path)
+		}
+	}
 	if err != nil || !made {
 		return "", err
 	}
