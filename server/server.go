@@ -89,7 +89,7 @@ type Server struct {
 	cancel  context.CancelFunc
 	bg      sync.WaitGroup
 	ui      *web.UI
-	cache   *Cache // nil without one
+	cache   *Cache              // nil without one
 	id      string              // this server among those on one database (store notices)
 	changes <-chan store.Change // the store's notices, for Run
 }
