@@ -26,10 +26,11 @@ func TestMain(m *testing.M) {
 }
 
 // openStore opens a new, empty store on the tests' backend: SQLite in dir,
-// or a new PostgreSQL database. It is closed when t ends.
-func openStore(t *testing.T, dir string) store.Store {
+// or a new PostgreSQL database. It is closed when t ends. state is what
+// opens the same database again (another server's store).
+func openStore(t *testing.T, dir string) (st store.Store, state string) {
 	t.Helper()
-	state := dir
+	state = dir
 	if testBackend == "postgres" {
 		state = pgtest.DSN(t)
 	}
@@ -43,5 +44,5 @@ func openStore(t *testing.T, dir string) store.Store {
 			t.Logf("(on %s)", testBackend)
 		}
 	})
-	return st
+	return st, state
 }

@@ -56,7 +56,7 @@ func newRolloutRig(t *testing.T, n, servers int, tweak ...func(*Options)) *rollo
 		rng: rand.New(rand.NewPCG(18, uint64(n)))}
 	for i := 1; i < servers; i++ {
 		// Another server on the same database (its own connections).
-		st, err := store.OpenSQLite(filepath.Join(f.dir, "state", "fleet.db"), 0)
+		st, err := store.Open(t.Context(), f.state)
 		if err != nil {
 			t.Fatal(err)
 		}
