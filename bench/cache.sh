@@ -9,10 +9,12 @@
 # requests and bytes), times one download from it, then starts bty serve
 # --cache cold and times BENCH_MACHINES downloads of the image through it at
 # once (every 8th from the middle on, as a resumed download asks), each compared
-# byte for byte. Prints the origin's requests and bytes (the goal: the image
-# once), the two times and their ratio (the goal: within 1.2x), and bty serve's
-# peak RSS; also written to $BENCH_DIR/cache-results.md. Fails when a download
-# differs or the origin served the image more than once.
+# byte for byte, then the same again from the complete cache (what serving the
+# machines costs this host). Prints the origin's requests and bytes (the goal:
+# the image once), the times and the ratio fan-out / one download (the goal:
+# within 1.2x), and bty serve's peak RSS; also written to
+# $BENCH_DIR/cache-results.md. Fails when a download differs or the origin
+# served the image more than once.
 #
 # Environment:
 #   BENCH_DIR       work dir                      (default: bench/out)

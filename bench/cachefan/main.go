@@ -8,6 +8,7 @@
 //	  1. one download from the origin                              (the reference time)
 //	  2. bty serve starts cold; -machines downloads of /cache/SHA/NAME at once
 //	     (every 8th starts halfway, as a resumed download does)    (the fan-out time)
+//	  3. the same again from the complete cache                    (what serving costs this host)
 //
 // Each download is read as a machine reads it (catalog.HTTPSource, asked
 // again for the rest after a failed read) and compared byte for byte with
@@ -101,23 +102,20 @@ func run(bty, dir string, mib, rate, machines int) error {
 	url := srv.url + "/cache/" + sum + "/big.img"
 
 	start = time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, machines)
-	took := make([]time.Duration, machines)
-	for i := range machines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			off := int64(0)
-			if i%8 == 7 {
-				off = int64(len(data)) / 2 // a resumed download asks for bytes not cached yet
-			}
-			errs[i] = download(url, off, data)
-			took[i] = time.Since(start)
-		}()
-	}
-	wg.Wait()
+	errs, took := fanOut(machines, func(i int) error {
+		off := int64(0)
+		if i%8 == 7 {
+			off = int64(len(data)) / 2 // a resumed download asks for bytes not cached yet
+		}
+		return download(url, off, data)
+	})
 	fan := time.Since(start)
+	// The same again from the complete cache: what serving the machines
+	// costs this host, whatever the origin.
+	start = time.Now()
+	warmErrs, _ := fanOut(machines, func(int) error { return download(url, 0, data) })
+	warm := time.Since(start)
+	errs = append(errs, warmErrs...)
 	rss := srv.peakRSS()
 
 	fmt.Printf("image: %d MiB (sha256 %s), origin at %d MiB/s, %d machines, %d cores, load average %s\n",
@@ -126,20 +124,40 @@ func run(bty, dir string, mib, rate, machines int) error {
 	fmt.Printf("%d machines through a cold cache:    %s (first done %s, last %s)\n", machines, fan.Round(time.Millisecond),
 		slices.Min(took).Round(time.Millisecond), slices.Max(took).Round(time.Millisecond))
 	fmt.Printf("ratio fan-out / one download:        %.3f\n", fan.Seconds()/direct.Seconds())
+	fmt.Printf("%d machines again, cache complete:   %s (the host's cost of serving them)\n", machines, warm.Round(time.Millisecond))
 	fmt.Printf("origin: %d request(s), %d bytes served (the image is %d)\n", o.requests.Load(), o.served.Load(), len(data))
 	fmt.Printf("bty serve peak RSS:                  %d MiB\n", rss>>20)
 	bad := 0
 	for i, err := range errs {
 		if err != nil {
-			fmt.Printf("machine %d: %v\n", i, err)
+			fmt.Printf("machine %d: %v\n", i%machines, err)
 			bad++
 		}
 	}
-	fmt.Printf("downloads byte-exact:                %d of %d\n", machines-bad, machines)
+	fmt.Printf("downloads byte-exact:                %d of %d\n", len(errs)-bad, len(errs))
 	if bad > 0 || o.requests.Load() != 1 || o.served.Load() != int64(len(data)) {
 		return errors.New("a download differed, or the origin did not serve the image exactly once")
 	}
 	return nil
+}
+
+// fanOut runs get for machines 0..n-1 at once; it returns their errors and
+// when each ended.
+func fanOut(n int, get func(i int) error) ([]error, []time.Duration) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	took := make([]time.Duration, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = get(i)
+			took[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	return errs, took
 }
 
 // image returns n bytes that differ from MiB to MiB.
