@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,12 +11,16 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/charmbracelet/x/term"
+
 	"bty/fleet"
+	"bty/server/web"
 	"bty/wire"
 )
 
@@ -35,6 +40,9 @@ const fleetUsage = `Usage: bty fleet [--server URL] [--token T] COMMAND ...
   rm MAC                                  forget a machine
   events [--machine MAC] [--kind K] [--limit N] [--follow] [--json]
   token create NAME | token revoke NAME   API tokens (create prints the token)
+  password                                set the web UI's password (typed twice
+                                          at a terminal, else the first line of
+                                          standard input)
 
 The server is --server or $BTY_SERVER (http://host:8080), the token --token
 or $BTY_TOKEN (the server's STATE/admin.token, or bty fleet token create).
@@ -79,6 +87,7 @@ func cmdFleet(ctx context.Context, e env, args []string) error {
 	}
 	cmds := map[string]func(context.Context, []string) error{
 		"ls": c.ls, "show": c.show, "set": c.set, "reflash": c.reflash, "rm": c.rm, "events": c.events, "token": c.tokenCmd,
+		"password": c.password,
 	}
 	run, ok := cmds[args[0]]
 	if !ok {
@@ -310,14 +319,19 @@ func (c *fleetCLI) show(ctx context.Context, args []string) error {
 }
 
 // timeline writes a cycle's steps with the time each took after the one
-// before: offered +0s, booted +21s, plan +35s, writing +2s, done +40s.
+// before: dhcp +0s, offered +9s, booted +21s, plan +35s, writing +2s, done
+// +40s. A cycle that a boot started begins at bty's DHCP answer to it, which
+// came before the cycle was made.
 func timeline(c wire.Cycle) string {
 	var parts []string
 	prev := c.CreatedAt
+	if c.DHCPAt != nil && c.DHCPAt.Before(prev) {
+		prev = *c.DHCPAt
+	}
 	for _, s := range []struct {
 		name string
 		t    *time.Time
-	}{{"offered", c.OfferedAt}, {"booted", c.BootedAt}, {"plan", c.PlannedAt}, {"writing", c.WriteStartedAt}, {c.State, c.EndedAt}} {
+	}{{"dhcp", c.DHCPAt}, {"offered", c.OfferedAt}, {"booted", c.BootedAt}, {"plan", c.PlannedAt}, {"writing", c.WriteStartedAt}, {c.State, c.EndedAt}} {
 		if s.t == nil {
 			continue
 		}
@@ -444,93 +458,6 @@ func (c *fleetCLI) findImage(ctx context.Context, s string) (string, error) {
 	return "", usagef("--image %q: the server has no such image (it has: %s)", s, strings.Join(names, ", "))
 }
 
-func (c *fleetCLI) reflash(ctx context.Context, args []string) error {
-	var wait, noPower bool
-	var timeout time.Duration
-	var reason string
-	fs := c.flags("reflash", "reflash MAC... [--wait] [--timeout D] [--reason TEXT] [--no-power]")
-	fs.BoolVar(&wait, "wait", false, "wait until each flash is done or has failed for good")
-	fs.DurationVar(&timeout, "timeout", 30*time.Minute, "with --wait: give up after this long (exit 124)")
-	fs.StringVar(&reason, "reason", "", "why, for the event log (e.g. the CI job)")
-	fs.BoolVar(&noPower, "no-power", false, "do not power-cycle: the flash happens at the next reboot")
-	pos, err := c.parse(fs, args)
-	if err != nil {
-		return firstErr(err, nil)
-	}
-	if len(pos) == 0 {
-		return usagef("bty fleet reflash takes one or more MACs")
-	}
-	armed := map[string]int64{}
-	var macs []string
-	for _, a := range pos {
-		mac, err := macArg(a)
-		if err != nil {
-			return err
-		}
-		req := wire.Reflash{Reason: reason}
-		if noPower {
-			req.Power = new(bool)
-		}
-		var cy wire.Cycle
-		if err := c.call(ctx, "POST", "/machines/"+mac+"/reflash", req, &cy); err != nil {
-			return fmt.Errorf("%s: %w", mac, err)
-		}
-		fmt.Fprintf(c.e.stderr, "bty: %s: plan %d armed\n", mac, cy.ID)
-		armed[mac] = cy.ID
-		macs = append(macs, mac)
-	}
-	if !wait {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var first error
-	for _, mac := range macs {
-		if err := c.await(ctx, mac, armed[mac]); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-// reflashError is a flash that ended badly; its class gives the exit code.
-type reflashError struct {
-	mac, msg string
-	class    wire.Class
-	timeout  bool
-}
-
-func (e *reflashError) Error() string { return e.mac + ": " + e.msg }
-
-// await follows a machine's cycles from the armed one until one is done, the
-// machine is quarantined, or ctx ends.
-func (c *fleetCLI) await(ctx context.Context, mac string, from int64) error {
-	for {
-		var m wire.Machine
-		err := c.call(ctx, "GET", "/machines/"+mac, nil, &m)
-		if ctx.Err() != nil {
-			return &reflashError{mac: mac, msg: "no result before the timeout (bty fleet show " + mac + ")", timeout: true}
-		}
-		if err != nil {
-			fmt.Fprintf(c.e.stderr, "bty: %s: %v (trying again)\n", mac, err)
-		} else if cy := m.Cycle; cy != nil && cy.ID >= from {
-			switch {
-			case cy.State == wire.CycleDone:
-				fmt.Fprintf(c.e.stderr, "bty: %s: plan %d done: %s\n", mac, cy.ID, timeline(*cy))
-				return nil
-			case cy.State == wire.CycleSuperseded:
-				return &reflashError{mac: mac, msg: fmt.Sprintf("plan %d superseded: %s", cy.ID, cy.Reason)}
-			case m.Quarantine != nil && cy.State == wire.CycleFailed:
-				return &reflashError{mac: mac, msg: fmt.Sprintf("plan %d failed (%s), the machine is quarantined: %s", cy.ID, cy.Reason, m.Quarantine.Reason), class: cy.Class}
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
-	}
-}
-
 func (c *fleetCLI) rm(ctx context.Context, args []string) error {
 	pos, err := c.parse(c.flags("rm", "rm MAC"), args)
 	if err != nil {
@@ -624,20 +551,43 @@ func (c *fleetCLI) tokenCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
-// reflashCode maps a reflash --wait failure to its exit code: 4 integrity,
-// 5 source, 124 timeout, 1 any other failure.
-func reflashCode(err error) (int, bool) {
-	var re *reflashError
-	if !errors.As(err, &re) {
-		return 0, false
+// password sets the web UI's password (PUT /admin/password): typed twice
+// without echo at a terminal, else the first line of standard input.
+func (c *fleetCLI) password(ctx context.Context, args []string) error {
+	pos, err := c.parse(c.flags("password", "password < FILE"), args)
+	if err != nil || len(pos) > 0 {
+		return firstErr(err, pos)
 	}
-	switch {
-	case re.class == wire.ClassIntegrity:
-		return exitIntegrity, true
-	case re.class == wire.ClassSource:
-		return exitSource, true
-	case re.timeout:
-		return exitTimeout, true
+	var pw string
+	if fd := os.Stdin.Fd(); term.IsTerminal(fd) {
+		var again []byte
+		fmt.Fprint(c.e.stderr, "New password for the web UI: ")
+		b, err := term.ReadPassword(fd)
+		if err == nil {
+			fmt.Fprint(c.e.stderr, "\nAgain: ")
+			again, err = term.ReadPassword(fd)
+		}
+		fmt.Fprintln(c.e.stderr)
+		if err != nil {
+			return fmt.Errorf("read the password: %w", err)
+		}
+		if string(b) != string(again) {
+			return usagef("the two passwords differ: type the same one twice")
+		}
+		pw = string(b)
+	} else {
+		line, err := bufio.NewReader(io.LimitReader(os.Stdin, 4096)).ReadString('\n')
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read the password from standard input: %w", err)
+		}
+		pw = strings.TrimRight(line, "\r\n")
 	}
-	return exitIO, true
+	if err := web.ValidPassword(pw); err != nil {
+		return usagef("%v: give another", err)
+	}
+	if err := c.call(ctx, "PUT", "/admin/password", wire.Password{Password: pw}, nil); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.e.stderr, "bty: the web UI's password is set; sessions that used the old one have ended")
+	return nil
 }

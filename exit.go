@@ -8,6 +8,7 @@ import (
 	"bty/catalog"
 	"bty/disks"
 	"bty/flash"
+	"bty/netboot"
 )
 
 // Exit codes, as docs/architecture.md defines them.
@@ -44,6 +45,8 @@ var exitTable = []struct {
 	{catalog.ErrIntegrity, exitIntegrity},
 	{catalog.ErrNotFound, exitSource},
 	{catalog.ErrUnavailable, exitSource},
+	{netboot.ErrPrivilege, exitUsage}, // the command line or the machine must change
+	{netboot.ErrConfig, exitUsage},
 }
 
 func exitCode(err error) int {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"bty/internal/testproc"
 	"bty/wire"
 )
 
@@ -27,15 +28,7 @@ import (
 func TestVMFleetLoop(t *testing.T) {
 	k := requireVM(t)
 	requireTool(t, "mkfifo")
-	rom := false
-	for _, p := range []string{"/usr/lib/ipxe/qemu/efi-virtio.rom", "/usr/share/qemu/efi-virtio.rom"} {
-		if _, err := os.Stat(p); err == nil {
-			rom = true
-		}
-	}
-	if !rom {
-		t.Skip("VM test: no iPXE ROM for virtio-net (apt-get install ipxe-qemu)")
-	}
+	requireNICROM(t)
 	dir := t.TempDir()
 
 	// The server: the kit's image, and a catalog whose row for the same
@@ -92,7 +85,7 @@ func TestVMFleetLoop(t *testing.T) {
 		"-netdev", "user,id=n0,bootfile=" + guest + "/pxe-bootstrap.ipxe", "-device", "virtio-net-pci,netdev=n0,mac=" + vmMAC}
 	args = append(args, target.args(1)...)
 	args = append(args, decoy.args(2)...)
-	qemu := exec.Command("qemu-system-x86_64", args...)
+	qemu := testproc.DieWithTest(exec.Command("qemu-system-x86_64", args...))
 	qemu.Stdout, qemu.Stderr = os.Stderr, os.Stderr
 	start := time.Now()
 	if err := qemu.Start(); err != nil {
@@ -182,6 +175,18 @@ func TestVMFleetLoop(t *testing.T) {
 		t.Errorf("state after the failures = %s, want quarantined", m.State)
 	}
 	decoyUnchanged()
+}
+
+// requireNICROM skips unless qemu's virtio-net has its iPXE ROM, which
+// SeaBIOS boots from the network.
+func requireNICROM(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"/usr/lib/ipxe/qemu/efi-virtio.rom", "/usr/share/qemu/efi-virtio.rom"} {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+	}
+	t.Skip("VM test: no iPXE ROM for virtio-net (apt-get install ipxe-qemu)")
 }
 
 func itoaInt(n int) string { b, _ := json.Marshal(n); return string(b) }

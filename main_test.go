@@ -18,6 +18,7 @@ import (
 
 	"bty/internal/need"
 	"bty/internal/pgtest"
+	"bty/internal/testproc"
 )
 
 // btyBin is the binary under test, built once by TestMain.
@@ -80,9 +81,16 @@ func runBtyStdin(t *testing.T, file string, args ...string) result {
 // its output and exit code.
 func runCmd(t *testing.T, env []string, stdin io.Reader, args ...string) result {
 	t.Helper()
+	return runCmdUnder(t, nil, env, stdin, args...)
+}
+
+// runCmdUnder is runCmd with the binary run by another command: under is
+// that command and its arguments, e.g. inNetns(ns); nil runs it directly.
+func runCmdUnder(t *testing.T, under []string, env []string, stdin io.Reader, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, btyBin, args...)
+	cmd := btyCommand(ctx, under, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
@@ -97,6 +105,17 @@ func runCmd(t *testing.T, env []string, stdin io.Reader, args ...string) result 
 	}
 	return result{out.String(), errb.String(), code}
 }
+
+// btyCommand is the binary with args, run by the command under (nil: none).
+func btyCommand(ctx context.Context, under []string, args ...string) *exec.Cmd {
+	if len(under) == 0 {
+		return testproc.DieWithTest(exec.CommandContext(ctx, btyBin, args...))
+	}
+	return testproc.DieWithTest(exec.CommandContext(ctx, under[0], append(append(under[1:len(under):len(under)], btyBin), args...)...))
+}
+
+// inNetns runs a command inside the network namespace ns.
+func inNetns(ns string) []string { return []string{"ip", "netns", "exec", ns} }
 
 // requireRoot skips a test that needs loop devices or mounts.
 func requireRoot(t *testing.T) {
