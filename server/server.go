@@ -383,7 +383,9 @@ func EnsureAdminToken(ctx context.Context, st store.Store, dir string, now time.
 			return err
 		}
 		tok, hash := newToken()
-		if err := tx.AddToken("admin", hash, now); err != nil {
+		if err := tx.AddToken("admin", hash, now); errors.Is(err, store.ErrExists) {
+			return nil // another server made it since Tokens looked
+		} else if err != nil {
 			return err
 		}
 		// Written before the commit: a token in the database is never one
@@ -444,6 +446,11 @@ func EnsurePassword(ctx context.Context, st store.Store, dir, password string, n
 		if _, err := tx.Setting(web.PasswordSetting); err == nil {
 			return nil // another server set it meanwhile
 		}
+		// The row first: a server starting at the same moment waits for it
+		// and then finds it (its rerun), before it writes the file.
+		if err := tx.PutSetting(web.PasswordSetting, hash, now); err != nil {
+			return err
+		}
 		// Written before the commit, as the admin token.
 		if path != "" {
 			if err := writeSecret(path, password+"\n"); err != nil {
@@ -452,11 +459,12 @@ func EnsurePassword(ctx context.Context, st store.Store, dir, password string, n
 			wrote = true
 		}
 		made = true
-		return tx.PutSetting(web.PasswordSetting, hash, now)
+		return nil
 	})
 	if !made && wrote {
-		// Another server's password won (it started at the same moment, and
-		// this run was rerun): the file must not keep one that is not valid.
+		// This run's password lost to another server's after all (its
+		// commit failed, or it was rerun): the file must not keep one that
+		// is not valid.
 		if b, _ := os.ReadFile(path); string(b) == password+"\n" {
 			os.Remove(path)
 		}
