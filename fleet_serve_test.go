@@ -448,13 +448,19 @@ func testFleetLoad(t *testing.T, state string) {
 }
 
 // TestFleetPassword: bty serve makes the web UI's password on first start
-// (STATE/admin.password, 0600), and bty fleet password replaces it: the old
-// one no longer logs in, the new one does, and the stale file is gone.
-func TestFleetPassword(t *testing.T) {
+// (admin.password, 0600, in STATE or --secrets), and bty fleet password
+// replaces it: the old one no longer logs in, the new one does, and the
+// stale file is gone.
+func TestFleetPassword(t *testing.T) { fleetStores(t, testFleetPassword) }
+
+func testFleetPassword(t *testing.T, state string) {
 	images, _, _ := fleetImages(t)
-	state := filepath.Join(t.TempDir(), "state")
 	srv := startFleet(t, images, state, "127.0.0.1:0")
-	file := filepath.Join(state, "admin.password")
+	secrets := state
+	if store.IsURL(state) {
+		secrets = fleetSecrets[state]
+	}
+	file := filepath.Join(secrets, "admin.password")
 	fi, err := os.Stat(file)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("the first-start password file: %v, mode %v; want it, 0600", err, fi)

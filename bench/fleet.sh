@@ -10,7 +10,7 @@
 # machine is discovered, plans an inventory, reports it, is bound to an image,
 # boots again, plans the flash, posts progress and its status, every answer
 # checked. Prints per store and route the requests, errors, p50 and p99
-# latency, and the server's peak RSS (VmHWM), with the machine's load average
+# latency, the server's peak RSS (VmHWM) and CPU time, with the machine's load average
 # (also written to $BENCH_DIR/fleet-results.md). Goal on a 2-core machine:
 # 0 errors, p99 under 100 ms (SQLite) and 200 ms (PostgreSQL), RSS under 200 MiB.
 #
@@ -107,12 +107,17 @@ for store in $STORES; do
 	rc=$?
 	set -e
 	rss=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVE_PID/status")
+	# The server's CPU time (user + system), which a shared machine's load
+	# does not inflate as it does the latencies: per request, it says what
+	# the server costs.
+	cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$SERVE_PID/stat")
+	reqs=$(awk -F'|' 'NR > 2 && $3 ~ /[0-9]/ { n += $3 } END { print n + 0 }' "$WORK/$store.md")
 	{
 		echo "### $store"
 		echo
 		cat "$WORK/$store.md"
 		echo
-		echo "server peak RSS: $rss MiB; load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+		echo "server peak RSS: $rss MiB; server CPU: $cpu s for $reqs requests ($(awk -v c="$cpu" -v n="$reqs" 'BEGIN { printf "%.2f", n ? c * 1000 / n : 0 }') ms each); load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 		echo
 	} >>"$OUT"
 	kill "$SERVE_PID"

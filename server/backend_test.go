@@ -26,9 +26,16 @@ func TestMain(m *testing.M) {
 }
 
 // openStore opens a new, empty store on the tests' backend: SQLite in dir,
-// or a new PostgreSQL database. It is closed when t ends. state is what
-// opens the same database again (another server's store).
-func openStore(t *testing.T, dir string) (st store.Store, state string) {
+// or a new PostgreSQL database. It is closed when t ends.
+func openStore(t *testing.T, dir string) store.Store {
+	t.Helper()
+	st, _ := openState(t, dir)
+	return st
+}
+
+// openState is openStore, and the --state that opens the same database
+// again (another server's store).
+func openState(t *testing.T, dir string) (st store.Store, state string) {
 	t.Helper()
 	state = dir
 	if testBackend == "postgres" {

@@ -63,7 +63,7 @@ func newFixture(t *testing.T, tweak ...func(*Options)) *fixture {
 	f.ref, _ = catalog.Ref(testBase + "/images/" + testImg)
 	os.WriteFile(filepath.Join(boot, "vmlinuz"), []byte("kernel-bytes-0123456789"), 0o644)
 	os.WriteFile(filepath.Join(boot, "initrd.img"), []byte("initrd"), 0o644)
-	st, state := openStore(t, filepath.Join(f.dir, "state"))
+	st, state := openState(t, filepath.Join(f.dir, "state"))
 	f.st, f.state = st, state
 	opt := Options{Store: st, Catalog: catalog.NewServer(catalog.ServerOptions{Dir: imgs}), ImagesDir: imgs, BaseURL: testBase,
 		BootDir: boot, Kernel: "vmlinuz", Initrd: "initrd.img", Version: "bty test", Now: f.now}

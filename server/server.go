@@ -88,10 +88,10 @@ type Server struct {
 	ctx     context.Context // for work that outlives a request (power actions)
 	cancel  context.CancelFunc
 	bg      sync.WaitGroup
-	ui      *web.UI
-	cache   *Cache              // nil without one
 	id      string              // this server among those on one database (store notices)
 	changes <-chan store.Change // the store's notices, for Run
+	ui      *web.UI
+	cache   *Cache // nil without one
 }
 
 // New returns a Server for opt.
@@ -108,9 +108,9 @@ func New(opt Options) *Server {
 	opt.BaseURL = strings.TrimSuffix(opt.BaseURL, "/")
 	s := &Server{opt: opt, mux: http.NewServeMux(), metrics: newMetrics(), id: randomID()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.changes = opt.Store.Changes(s.ctx)
 	s.ui = web.New(web.Options{Store: opt.Store, Fleet: s, API: s.mux, PasswordFile: opt.PasswordFile, Now: opt.Now, Logf: s.logf})
 	s.opt.Store = notifying{opt.Store, s.ui.Changed}
-	s.changes = opt.Store.Changes(s.ctx)
 	s.images = &imageIndex{srv: opt.Catalog, base: opt.BaseURL, dir: opt.ImagesDir, sources: opt.CatalogSources, resolver: opt.Resolver}
 	if opt.Cache != nil {
 		s.useCache(opt.Cache)
@@ -396,7 +396,9 @@ func EnsureAdminToken(ctx context.Context, st store.Store, dir string, now time.
 			return err
 		}
 		tok, hash := newToken()
-		if err := tx.AddToken("admin", hash, now); err != nil {
+		if err := tx.AddToken("admin", hash, now); errors.Is(err, store.ErrExists) {
+			return nil // another server made it since Tokens looked
+		} else if err != nil {
 			return err
 		}
 		// Written before the commit: a token in the database is never one
@@ -451,20 +453,39 @@ func EnsurePassword(ctx context.Context, st store.Store, dir, password string, n
 	if err != nil {
 		return "", err
 	}
+	made, wrote := false, false
 	err = st.Update(ctx, func(tx *store.Tx) error {
+		made = false
 		if _, err := tx.Setting(web.PasswordSetting); err == nil {
-			path = ""
 			return nil // another server set it meanwhile
+		}
+		// The row first: a server starting at the same moment waits for it
+		// and then finds it (its rerun), before it writes the file.
+		if err := tx.PutSetting(web.PasswordSetting, hash, now); err != nil {
+			return err
 		}
 		// Written before the commit, as the admin token.
 		if path != "" {
 			if err := writeSecret(path, password+"\n"); err != nil {
 				return err
 			}
+			wrote = true
 		}
-		return tx.PutSetting(web.PasswordSetting, hash, now)
+		made = true
+		return nil
 	})
-	return path, err
+	if !made && wrote {
+		// This run's password lost to another server's after all (its
+		// commit failed, or it was rerun): the file must not keep one that
+		// is not valid.
+		if b, _ := os.ReadFile(path); string(b) == password+"\n" {
+			os.Remove(path)
+		}
+	}
+	if err != nil || !made {
+		return "", err
+	}
+	return path, nil
 }
 
 // writeSecret writes data to path with mode 0600, atomically.

@@ -5,9 +5,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,5 +95,61 @@ func TestWakeFromEveryServer(t *testing.T) {
 	}
 	if c := f.machine().Cycle; c == nil || c.State != wire.CycleArmed {
 		t.Errorf("cycle after the reflash = %+v, want one armed", c)
+	}
+}
+
+// TestFirstStartTogether: servers on one database that start at the same
+// moment with one --secrets directory make one admin token and one web UI
+// password between them, and the files left in the directory are the ones
+// that work (a losing server neither overwrites nor removes the winner's).
+func TestFirstStartTogether(t *testing.T) {
+	for round := range 2 {
+		dir := t.TempDir()
+		st := openStore(t, dir)
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 3 {
+			wg.Go(func() {
+				if _, err := EnsureAdminToken(t.Context(), st, dir, time.Now()); err != nil {
+					errs <- err
+				}
+				if _, err := EnsurePassword(t.Context(), st, dir, "", time.Now()); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		tok, err1 := os.ReadFile(filepath.Join(dir, "admin.token"))
+		pw, err2 := os.ReadFile(filepath.Join(dir, "admin.password"))
+		if err1 != nil || err2 != nil {
+			t.Fatalf("round %d: the first start left no file: %v %v", round, err1, err2)
+		}
+		srv := New(Options{Store: st, Catalog: catalog.NewServer(catalog.ServerOptions{Dir: dir}), ImagesDir: dir, BaseURL: testBase})
+		ts := httptest.NewServer(srv)
+		req, _ := http.NewRequest("GET", ts.URL+"/machines", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("round %d: GET /machines with admin.token = %d, want 200", round, res.StatusCode)
+		}
+		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		res, err = noRedirect.PostForm(ts.URL+"/ui/login", url.Values{"password": {strings.TrimSpace(string(pw))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/ui/dashboard" {
+			t.Errorf("round %d: login with admin.password = %d to %q, want 303 to the dashboard", round, res.StatusCode, res.Header.Get("Location"))
+		}
+		ts.Close()
+		srv.Close()
 	}
 }
