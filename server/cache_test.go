@@ -725,3 +725,56 @@ func TestCacheOras(t *testing.T) {
 		t.Errorf("the next plan names %s, want the moved tag's digest", p.DiskImageSHA)
 	}
 }
+
+// TestCacheFollowsOtherServer: a refresh asked of one server that finds a
+// bound image's digest moved reaches the other servers on the database (a
+// store notice): each fills the new version into its own cache before any
+// of its machines asks.
+func TestCacheFollowsOtherServer(t *testing.T) {
+	v1, v2 := testImage(2<<20, 7), testImage(2<<20, 8)
+	o := newOrigin(t, v1)
+	var opts Options
+	f := cacheFixture(t, 0, "version = 1\n"+row("moving.img", o.ts.URL+"/moving.img", sum(v1), 0), func(o *Options) { opts = *o })
+	cache, err := OpenCache(filepath.Join(t.TempDir(), "cache"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Cache = cache
+	opts.Catalog = catalog.NewServer(catalog.ServerOptions{Dir: opts.ImagesDir})
+	other := New(opts)
+	ts := httptest.NewServer(other)
+	t.Cleanup(func() { ts.Close(); other.Close() })
+	if err := other.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	go other.Run(t.Context(), 0)
+	otherHas := func(sha string) bool {
+		req, _ := http.NewRequest("GET", ts.URL+"/admin/cache", nil)
+		req.Header.Set("Authorization", "Bearer "+f.admin)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var c wire.Cache
+		json.NewDecoder(res.Body).Decode(&c)
+		e := entryOf(c, sha)
+		return e != nil && e.State == "complete"
+	}
+
+	ref := refOf(t, o.ts.URL+"/moving.img")
+	f.want(f.adm("PUT", "/machines/"+testMAC, `{"bty_image_ref":"`+ref+`","boot_mode":"bty-flash-always","target_disk_serial":"SER1"}`), 200, "PUT")
+	waitFor(t, "the pre-warm of v1", func() bool { e := entryOf(f.cacheList(), sum(v1)); return e != nil && e.State == "complete" })
+	if otherHas(sum(v1)) {
+		t.Fatalf("the other server's cache holds v1: pre-warming is per server")
+	}
+
+	o.set(v2, `"v2"`)
+	path := opts.CatalogSources[0]
+	if err := os.WriteFile(path, []byte("version = 1\n"+row("moving.img", o.ts.URL+"/moving.img", sum(v2), 0)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.want(f.adm("POST", "/admin/catalogs/refresh", ""), 204, "refresh")
+	waitFor(t, "the other server's pre-warm of v2", func() bool { return otherHas(sum(v2)) })
+	waitFor(t, "this server's pre-warm of v2", func() bool { e := entryOf(f.cacheList(), sum(v2)); return e != nil && e.State == "complete" })
+}
