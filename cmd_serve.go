@@ -36,7 +36,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&listen, "listen", ":8080", "address `ADDR` to listen on")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
 	fs.StringVar(&state, "state", "", "fleet server: directory `DIR` of its state (database, admin token), or a postgres:// URL of a database that several servers share")
-	fs.StringVar(&secrets, "secrets", "", "fleet server: directory `DIR` where the first start writes admin.token (default: the --state directory; needed with a URL)")
+	fs.StringVar(&secrets, "secrets", "", "fleet server: directory `DIR` where the first start writes admin.token and admin.password (default: the --state directory; needed with a URL)")
 	fs.StringVar(&boot, "boot", "", "fleet server: directory `DIR` of the live environment (bty media netboot --out DIR), served under /boot/")
 	fs.StringVar(&baseURL, "url", "", "fleet server: the `URL` machines reach it at; the refs of --images files are made from it (default http://HOSTNAME:PORT)")
 	fs.IntVar(&retries, "retries", 2, "fleet server: how often a failed flash is retried before the machine is quarantined")
