@@ -37,6 +37,15 @@ const fleetUsage = `Usage: bty fleet [--server URL] [--token T] COMMAND ...
                                           flash again now; --wait exits 0 when
                                           done, 4 integrity, 5 source, 1 other
                                           failure, 124 timeout
+  rollout start --label L --image NAME [--max-parallel N] [--max-failures M]
+                                          promote an image a few machines at a
+                                          time (the others boot their disk until
+                                          their turn); stops past M failures
+  rollout status ID|--label L [--wait]    its machines; --wait exits 0 when done,
+                                          1 stopped or cancelled
+  rollout ls [--all] | pause|resume|cancel ID|--label L
+  cache ls | warm NAME... [--wait] | rm NAME
+                                          the server's image cache (--cache)
   rm MAC                                  forget a machine
   events [--machine MAC] [--kind K] [--limit N] [--follow] [--json]
   token create NAME | token revoke NAME   API tokens (create prints the token)
@@ -87,7 +96,7 @@ func cmdFleet(ctx context.Context, e env, args []string) error {
 	}
 	cmds := map[string]func(context.Context, []string) error{
 		"ls": c.ls, "show": c.show, "set": c.set, "reflash": c.reflash, "rm": c.rm, "events": c.events, "token": c.tokenCmd,
-		"password": c.password,
+		"password": c.password, "rollout": c.rollout, "cache": c.cacheCmd,
 	}
 	run, ok := cmds[args[0]]
 	if !ok {

@@ -17,14 +17,15 @@ import (
 )
 
 const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR]
-       bty serve --images DIR --state DIR [--boot DIR] [--url URL]
-                 [--catalog SRC]... [--listen ADDR]
+       bty serve --images DIR --state DIR|URL [--secrets DIR] [--boot DIR]
+                 [--url URL] [--catalog SRC]... [--listen ADDR]
+                 [--cache DIR [--cache-max SIZE]]
                  [--pxe [--interface IF] [--pxe-known-only] [--ipxe-dir DIR]]
                  [--dhcp-observe]`
 
 // cmdServe: the HTTP catalog, and with --state the fleet server.
 func cmdServe(ctx context.Context, e env, args []string) error {
-	var dir, listen, state, boot, baseURL, quarantine string
+	var dir, listen, state, secrets, boot, baseURL, quarantine, cacheDir, cacheMax string
 	var catalogs multiFlag
 	var plainHTTP bool
 	var retries, keep int
@@ -35,7 +36,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	fs.Var(&catalogs, "catalog", "catalog `SRC` whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
 	fs.StringVar(&listen, "listen", ":8080", "address `ADDR` to listen on")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
-	fs.StringVar(&state, "state", "", "fleet server: directory `DIR` of its state (database, admin token)")
+	fs.StringVar(&state, "state", "", "fleet server: directory `DIR` of its state (database, admin token), or a postgres:// URL of a database that several servers share")
+	fs.StringVar(&secrets, "secrets", "", "fleet server: directory `DIR` where the first start writes admin.token and admin.password (default: the --state directory; needed with a URL)")
 	fs.StringVar(&boot, "boot", "", "fleet server: directory `DIR` of the live environment (bty media netboot --out DIR), served under /boot/")
 	fs.StringVar(&baseURL, "url", "", "fleet server: the `URL` machines reach it at; the refs of --images files are made from it (default http://HOSTNAME:PORT)")
 	fs.IntVar(&retries, "retries", 2, "fleet server: how often a failed flash is retried before the machine is quarantined")
@@ -43,6 +45,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	fs.IntVar(&keep, "events-keep", 100000, "fleet server: keep at most this many events (0: no limit)")
 	fs.DurationVar(&maxAge, "events-max-age", 90*24*time.Hour, "fleet server: delete events, cycles and offers older than this (0: keep)")
 	fs.DurationVar(&refresh, "refresh", 10*time.Minute, "fleet server: re-read the catalogs this often, to see moved tags (0: only at start)")
+	fs.StringVar(&cacheDir, "cache", "", "fleet server: directory `DIR` of the image cache: machines read remote images through it, the origin once")
+	fs.StringVar(&cacheMax, "cache-max", "", "fleet server: the cache's cap, e.g. 200G; the least recently used images go first (default: no cap)")
 	px.register(fs)
 	if ok, err := parseFlags(fs, args); !ok {
 		return err
@@ -63,11 +67,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"--boot", boot != ""}, {"--url", baseURL != ""}} {
+		}{{"--boot", boot != ""}, {"--url", baseURL != ""}, {"--secrets", secrets != ""}, {"--cache", cacheDir != ""}} {
 			if f.set {
 				return usagef("%s needs --state DIR: it is a fleet server option", f.name)
 			}
 		}
+	}
+	if secrets == "" && !store.IsURL(state) {
+		secrets = state
+	}
+	if secrets == "" && state != "" {
+		return usagef("--state %s needs --secrets DIR: the directory where the first server writes admin.token", store.Redact(state))
 	}
 	if boot != "" {
 		if _, err := os.Stat(filepath.Join(boot, media.KernelName)); err != nil {
@@ -76,6 +86,16 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	if quarantine != "disk" && quarantine != "wizard" {
 		return usagef("--quarantine %q: say disk or wizard", quarantine)
+	}
+	var capBytes int64
+	if cacheMax != "" {
+		if cacheDir == "" {
+			return usagef("--cache-max needs --cache DIR")
+		}
+		var err error
+		if capBytes, err = parseSize(cacheMax); err != nil {
+			return usagef("--cache-max %q: %v", cacheMax, err)
+		}
 	}
 	// The fleet server resolves oras:// tags with it too (server.Options).
 	r := newResolver(e, nil, plainHTTP)
@@ -103,20 +123,20 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	var pxeDone <-chan struct{}
 	go cat.Warm(ctx)
 	if state != "" {
-		st, err := store.OpenSQLite(filepath.Join(state, "fleet.db"), 0)
+		st, err := store.Open(ctx, state)
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		defer st.Close()
-		if path, err := server.EnsureAdminToken(ctx, st, state, time.Now()); err != nil {
+		if path, err := server.EnsureAdminToken(ctx, st, secrets, time.Now()); err != nil {
 			ln.Close()
 			return err
 		} else if path != "" {
 			fmt.Fprintf(e.stderr, "bty serve: the admin token is in %s (BTY_TOKEN=$(cat %s) bty fleet ...)\n", path, path)
 		}
 		pxeURL := baseURL // --url as given: without it, bty's answers name its address on --interface
-		pwFile, err := server.EnsurePassword(ctx, st, state, e.getenv("BTY_ADMIN_PASSWORD"), time.Now())
+		pwFile, err := server.EnsurePassword(ctx, st, secrets, e.getenv("BTY_ADMIN_PASSWORD"), time.Now())
 		if err != nil {
 			ln.Close()
 			return err
@@ -129,6 +149,14 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		if retries <= 0 {
 			retries = -1 // Options: zero means the default
 		}
+		var cache *server.Cache
+		if cacheDir != "" {
+			if cache, err = server.OpenCache(cacheDir, capBytes); err != nil {
+				ln.Close()
+				return usagef("%v", err)
+			}
+			fmt.Fprintf(e.stderr, "bty serve: image cache in %s (%s)\n", cacheDir, cache)
+		}
 		var ipxe, responder string
 		if px.on {
 			ipxe, responder = px.ipxeDir, "bty's proxyDHCP and TFTP: "+px.policy()
@@ -136,7 +164,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		srv := server.New(server.Options{Store: st, Catalog: cat, ImagesDir: dir, BaseURL: baseURL, CatalogSources: catalogs, Resolver: r,
 			BootDir: boot, Kernel: media.KernelName, Initrd: media.InitrdName, Version: version, Retries: retries,
 			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr, IPXEDir: ipxe,
-			PXEResponder: responder, PasswordFile: filepath.Join(state, "admin.password")})
+			PXEResponder: responder, PasswordFile: filepath.Join(secrets, "admin.password"), Cache: cache})
 		defer srv.Close()
 		if px.on {
 			if pxeFailed, pxeDone, err = startPXE(ctx, e, px, srv, pxeURL, ln.Addr()); err != nil {
@@ -146,7 +174,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		}
 		go srv.Run(ctx, refresh)
 		handler = srv
-		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe; web UI: http://%s/ui/\n", addr, state, addr, addr)
+		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe; web UI: http://%s/ui/\n", addr, store.Redact(state), addr, addr)
 	}
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	fmt.Fprintf(e.stderr, "bty serve: serving %s at http://%s/catalog.toml\n", dir, addr)

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"path/filepath"
 	"sync"
 
 	"bty/netboot"
@@ -114,7 +113,7 @@ func observePXE(ctx context.Context, e env, p pxeFlags, state, url, listen strin
 		}
 		base = "http://:" + port
 	}
-	st, err := store.OpenSQLite(filepath.Join(state, "fleet.db"), 0)
+	st, err := store.Open(ctx, state)
 	if err != nil {
 		return err
 	}

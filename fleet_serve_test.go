@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"bty/internal/pgtest"
 	"bty/server/store"
 	"bty/wire"
 )
@@ -44,6 +45,7 @@ var fleetAddrRE = regexp.MustCompile(`fleet server at (http://[0-9.:]+)/`)
 
 // startFleet runs bty serve --images images --state state [extra...] and
 // waits until it listens. listen is the address ("127.0.0.1:0" for any port).
+// A state from fleetState that is a database URL gets its --secrets.
 func startFleet(t *testing.T, images, state, listen string, extra ...string) *fleetProc {
 	t.Helper()
 	return startFleetUnder(t, nil, images, state, listen, extra...)
@@ -53,6 +55,11 @@ func startFleet(t *testing.T, images, state, listen string, extra ...string) *fl
 func startFleetUnder(t *testing.T, under []string, images, state, listen string, extra ...string) *fleetProc {
 	t.Helper()
 	p := &fleetProc{t: t, under: under, state: state, done: make(chan struct{})}
+	secrets := state
+	if store.IsURL(state) {
+		secrets = fleetSecrets[state]
+		extra = append([]string{"--secrets", secrets}, extra...)
+	}
 	args := append([]string{"serve", "--images", images, "--state", state, "--listen", listen}, extra...)
 	p.cmd = btyCommand(context.Background(), under, args...)
 	stderr, err := p.cmd.StderrPipe()
@@ -93,12 +100,30 @@ func startFleetUnder(t *testing.T, under []string, images, state, listen string,
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("bty serve did not start:\n%s", p.logText())
 	}
-	b, err := os.ReadFile(filepath.Join(state, "admin.token"))
+	b, err := os.ReadFile(filepath.Join(secrets, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.token = strings.TrimSpace(string(b))
 	return p
+}
+
+// fleetSecrets is the --secrets directory of each database URL fleetState made.
+var fleetSecrets = map[string]string{}
+
+// fleetStores runs fn as a subtest per store: a state directory (SQLite),
+// and a new PostgreSQL database (skipped when PostgreSQL is missing).
+func fleetStores(t *testing.T, fn func(t *testing.T, state string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, filepath.Join(t.TempDir(), "state")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, fleetPostgres(t)) })
+}
+
+// fleetPostgres returns the URL of a new PostgreSQL database, with a
+// --secrets directory for the servers that share it.
+func fleetPostgres(t *testing.T) string {
+	dsn := pgtest.DSN(t)
+	fleetSecrets[dsn] = t.TempDir()
+	return dsn
 }
 
 func (p *fleetProc) logText() string {
@@ -141,9 +166,11 @@ func fleetImages(t *testing.T) (images, boot, sum string) {
 // TestFleetCLI: bty fleet against a real bty serve --state: set by name and
 // by label, ls and show (tables and JSON), reflash --wait that times out
 // (124) on a machine that never boots, tokens, rm, events; bad input exits 2.
-func TestFleetCLI(t *testing.T) {
+func TestFleetCLI(t *testing.T) { fleetStores(t, testFleetCLI) }
+
+func testFleetCLI(t *testing.T, state string) {
 	images, boot, sum := fleetImages(t)
-	srv := startFleet(t, images, filepath.Join(t.TempDir(), "state"), "127.0.0.1:0", "--boot", boot)
+	srv := startFleet(t, images, state, "127.0.0.1:0", "--boot", boot)
 	mac := "52:54:00:aa:bb:01"
 	if r := srv.fleet("set", strings.ToUpper(mac), "--image", "disk.img.gz", "--disk", "serial:SER9", "--mode", "bty-flash-once", "--label", "ci", "--power", "cmd:true"); r.code != 0 {
 		t.Fatalf("fleet set = %d: %s", r.code, r.stderr)
@@ -221,11 +248,15 @@ func call(method, url, token, body string) (int, string, error) {
 
 // machineLife is one simulated machine's life: first contact (discovered as
 // bty-inventory), its inventory, its binding by the operator, then a flash
-// with progress and done. It reports each acknowledged status (plan id) and
-// stops at the first request without an answer (the server died).
-func machineLife(srvURL, admin, mac, ref, sum string, acked func(mac string, planID int64)) error {
+// with progress and done. Its requests go to the servers of urls in turn. It
+// reports each acknowledged status (plan id) and stops at the first request
+// without an answer (a server died).
+func machineLife(urls []string, admin, mac, ref, sum string, acked func(mac string, planID int64)) error {
 	hyp := wire.HexHyp(mac)
-	step := func(what string, want int, method, url, token, body string) (string, error) {
+	k := 0
+	step := func(what string, want int, method, path, token, body string) (string, error) {
+		url := urls[k%len(urls)] + path
+		k++
 		code, b, err := call(method, url, token, body)
 		if err != nil {
 			return "", errDied
@@ -236,16 +267,16 @@ func machineLife(srvURL, admin, mac, ref, sum string, acked func(mac string, pla
 		return b, nil
 	}
 	boot := func() (string, error) {
-		b, err := step("bootstrap", 200, "GET", srvURL+"/pxe-bootstrap.ipxe", "", "")
+		b, err := step("bootstrap", 200, "GET", "/pxe-bootstrap.ipxe", "", "")
 		if err != nil {
 			return "", err
 		}
 		chain := b[strings.Index(b, "/pxe/${mac:hexhyp}"):]
 		chain = strings.TrimSpace(strings.Replace(chain, "${mac:hexhyp}", hyp, 1))
-		return step("pxe", 200, "GET", srvURL+chain, "", "")
+		return step("pxe", 200, "GET", chain, "", "")
 	}
 	plan := func(want wire.Mode) (wire.Plan, error) {
-		b, err := step("plan", 200, "GET", srvURL+"/pxe/"+mac+"/plan", "", "")
+		b, err := step("plan", 200, "GET", "/pxe/"+mac+"/plan", "", "")
 		if err != nil {
 			return wire.Plan{}, err
 		}
@@ -262,7 +293,7 @@ func machineLife(srvURL, admin, mac, ref, sum string, acked func(mac string, pla
 	if !strings.Contains(s, "bty.mac="+mac) {
 		return fmt.Errorf("%s: first contact got %q, want the live environment", mac, s)
 	}
-	if _, err := step("kernel", 200, "HEAD", srvURL+"/boot/vmlinuz?mac="+mac, "", ""); err != nil {
+	if _, err := step("kernel", 200, "HEAD", "/boot/vmlinuz?mac="+mac, "", ""); err != nil {
 		return err
 	}
 	p, err := plan(wire.ModeInventory)
@@ -270,10 +301,10 @@ func machineLife(srvURL, admin, mac, ref, sum string, acked func(mac string, pla
 		return err
 	}
 	inv := `{"disks":[{"path":"/dev/vda","size":"16M","serial":"SER-` + hyp + `","tran":"virtio"}],"lshw":{"id":"` + hyp + `"}}`
-	if _, err := step("inventory", 204, "POST", srvURL+"/pxe/"+mac+"/inventory", p.AgentToken, inv); err != nil {
+	if _, err := step("inventory", 204, "POST", "/pxe/"+mac+"/inventory", p.AgentToken, inv); err != nil {
 		return err
 	}
-	if _, err := step("bind", 200, "PATCH", srvURL+"/machines/"+mac, admin, `{"bty_image_ref":"`+ref+`","boot_mode":"bty-flash-once","target_disk_serial":"SER-`+hyp+`"}`); err != nil {
+	if _, err := step("bind", 200, "PATCH", "/machines/"+mac, admin, `{"bty_image_ref":"`+ref+`","boot_mode":"bty-flash-once","target_disk_serial":"SER-`+hyp+`"}`); err != nil {
 		return err
 	}
 	if s, err = boot(); err != nil {
@@ -288,10 +319,10 @@ func machineLife(srvURL, admin, mac, ref, sum string, acked func(mac string, pla
 	if p.DiskImageSHA != sum {
 		return fmt.Errorf("%s: plan digest %s, want %s", mac, p.DiskImageSHA, sum)
 	}
-	if _, err := step("progress", 204, "POST", srvURL+"/pxe/"+mac+"/progress", p.AgentToken, fmt.Sprintf(`{"plan_id":%d,"phase":"writing","bytes_written":0,"bytes_total":20480}`, p.PlanID)); err != nil {
+	if _, err := step("progress", 204, "POST", "/pxe/"+mac+"/progress", p.AgentToken, fmt.Sprintf(`{"plan_id":%d,"phase":"writing","bytes_written":0,"bytes_total":20480}`, p.PlanID)); err != nil {
 		return err
 	}
-	if _, err := step("status", 204, "POST", srvURL+"/pxe/"+mac+"/status", p.AgentToken, fmt.Sprintf(`{"status":"done","plan_id":%d,"sha256":"%s","bytes_written":20480}`, p.PlanID, sum)); err != nil {
+	if _, err := step("status", 204, "POST", "/pxe/"+mac+"/status", p.AgentToken, fmt.Sprintf(`{"status":"done","plan_id":%d,"sha256":"%s","bytes_written":20480}`, p.PlanID, sum)); err != nil {
 		return err
 	}
 	acked(mac, p.PlanID)
@@ -308,8 +339,13 @@ func TestFleetLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test: skipped with -short")
 	}
+	// On SQLite: TestFleetTwoServers is this test on PostgreSQL, with a second
+	// server that carries on.
+	testFleetLoad(t, filepath.Join(t.TempDir(), "state"))
+}
+
+func testFleetLoad(t *testing.T, state string) {
 	images, boot, sum := fleetImages(t)
-	state := filepath.Join(t.TempDir(), "state")
 	srv := startFleet(t, images, state, "127.0.0.1:0", "--boot", boot)
 	var imgs []wire.ImageEntry
 	_, b, _ := call("GET", srv.url+"/images", "", "")
@@ -330,7 +366,7 @@ func TestFleetLoad(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				mac := fmt.Sprintf("02:00:00:%02x:%02x:%02x", prefix, i/256, i%256)
-				errs[i] = machineLife(srv.url, srv.token, mac, ref, sum, func(mac string, id int64) { ack(mac, id); onAck() })
+				errs[i] = machineLife([]string{srv.url}, srv.token, mac, ref, sum, func(mac string, id int64) { ack(mac, id); onAck() })
 			}()
 		}
 		wg.Wait()
@@ -412,13 +448,19 @@ func TestFleetLoad(t *testing.T) {
 }
 
 // TestFleetPassword: bty serve makes the web UI's password on first start
-// (STATE/admin.password, 0600), and bty fleet password replaces it: the old
-// one no longer logs in, the new one does, and the stale file is gone.
-func TestFleetPassword(t *testing.T) {
+// (admin.password, 0600, in STATE or --secrets), and bty fleet password
+// replaces it: the old one no longer logs in, the new one does, and the
+// stale file is gone.
+func TestFleetPassword(t *testing.T) { fleetStores(t, testFleetPassword) }
+
+func testFleetPassword(t *testing.T, state string) {
 	images, _, _ := fleetImages(t)
-	state := filepath.Join(t.TempDir(), "state")
 	srv := startFleet(t, images, state, "127.0.0.1:0")
-	file := filepath.Join(state, "admin.password")
+	secrets := state
+	if store.IsURL(state) {
+		secrets = fleetSecrets[state]
+	}
+	file := filepath.Join(secrets, "admin.password")
 	fi, err := os.Stat(file)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("the first-start password file: %v, mode %v; want it, 0600", err, fi)

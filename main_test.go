@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"bty/internal/need"
+	"bty/internal/pgtest"
 	"bty/internal/testproc"
 )
 
@@ -36,6 +37,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	pgtest.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -47,6 +47,14 @@ func NewHTTPClient() *http.Client {
 
 func (s *HTTPSource) Name() string { return s.URL }
 
+// Validator is the ETag, else Last-Modified, of the first response; "" before
+// it or when the server sent neither. A cache keys a version of the URL by it.
+func (s *HTTPSource) Validator() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.validator
+}
+
 // Open requests the bytes from off on. The size is the whole resource's.
 func (s *HTTPSource) Open(ctx context.Context, off int64) (io.ReadCloser, int64, error) {
 	client := s.Client

@@ -188,6 +188,7 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request, patch bool) {
 		return
 	}
 	now, who, ip := s.now(), actor(r), clientIP(r)
+	var assigned string // an image newly bound: pre-warmed in the cache
 	err = s.opt.Store.Update(r.Context(), func(tx *store.Tx) error {
 		m, err := tx.Machine(mac)
 		if errors.Is(err, store.ErrNotFound) {
@@ -196,6 +197,7 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request, patch bool) {
 		if err != nil {
 			return err
 		}
+		old := m.ImageRef
 		var u wire.MachineUpsert
 		if patch {
 			u = upsertOf(m)
@@ -208,6 +210,13 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request, patch bool) {
 		}
 		m.ImageRef, m.Labels, m.BootMode, m.Power = deref(u.BtyImageRef), u.Labels, u.BootMode, u.Power
 		m.SanbootDrive, m.TargetDiskSerial, m.UpdatedAt = deref(u.SanbootDrive), deref(u.TargetDiskSerial), now
+		assigned = ""
+		if m.ImageRef != old {
+			assigned = m.ImageRef
+			if err := leaveRollout(tx, m, who, now); err != nil {
+				return err
+			}
+		}
 		created, err := tx.PutMachine(m)
 		if err != nil {
 			return err
@@ -223,6 +232,9 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request, patch bool) {
 	if err != nil {
 		s.writeErr(w, err)
 		return
+	}
+	if assigned != "" {
+		s.prewarm(assigned)
 	}
 	out, err := s.machineOut(r.Context(), mac, base(r))
 	if err != nil {
@@ -429,6 +441,9 @@ func (s *Server) reflash(w http.ResponseWriter, r *http.Request) {
 		if m.Power != "" && (req.Power == nil || *req.Power) {
 			power = m.Power
 		}
+		if isWOL(power) {
+			tx.Notify(topicWake, s.id+" "+mac)
+		}
 		summary := fmt.Sprintf("plan %d armed: reflash requested", c.ID)
 		if req.Reason != "" {
 			summary += ": " + req.Reason
@@ -578,8 +593,11 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // Run does the server's periodic work until ctx ends: the web UI's live
-// updates, the event retention every ten minutes, and a refresh of the catalogs every refresh (none when
-// zero).
+// updates, the rollouts' steps, the event retention every ten minutes, a
+// refresh of the catalogs every refresh (none when zero; with a cache, also
+// one at the start), a reload of the catalogs when another server on the
+// database refreshed them (or notices were lost), and the Wake-on-LAN
+// packets of reflashes armed through other servers.
 func (s *Server) Run(ctx context.Context, refresh time.Duration) {
 	go s.ui.Run(ctx) // the web UI's live updates
 	prune := time.NewTicker(10 * time.Minute)
@@ -590,16 +608,46 @@ func (s *Server) Run(ctx context.Context, refresh time.Duration) {
 		defer t.Stop()
 		tick = t.C
 	}
+	rollouts := time.NewTicker(rolloutTick)
+	defer rollouts.Stop()
 	s.prune(ctx)
+	if s.cache != nil {
+		// The cache's URLs name digests: resolve the oras:// tags now.
+		if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+			s.logf("refresh the catalogs: %v", err)
+		}
+	}
+	changes := s.changes
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-rollouts.C:
+			if err := s.StepRollouts(ctx); err != nil && ctx.Err() == nil {
+				s.logf("rollouts: %v", err)
+			}
 		case <-prune.C:
 			s.prune(ctx)
 		case <-tick:
 			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.logf("refresh the catalogs: %v", err)
+			}
+		case c, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			switch {
+			case (c.Topic == topicCatalogs && c.Detail != s.id) || c.Topic == store.Resync:
+				machines, changed, err := s.reload(ctx)
+				if err == nil {
+					err = s.followCatalogs(ctx, changed, boundRefs(machines))
+				}
+				if err != nil && ctx.Err() == nil {
+					s.logf("reload the catalogs another server refreshed: %v", err)
+				}
+			case c.Topic == topicWake:
+				s.wakeFor(ctx, c.Detail)
 			}
 		}
 	}

@@ -123,7 +123,7 @@ func (s *Server) failAttempt(tx *store.Tx, m *store.Machine, c *store.Cycle, rea
 	if err := event(tx, now, kind, m.MAC, actor, ip, fmt.Sprintf("plan %d failed (attempt %d): %s", c.ID, c.Attempt, reason), details); err != nil {
 		return failure{}, err
 	}
-	s.metrics.cycleEnded(c)
+	s.countEnded(tx, c)
 	if c.Kind != wire.KindFlash {
 		return failure{}, nil
 	}
@@ -200,6 +200,14 @@ func (s *Server) decideOffer(tx *store.Tx, m *store.Machine, c *store.Cycle, ima
 		cy, err := s.offerCycle(tx, m, c, wire.KindInventory, now)
 		return live("bty-inventory", fmt.Sprintf("inventory, plan %d", cy.ID), cy), err
 	case wire.BootFlashAlways, wire.BootFlashOnce:
+		if c == nil || c.State != wire.CycleArmed {
+			wait, rollout, err := s.rolloutGate(tx, m, now)
+			if err != nil || wait {
+				o := disk("rollout-wait")
+				o.details = map[string]any{"rollout": rollout}
+				return o, err
+			}
+		}
 		if m.ImageRef == "" {
 			return offer{kind: "unknown", script: unknownScript(m.MAC)}, nil
 		}

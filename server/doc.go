@@ -11,12 +11,19 @@
 //	  GET /boot/vmlinuz?mac=  the live environment (--boot DIR); the cycle is booted
 //	  GET /pxe/<mac>/plan     flash | inventory | interactive | exit, plan id, agent token
 //	  POST progress, inventory, status (Bearer agent token) -> done | failed -> retry | quarantine
-//	admin API (Bearer API token): /machines, /machines/<mac>/reflash, /events, /tokens
+//	admin API (Bearer API token): /machines, /machines/<mac>/reflash, /events, /tokens,
+//	  /rollouts (rollout.go: a label's machines admitted max_parallel at a time, in the
+//	  offer's transaction or by power cycle), /admin/cache
+//	GET /cache/<sha256>/<name>: remote images through the fan-out cache (cache.go: one
+//	  fill per image from its origin, streamed while it fills, verified, LRU under a cap)
 //	GET /metrics, /healthz, /version; /ui/: the web UI (package web), its forms call the admin API
 //	the rest is the catalog (/catalog.toml, /images/)
 //
 // The routes and texts machines and scripts see are bty-web's (the Python
 // server this replaces); docs/fleet.md has the protocol and the state
-// machine. All state is in package store, so several servers can share one
-// database; the image listing and the metrics counters are per process.
+// machine. All state is in package store, so several servers share one
+// PostgreSQL database; Run acts on the store's notices of the others (a
+// catalog refresh, a Wake-on-LAN reflash). The image listing, the metrics
+// counters, cmd: power actions and the image cache are per process
+// (docs/fleet.md, "Several servers, one PostgreSQL").
 package server

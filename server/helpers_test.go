@@ -35,7 +35,8 @@ type fixture struct {
 	t      *testing.T
 	srv    *Server
 	ts     *httptest.Server
-	st     *store.SQLite
+	st     store.Store
+	state  string // the store's --state: opens its database again
 	admin  string
 	ref    string // testImg's ref
 	sha    string // testImg's sha256
@@ -62,11 +63,8 @@ func newFixture(t *testing.T, tweak ...func(*Options)) *fixture {
 	f.ref, _ = catalog.Ref(testBase + "/images/" + testImg)
 	os.WriteFile(filepath.Join(boot, "vmlinuz"), []byte("kernel-bytes-0123456789"), 0o644)
 	os.WriteFile(filepath.Join(boot, "initrd.img"), []byte("initrd"), 0o644)
-	st, err := store.OpenSQLite(filepath.Join(f.dir, "state", "fleet.db"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.st = st
+	st, state := openState(t, filepath.Join(f.dir, "state"))
+	f.st, f.state = st, state
 	opt := Options{Store: st, Catalog: catalog.NewServer(catalog.ServerOptions{Dir: imgs}), ImagesDir: imgs, BaseURL: testBase,
 		BootDir: boot, Kernel: "vmlinuz", Initrd: "initrd.img", Version: "bty test", Now: f.now}
 	for _, tw := range tweak {

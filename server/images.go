@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -27,11 +28,13 @@ type imageIndex struct {
 	dir      string
 	sources  []string
 	resolver *catalog.Resolver
+	cache    *Cache // nil without --cache
 
-	mu      sync.Mutex
-	rows    []catalog.Entry
-	at      time.Time
-	digests map[string]string // ref -> digest resolved from the registry
+	mu       sync.Mutex
+	rows     []catalog.Entry
+	at       time.Time
+	digests  map[string]string           // ref -> digest resolved from the registry
+	resolved map[string]catalog.Resolved // digest -> its oras layer, read by digest (a tag that moved keeps its old layer)
 }
 
 // list returns the images, from the cache when it is fresh.
@@ -52,6 +55,9 @@ func (ix *imageIndex) list(ctx context.Context) ([]catalog.Entry, error) {
 	for i := range rows {
 		if rows[i].SHA256 == "" {
 			rows[i].SHA256 = ix.digests[rows[i].Ref]
+		}
+		if rows[i].SHA256 == "" && ix.cache != nil && ix.remote(rows[i]) {
+			rows[i].SHA256 = ix.cache.pin(rows[i].Ref) // computed by the cache's fill
 		}
 	}
 	if rows == nil {
@@ -75,12 +81,46 @@ func (ix *imageIndex) byRef(ctx context.Context) (map[string]catalog.Entry, erro
 }
 
 // url is where a client that reached the server at base fetches e: the
-// server's own images at base, the rest at their src.
+// server's own images at base, remote ones through the cache when there is
+// one (by digest when it is known), the rest at their src.
 func (ix *imageIndex) url(e catalog.Entry, base string) string {
-	if e.From == ix.dir && strings.HasPrefix(e.Src, ix.base+"/") {
+	switch {
+	case e.From == ix.dir && strings.HasPrefix(e.Src, ix.base+"/"):
 		return base + strings.TrimPrefix(e.Src, ix.base)
+	case ix.cache != nil && ix.remote(e) && e.SHA256 != "":
+		return base + "/cache/" + e.SHA256 + "/" + url.PathEscape(e.Name)
+	case ix.cache != nil && ix.remote(e):
+		return base + "/cache/ref/" + e.Ref + "/" + url.PathEscape(e.Name)
 	}
 	return e.Src
+}
+
+// remote reports whether e is a catalog row read over the network (http(s)
+// or oras://), not one of the server's own images.
+func (ix *imageIndex) remote(e catalog.Entry) bool {
+	scheme, _, _ := strings.Cut(strings.ToLower(e.Src), "://")
+	return e.From != ix.dir && (scheme == "http" || scheme == "https" || scheme == "oras")
+}
+
+// keep remembers a resolved oras layer by its digest.
+func (ix *imageIndex) keep(res catalog.Resolved) {
+	if _, ok := res.Source.(*catalog.OrasSource); !ok || res.SHA256 == "" {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.resolved == nil {
+		ix.resolved = map[string]catalog.Resolved{}
+	}
+	ix.resolved[res.SHA256] = res
+}
+
+// layer returns the oras layer resolved with this digest, if one was.
+func (ix *imageIndex) layer(sum string) (catalog.Resolved, bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	res, ok := ix.resolved[sum]
+	return res, ok
 }
 
 // entry returns the wire form of e for a client at base.
@@ -110,7 +150,8 @@ func archOf(name string) string {
 }
 
 // reload re-reads the catalogs and resolves the digests of the bound oras://
-// rows that have none, then drops the cached listing.
+// rows that have none (with a cache, of every oras:// row: the cache's URLs
+// and /catalog.toml name them), then drops the cached listing.
 func (ix *imageIndex) reload(ctx context.Context, bound map[string]bool) error {
 	var loaded []*catalog.Catalog
 	for _, src := range ix.sources {
@@ -127,12 +168,16 @@ func (ix *imageIndex) reload(ctx context.Context, bound map[string]bool) error {
 	}
 	digests := map[string]string{}
 	for _, e := range rows {
-		if bound[e.Ref] && e.SHA256 == "" && strings.HasPrefix(strings.ToLower(e.Src), "oras://") {
+		if (bound[e.Ref] || ix.cache != nil) && e.SHA256 == "" && strings.HasPrefix(strings.ToLower(e.Src), "oras://") {
 			res, err := ix.resolver.Resolve(ctx, e.Src)
+			if err != nil && !bound[e.Ref] {
+				continue // listed without a digest; the cache resolves it when asked
+			}
 			if err != nil {
 				return err
 			}
 			digests[e.Ref] = res.SHA256
+			ix.keep(res)
 		}
 	}
 	ix.mu.Lock()
@@ -141,35 +186,84 @@ func (ix *imageIndex) reload(ctx context.Context, bound map[string]bool) error {
 	return nil
 }
 
-// Refresh re-reads the catalogs and compares each bound image's digest with
-// the one recorded last time: a rolling tag that moved is logged
-// (image.changed), and the flash-mode machines bound to it whose disks now
-// differ are stale (machine.stale): they reflash at their next boot.
-func (s *Server) Refresh(ctx context.Context) error {
-	var machines []*store.Machine
+// topicCatalogs is the store notice of a refresh that every server on the
+// database repeats: one asked for on the API, or one that found a moved tag.
+// Its detail is the id of the server that refreshed.
+const topicCatalogs = "catalogs"
+
+// reload re-reads the catalogs, and the digests of the bound oras:// rows,
+// and returns the machines. With a cache it first asks the origins of its
+// pinned http(s) rows, and it returns the bound refs whose digest this
+// server saw change (a moved tag, a changed origin), to pre-warm.
+func (s *Server) reload(ctx context.Context) (machines []*store.Machine, changed []string, err error) {
 	if err := s.opt.Store.View(ctx, func(tx *store.Tx) (err error) {
 		machines, err = tx.Machines("")
 		return err
 	}); err != nil {
-		return err
+		return nil, nil, err
 	}
+	bound := boundRefs(machines)
+	var before map[string]catalog.Entry
+	if s.cache != nil {
+		changed = s.cache.revalidate(ctx)
+		before, _ = s.images.byRef(ctx) // none: nothing to compare
+	}
+	if s.opt.Resolver != nil {
+		if err := s.images.reload(ctx, bound); err != nil {
+			return nil, nil, err
+		}
+	}
+	if s.cache != nil {
+		after, err := s.images.byRef(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for ref := range bound {
+			if old := before[ref].SHA256; old != "" && old != after[ref].SHA256 {
+				changed = append(changed, ref)
+			}
+		}
+	}
+	return machines, changed, nil
+}
+
+// boundRefs returns the refs of the images machines are bound to.
+func boundRefs(machines []*store.Machine) map[string]bool {
 	bound := map[string]bool{}
 	for _, m := range machines {
 		if m.ImageRef != "" {
 			bound[m.ImageRef] = true
 		}
 	}
-	if s.opt.Resolver != nil {
-		if err := s.images.reload(ctx, bound); err != nil {
-			return err
-		}
+	return bound
+}
+
+// Refresh re-reads the catalogs and compares each bound image's digest with
+// the one recorded last time: a rolling tag that moved is logged
+// (image.changed), and the flash-mode machines bound to it whose disks now
+// differ are stale (machine.stale): they reflash at their next boot. The
+// other servers on the database then re-read their catalogs too.
+func (s *Server) Refresh(ctx context.Context) error { return s.refresh(ctx, false) }
+
+// refresh is Refresh; announce tells the other servers even when no digest
+// moved.
+func (s *Server) refresh(ctx context.Context, announce bool) error {
+	machines, changed, err := s.reload(ctx)
+	if err != nil {
+		return err
 	}
+	bound := boundRefs(machines)
 	images, err := s.images.byRef(ctx)
 	if err != nil {
 		return err
 	}
 	now := s.now()
-	return s.opt.Store.Update(ctx, func(tx *store.Tx) error {
+	var stored []string // the bound refs whose digest moved since the store recorded it
+	err = s.opt.Store.Update(ctx, func(tx *store.Tx) error {
+		stored = nil
+		if announce {
+			tx.Notify(topicCatalogs, s.id)
+		}
 		for ref := range bound {
 			e, ok := images[ref]
 			if !ok || e.SHA256 == "" {
@@ -185,6 +279,8 @@ func (s *Server) Refresh(ctx context.Context) error {
 			if old == nil || old.SHA256 == e.SHA256 {
 				continue
 			}
+			stored = append(stored, ref)
+			tx.Notify(topicCatalogs, s.id)
 			err = tx.AddEvent(&store.Event{TS: now, Kind: "image.changed", SubjectKind: "image", SubjectID: ref, Actor: "bty-serve",
 				Summary: fmt.Sprintf("%s now has sha256 %s (was %s)", e.Name, e.SHA256[:12], old.SHA256[:12]), Details: fmt.Sprintf(`{"old":%q,"new":%q}`, old.SHA256, e.SHA256)})
 			if err != nil {
@@ -200,6 +296,27 @@ func (s *Server) Refresh(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return s.followCatalogs(ctx, append(changed, stored...), bound)
+}
+
+// followCatalogs brings the cache after a reload of the catalogs: the
+// changed images that machines are bound to are pre-warmed, and the cached
+// images no row names any more are dropped.
+func (s *Server) followCatalogs(ctx context.Context, changed []string, bound map[string]bool) error {
+	if s.cache == nil {
+		return nil
+	}
+	warmed := map[string]bool{}
+	for _, ref := range changed {
+		if bound[ref] && !warmed[ref] {
+			warmed[ref] = true
+			s.prewarm(ref)
+		}
+	}
+	return s.dropSuperseded(ctx)
 }
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
@@ -226,7 +343,7 @@ func (s *Server) Images(ctx context.Context, base string) ([]wire.ImageEntry, er
 }
 
 func (s *Server) refreshCatalogs(w http.ResponseWriter, r *http.Request) {
-	if err := s.Refresh(r.Context()); err != nil {
+	if err := s.refresh(r.Context(), true); err != nil {
 		s.writeErr(w, errorf(http.StatusBadGateway, "refresh the catalogs: %v", err))
 		return
 	}

@@ -59,6 +59,13 @@ func (m *metrics) cycleEnded(c *store.Cycle) {
 	m.bytes += c.BytesWritten
 }
 
+// countEnded counts c as ended once tx commits: a transaction that is run
+// again (a conflict on PostgreSQL) counts once.
+func (s *Server) countEnded(tx *store.Tx, c *store.Cycle) {
+	ended := *c
+	tx.OnCommit(func() { s.metrics.cycleEnded(&ended) })
+}
+
 func (m *metrics) power(ok bool) {
 	m.mu.Lock()
 	m.powerRuns[map[bool]string{true: "ok", false: "failed"}[ok]]++
@@ -128,6 +135,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
 	for _, k := range keys {
 		fmt.Fprintf(&b, "bty_http_requests_total{route=%q,code=%q} %d\n", k[0], k[1], m.requests[k])
+	}
+	if s.cache != nil {
+		s.cache.metrics(&b, help)
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Write([]byte(b.String()))

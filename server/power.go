@@ -16,6 +16,35 @@ import (
 // powerTimeout bounds one power action (an ipmitool call, a PDU script).
 const powerTimeout = 2 * time.Minute
 
+// topicWake is the store notice of a reflash of a Wake-on-LAN machine: every
+// server on the database sends the magic packet too, since a broadcast only
+// reaches the segment of the server that sends it, and the reflash may have
+// come to another segment's server. Its detail is the id of the server that
+// armed the cycle and the MAC. Other drivers (cmd:) run once, on that server.
+const topicWake = "wake"
+
+func isWOL(driver string) bool { return driver == "wol" || strings.HasPrefix(driver, "wol:") }
+
+// wakeFor answers a topicWake notice of another server: the machine's wol
+// driver is run here too (a second magic packet wakes nothing twice).
+func (s *Server) wakeFor(ctx context.Context, detail string) {
+	from, mac, _ := strings.Cut(detail, " ")
+	if from == s.id {
+		return
+	}
+	var m *store.Machine
+	if err := s.opt.Store.View(ctx, func(tx *store.Tx) (err error) {
+		m, err = tx.Machine(mac)
+		return err
+	}); err != nil {
+		s.logf("wake %s for another server: %v", mac, err)
+		return
+	}
+	if isWOL(m.Power) {
+		s.powerCycle(mac, m.Power, "reflash through another server")
+	}
+}
+
 // powerCycle runs the machine's power driver in the background and logs the
 // outcome (power.cycled or power.failed). Drivers: "cmd:COMMAND" runs
 // COMMAND with sh -c, BTY_MAC and BTY_POWER_ACTION=cycle in its environment;

@@ -72,17 +72,18 @@ func (s *Server) pxe(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.PutMachine(m); err != nil {
-			return err
-		}
 		id := boot
 		prev, err := tx.Offer(mac, boot)
 		switch {
 		case err == nil && boot != "":
 			script = prev.Script
-			return nil
+			_, err := tx.PutMachine(m)
+			return err
 		case err == nil && s.isRetry(tx, prev, now):
 			script = prev.Script
+			if _, err := tx.PutMachine(m); err != nil {
+				return err
+			}
 			return event(tx, now, "netboot.pxe.repeated", mac, "pxe-client", ip, "the same script again (an iPXE retry without a boot id)", map[string]any{"offer_kind": prev.Kind})
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			return err
@@ -307,7 +308,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		if _, err := tx.PutMachine(m); err != nil {
 			return err
 		}
-		s.metrics.cycleEnded(c)
+		s.countEnded(tx, c)
 		took := ""
 		if !c.PlannedAt.IsZero() {
 			took = " in " + now.Sub(c.PlannedAt).Round(time.Second).String()
@@ -321,6 +322,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if retry != nil && power != "" {
 		s.powerCycle(mac, power, fmt.Sprintf("retry: plan %d", retry.ID))
+	}
+	if err := s.StepRollouts(r.Context()); err != nil {
+		s.logf("rollouts: %v", err) // the next tick steps them
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -381,7 +385,7 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
 			if err := tx.PutCycle(c); err != nil {
 				return err
 			}
-			s.metrics.cycleEnded(c)
+			s.countEnded(tx, c)
 			details["plan_id"] = c.ID
 		}
 		return event(tx, now, "machine.inventory", mac, "pxe-client", ip, fmt.Sprintf("%d disks reported", len(inv.Disks)), details)

@@ -72,6 +72,9 @@ type Options struct {
 	// requests beside the HTTP routes; "" means nothing does (the site's
 	// DHCP server chains them to /pxe-bootstrap.ipxe).
 	PXEResponder string
+	// Cache is the image fan-out cache (OpenCache); nil means machines read
+	// remote images from their origins.
+	Cache *Cache
 }
 
 // Server is the fleet server: the machine-facing PXE routes, the admin API,
@@ -85,7 +88,10 @@ type Server struct {
 	ctx     context.Context // for work that outlives a request (power actions)
 	cancel  context.CancelFunc
 	bg      sync.WaitGroup
+	id      string              // this server among those on one database (store notices)
+	changes <-chan store.Change // the store's notices, for Run
 	ui      *web.UI
+	cache   *Cache // nil without one
 }
 
 // New returns a Server for opt.
@@ -100,19 +106,27 @@ func New(opt Options) *Server {
 		opt.Retries = 0
 	}
 	opt.BaseURL = strings.TrimSuffix(opt.BaseURL, "/")
-	s := &Server{opt: opt, mux: http.NewServeMux(), metrics: newMetrics()}
+	s := &Server{opt: opt, mux: http.NewServeMux(), metrics: newMetrics(), id: randomID()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.changes = opt.Store.Changes(s.ctx)
 	s.ui = web.New(web.Options{Store: opt.Store, Fleet: s, API: s.mux, PasswordFile: opt.PasswordFile, Now: opt.Now, Logf: s.logf})
 	s.opt.Store = notifying{opt.Store, s.ui.Changed}
 	s.images = &imageIndex{srv: opt.Catalog, base: opt.BaseURL, dir: opt.ImagesDir, sources: opt.CatalogSources, resolver: opt.Resolver}
+	if opt.Cache != nil {
+		s.useCache(opt.Cache)
+	}
 	s.routes()
 	return s
 }
 
-// Close stops the background work (power actions, the pruner) and waits for it.
+// Close stops the background work (power actions, the pruner, the cache's
+// fills) and waits for it.
 func (s *Server) Close() {
 	s.cancel()
 	s.bg.Wait()
+	if s.cache != nil {
+		s.cache.fills.Wait()
+	}
 }
 
 func (s *Server) routes() {
@@ -150,6 +164,8 @@ func (s *Server) routes() {
 	m.HandleFunc("DELETE /tokens/{name}", s.admin(s.revokeToken))
 	m.HandleFunc("POST /admin/catalogs/refresh", s.admin(s.refreshCatalogs))
 	m.HandleFunc("PUT /admin/password", s.admin(func(w http.ResponseWriter, r *http.Request) { s.ui.SetPassword(w, r, actor(r)) }))
+	s.cacheRoutes(m)
+	s.rolloutRoutes(m)
 	// The web UI (bty-web's / sends browsers to it).
 	m.Handle("/ui/", s.ui)
 	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusSeeOther) })
@@ -252,7 +268,7 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 	}
 	s.logf("error: %v", err)
 	code := http.StatusInternalServerError
-	if strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked") {
+	if store.IsBusy(err) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, wire.Error{Detail: err.Error()})
@@ -369,27 +385,40 @@ func actor(r *http.Request) string {
 
 // EnsureAdminToken creates the admin token on first start: when the store has
 // no token, a new one named "admin" is written to dir/admin.token (mode
-// 0600). It returns the file's path when it made one.
+// 0600; dir is made if need be). It returns the file's path when it made one.
 func EnsureAdminToken(ctx context.Context, st store.Store, dir string, now time.Time) (string, error) {
 	path := filepath.Join(dir, "admin.token")
-	made := false
+	made, wrote := false, ""
 	err := st.Update(ctx, func(tx *store.Tx) error {
+		made = false
 		n, err := tx.Tokens()
 		if err != nil || n > 0 {
 			return err
 		}
 		tok, hash := newToken()
-		if err := tx.AddToken("admin", hash, now); err != nil {
+		if err := tx.AddToken("admin", hash, now); errors.Is(err, store.ErrExists) {
+			return nil // another server made it since Tokens looked
+		} else if err != nil {
 			return err
 		}
 		// Written before the commit: a token in the database is never one
 		// nobody has.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
 		if err := writeSecret(path, tok+"\n"); err != nil {
 			return err
 		}
-		made = true
+		made, wrote = true, tok+"\n"
 		return nil
 	})
+	if !made && wrote != "" {
+		// This run's token lost to another server's, which started at the
+		// same moment: the file must not keep a token nobody can use.
+		if b, _ := os.ReadFile(path); string(b) == wrote {
+			os.Remove(path)
+		}
+	}
 	if err != nil || !made {
 		return "", err
 	}
@@ -424,20 +453,39 @@ func EnsurePassword(ctx context.Context, st store.Store, dir, password string, n
 	if err != nil {
 		return "", err
 	}
+	made, wrote := false, false
 	err = st.Update(ctx, func(tx *store.Tx) error {
+		made = false
 		if _, err := tx.Setting(web.PasswordSetting); err == nil {
-			path = ""
 			return nil // another server set it meanwhile
+		}
+		// The row first: a server starting at the same moment waits for it
+		// and then finds it (its rerun), before it writes the file.
+		if err := tx.PutSetting(web.PasswordSetting, hash, now); err != nil {
+			return err
 		}
 		// Written before the commit, as the admin token.
 		if path != "" {
 			if err := writeSecret(path, password+"\n"); err != nil {
 				return err
 			}
+			wrote = true
 		}
-		return tx.PutSetting(web.PasswordSetting, hash, now)
+		made = true
+		return nil
 	})
-	return path, err
+	if !made && wrote {
+		// This run's password lost to another server's after all (its
+		// commit failed, or it was rerun): the file must not keep one that
+		// is not valid.
+		if b, _ := os.ReadFile(path); string(b) == password+"\n" {
+			os.Remove(path)
+		}
+	}
+	if err != nil || !made {
+		return "", err
+	}
+	return path, nil
 }
 
 // writeSecret writes data to path with mode 0600, atomically.

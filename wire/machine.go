@@ -69,8 +69,8 @@ func (u *MachineUpsert) Validate() error {
 		return fmt.Errorf("%d labels: at most 16", len(u.Labels))
 	}
 	for _, l := range u.Labels {
-		if len(l) > MaxLabel || !labelRE.MatchString(l) {
-			return fmt.Errorf("label %q: 1 to 64 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit", l)
+		if err := ValidLabel(l); err != nil {
+			return err
 		}
 	}
 	slices.Sort(u.Labels)
@@ -87,6 +87,14 @@ func (u *MachineUpsert) Validate() error {
 		return errors.New("target_disk_serial is longer than 128 characters")
 	}
 	return ValidPower(u.Power)
+}
+
+// ValidLabel checks a label.
+func ValidLabel(l string) error {
+	if len(l) > MaxLabel || !labelRE.MatchString(l) {
+		return fmt.Errorf("label %q: 1 to 64 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit", l)
+	}
+	return nil
 }
 
 func nullIfEmpty(s *string) *string {

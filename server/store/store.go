@@ -7,24 +7,23 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 )
 
 // Store is a fleet database. Update runs fn in a read-write transaction that
 // serialises with every other writer; fn may be run again after a
 // serialisation conflict, so it must not act outside the transaction (the
 // caller acts after Update returns). View runs fn in a read-only snapshot.
+// Changes delivers the notices that committed transactions left with
+// Tx.Notify, from now until ctx ends.
 type Store interface {
 	Update(ctx context.Context, fn func(*Tx) error) error
 	View(ctx context.Context, fn func(*Tx) error) error
+	Changes(ctx context.Context) <-chan Change
 	Close() error
 }
 
@@ -33,6 +32,23 @@ var ErrNotFound = errors.New("not found")
 
 // ErrExists: a row with that key exists.
 var ErrExists = errors.New("already exists")
+
+// Open opens the fleet state that `bty serve --state` names: a postgres:// or
+// postgresql:// URL is a PostgreSQL database, anything else a directory that
+// holds fleet.db (SQLite). The schema is brought up to date.
+func Open(ctx context.Context, state string) (Store, error) {
+	if IsURL(state) {
+		return OpenPostgres(ctx, state, 0)
+	}
+	return OpenSQLite(filepath.Join(state, "fleet.db"), 0)
+}
+
+// IsURL reports whether state names a PostgreSQL database rather than a
+// directory.
+func IsURL(state string) bool {
+	s := strings.ToLower(state)
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -44,8 +60,8 @@ type migration struct {
 	sql     string
 }
 
-// migrations returns the embedded migrations in order, for dialect d.
-func migrations(d dialect) ([]migration, error) {
+// migrations returns the embedded migrations in order, in dialect d.
+func migrations(d *dialect) ([]migration, error) {
 	ents, err := fs.ReadDir(migrationFiles, "migrations")
 	if err != nil {
 		return nil, err
@@ -61,7 +77,7 @@ func migrations(d dialect) ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{v, e.Name(), strings.ReplaceAll(string(b), "SERIAL_ID", d.serialID)})
+		ms = append(ms, migration{v, e.Name(), d.words.Replace(string(b))})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	for i, m := range ms {
@@ -72,147 +88,106 @@ func migrations(d dialect) ([]migration, error) {
 	return ms, nil
 }
 
-// dialect is what differs between databases.
-type dialect struct {
-	serialID string // an auto-increment BIGINT primary key
-}
-
-var sqliteDialect = dialect{serialID: "INTEGER PRIMARY KEY"}
-
-// SQLite is a Store in one SQLite file: WAL, one writer connection (BEGIN
-// IMMEDIATE, so writers queue instead of failing on upgrade), a pool of
-// readers, a busy timeout for other processes, and synchronous=FULL so that a
-// write the server acknowledged survives a crash of the process (kill -9) and
-// of the machine.
-type SQLite struct {
-	w, r *sql.DB
-}
-
-// OpenSQLite opens (creating it if needed) the database at path and brings
-// its schema up to date. upTo limits the migrations applied (0: all); tests
-// use it to make an older database.
-func OpenSQLite(path string, upTo int) (*SQLite, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	dsn := func(txlock string) string {
-		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)", "foreign_keys(1)"} {
-			q.Add("_pragma", p)
-		}
-		q.Set("_txlock", txlock)
-		return "file:" + path + "?" + q.Encode()
-	}
-	w, err := sql.Open("sqlite", dsn("immediate"))
-	if err != nil {
-		return nil, err
-	}
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", dsn("deferred"))
-	if err != nil {
-		w.Close()
-		return nil, err
-	}
-	r.SetMaxOpenConns(4)
-	s := &SQLite{w: w, r: r}
-	if err := s.migrate(upTo); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("state database %s: %w", path, err)
-	}
-	return s, nil
-}
-
 // migrate applies the migrations newer than the database's version, each in
-// its own transaction, and refuses a database newer than this bty.
-func (s *SQLite) migrate(upTo int) error {
-	ms, err := migrations(sqliteDialect)
+// its own transaction, and refuses a database newer than this bty. upTo
+// limits the migrations applied (0: all). Two servers that start at once
+// are kept apart by the caller (SQLite's one writer, PostgreSQL's advisory
+// lock); each step also checks the version again inside its transaction.
+func migrate(ctx context.Context, st Store, d *dialect, upTo int) error {
+	ms, err := migrations(d)
 	if err != nil {
 		return err
 	}
 	if upTo <= 0 || upTo > len(ms) {
 		upTo = len(ms)
 	}
-	ctx := context.Background()
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+	err = st.Update(ctx, func(tx *Tx) error {
+		_, err := tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	for _, m := range ms[:upTo] {
-		err := s.Update(ctx, func(tx *Tx) error {
-			var cur sql.NullInt64
-			if err := tx.q.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&cur); err != nil {
-				return err
+		err := st.Update(ctx, func(tx *Tx) error {
+			cur, err := tx.version()
+			if err != nil || cur >= m.version {
+				return err // applied, maybe by another server
 			}
-			if cur.Int64 >= int64(m.version) {
-				return nil // applied, maybe by another server
-			}
-			if _, err := tx.q.ExecContext(ctx, m.sql); err != nil {
+			if _, err := tx.exec(m.sql); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
 			}
-			_, err := tx.q.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, m.version, m.name, fmtTime(time.Now()))
+			_, err = tx.exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, m.version, m.name, fmtTime(time.Now()))
 			return err
 		})
 		if err != nil {
 			return err
 		}
 	}
-	var cur sql.NullInt64
-	if err := s.w.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&cur); err != nil {
+	cur, err := version(ctx, st)
+	if err != nil {
 		return err
 	}
-	if int(cur.Int64) > len(ms) {
-		return fmt.Errorf("the schema is at version %d and this bty knows up to %d: run a newer bty", cur.Int64, len(ms))
+	if cur > len(ms) {
+		return fmt.Errorf("the schema is at version %d and this bty knows up to %d: run a newer bty", cur, len(ms))
 	}
 	return nil
 }
 
-// Version returns the schema version of the database.
-func (s *SQLite) Version(ctx context.Context) (int, error) {
+// version is the schema version of the database: the newest migration applied.
+func version(ctx context.Context, st Store) (v int, err error) {
+	err = st.View(ctx, func(tx *Tx) error {
+		v, err = tx.version()
+		return err
+	})
+	return v, err
+}
+
+func (tx *Tx) version() (int, error) {
 	var v sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
+	err := tx.q.QueryRowContext(tx.ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
 	return int(v.Int64), err
 }
 
-// IntegrityCheck runs SQLite's integrity_check and returns its verdict ("ok").
-func (s *SQLite) IntegrityCheck(ctx context.Context) (string, error) {
-	rows, err := s.r.QueryContext(ctx, `PRAGMA integrity_check`)
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return "", err
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "\n"), rows.Err()
-}
-
-func (s *SQLite) Update(ctx context.Context, fn func(*Tx) error) error {
-	return run(ctx, s.w, nil, fn)
-}
-
-func (s *SQLite) View(ctx context.Context, fn func(*Tx) error) error {
-	return run(ctx, s.r, &sql.TxOptions{ReadOnly: true}, fn)
-}
-
-func (s *SQLite) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
-}
-
-func run(ctx context.Context, db *sql.DB, opt *sql.TxOptions, fn func(*Tx) error) error {
+// run runs fn in one transaction of db and commits it; before the commit,
+// the dialect sends fn's notices, or keeps them for after it (SQLite), when
+// they are published.
+func run(ctx context.Context, db *sql.DB, opt *sql.TxOptions, d *dialect, h *hub, fn func(*Tx) error) error {
 	stx, err := db.BeginTx(ctx, opt)
 	if err != nil {
 		return err
 	}
-	if err := fn(&Tx{q: stx, ctx: ctx}); err != nil {
+	tx := &Tx{q: &querier{db: stx}, d: d, write: opt == nil || !opt.ReadOnly, ctx: ctx}
+	defer func() {
+		if v := recover(); v != nil {
+			stx.Rollback() // or the connection stays taken
+			panic(v)
+		}
+	}()
+	if err := fn(tx); err != nil {
 		stx.Rollback()
 		return err
 	}
-	return stx.Commit()
+	if d.notify != "" {
+		for _, c := range tx.notes {
+			if _, err := stx.ExecContext(ctx, d.notify, c.encode()); err != nil {
+				stx.Rollback()
+				return err
+			}
+		}
+	}
+	if err := stx.Commit(); err != nil {
+		return err
+	}
+	if d.notify == "" {
+		for _, c := range tx.notes {
+			h.publish(c)
+		}
+	}
+	for _, fn := range tx.commit {
+		fn()
+	}
+	return nil
 }
 
 // timeLayout writes times in UTC with microseconds and a fixed width, so that

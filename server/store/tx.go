@@ -5,14 +5,33 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Tx is one transaction; its methods read and write rows.
 type Tx struct {
-	q   *sql.Tx
-	ctx context.Context
+	q      *querier
+	d      *dialect
+	write  bool     // in Update: the rows read by key are locked (dialect.lock)
+	notes  []Change // Notify's, sent at the commit
+	commit []func() // OnCommit's
+	ctx    context.Context
+	// labels holds the labels Machine read, so that PutMachine writes them
+	// only when they changed (every statement is a round trip on
+	// PostgreSQL).
+	labels map[string][]string
+}
+
+// lock is what a query that reads rows by key adds in a write transaction,
+// so that two writers of the same machine (cycle, image, tokens) take turns:
+// on PostgreSQL " FOR UPDATE", on SQLite nothing (one writer).
+func (tx *Tx) lock() string {
+	if tx.write {
+		return tx.d.lock
+	}
+	return ""
 }
 
 func (tx *Tx) exec(query string, args ...any) (sql.Result, error) {
@@ -61,14 +80,14 @@ func (m *Machine) args() []any {
 
 type scanner interface{ Scan(...any) error }
 
-func scanMachine(row scanner, lshw bool) (*Machine, error) {
+func scanMachine(row scanner, lshw bool, more ...any) (*Machine, error) {
 	var m Machine
 	var s [16]sql.NullString
 	var t [10]sql.NullString
 	var planID sql.NullInt64
-	err := row.Scan(&m.MAC, &s[0], &m.BootMode, &s[1], &s[2], &m.Power,
+	err := row.Scan(append([]any{&m.MAC, &s[0], &m.BootMode, &s[1], &s[2], &m.Power,
 		&t[0], &t[1], &s[3], &t[2], &s[4], &t[3], &s[5], &t[4],
-		&s[6], &s[7], &s[8], &planID, &t[5], &t[6], &s[9], &t[7], &t[8])
+		&s[6], &s[7], &s[8], &planID, &t[5], &t[6], &s[9], &t[7], &t[8]}, more...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -84,32 +103,37 @@ func scanMachine(row scanner, lshw bool) (*Machine, error) {
 
 // Machine returns the machine with this MAC, or ErrNotFound.
 func (tx *Tx) Machine(mac string) (*Machine, error) {
-	m, err := scanMachine(tx.q.QueryRowContext(tx.ctx, `SELECT `+machineCols+` FROM machines WHERE mac = $1`, mac), true)
+	// A locking read gets the labels in a second statement: on PostgreSQL a
+	// statement sees what was committed when it began, and the lock may have
+	// waited for another writer of the machine to commit.
+	col := tx.d.labels
+	if tx.lock() != "" {
+		col = "NULL"
+	}
+	var labels sql.NullString
+	m, err := scanMachine(tx.q.QueryRowContext(tx.ctx, `SELECT `+machineCols+`, `+col+` FROM machines WHERE mac = $1`+tx.lock(), mac), true, &labels)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	m.Labels, err = tx.labels(mac)
-	return m, err
-}
-
-func (tx *Tx) labels(mac string) ([]string, error) {
-	rows, err := tx.q.QueryContext(tx.ctx, `SELECT label FROM labels WHERE mac = $1 ORDER BY label`, mac)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var l string
-		if err := rows.Scan(&l); err != nil {
+	if tx.lock() != "" {
+		err := tx.q.QueryRowContext(tx.ctx, `SELECT `+tx.d.labels+` FROM machines WHERE mac = $1`, mac).Scan(&labels)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, l)
 	}
-	return out, rows.Err()
+	m.Labels = []string{}
+	if labels.Valid {
+		m.Labels = strings.Split(labels.String, labelSep)
+		slices.Sort(m.Labels)
+	}
+	if tx.labels == nil {
+		tx.labels = map[string][]string{}
+	}
+	tx.labels[mac] = slices.Clone(m.Labels)
+	return m, nil
 }
 
 // Machines returns the machines ordered by MAC (those with label, when it is
@@ -177,9 +201,13 @@ func (tx *Tx) PutMachine(m *Machine) (created bool, err error) {
 		}
 		created = true
 	}
+	if read, ok := tx.labels[m.MAC]; ok && !created && slices.Equal(read, m.Labels) {
+		return false, nil
+	}
 	if _, err := tx.exec(`DELETE FROM labels WHERE mac = $1`, m.MAC); err != nil {
 		return false, err
 	}
+	delete(tx.labels, m.MAC)
 	for _, l := range m.Labels {
 		if _, err := tx.exec(`INSERT INTO labels (mac, label) VALUES ($1, $2)`, m.MAC, l); err != nil {
 			return false, err
@@ -264,7 +292,7 @@ func scanCycle(row scanner) (*Cycle, error) {
 
 // LatestCycle returns the machine's newest cycle, or ErrNotFound.
 func (tx *Tx) LatestCycle(mac string) (*Cycle, error) {
-	c, err := scanCycle(tx.q.QueryRowContext(tx.ctx, `SELECT `+cycleCols+` FROM cycles WHERE mac = $1 ORDER BY id DESC LIMIT 1`, mac))
+	c, err := scanCycle(tx.q.QueryRowContext(tx.ctx, `SELECT `+cycleCols+` FROM cycles WHERE mac = $1 ORDER BY id DESC LIMIT 1`+tx.lock(), mac))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -299,7 +327,7 @@ func (tx *Tx) OffersSince(mac string, t time.Time) (int, error) {
 
 // Cycle returns the cycle with this id, or ErrNotFound.
 func (tx *Tx) Cycle(id int64) (*Cycle, error) {
-	c, err := scanCycle(tx.q.QueryRowContext(tx.ctx, `SELECT `+cycleCols+` FROM cycles WHERE id = $1`, id))
+	c, err := scanCycle(tx.q.QueryRowContext(tx.ctx, `SELECT `+cycleCols+` FROM cycles WHERE id = $1`+tx.lock(), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -556,7 +584,7 @@ func (tx *Tx) TokenName(hash string) (string, error) {
 // Tokens returns the number of tokens.
 func (tx *Tx) Tokens() (int, error) {
 	var n int
-	err := tx.q.QueryRowContext(tx.ctx, `SELECT COUNT(*) FROM tokens`).Scan(&n)
+	err := tx.q.QueryRowContext(tx.ctx, `SELECT COUNT(*) FROM (SELECT name FROM tokens`+tx.lock()+`) AS t`).Scan(&n)
 	return n, err
 }
 
@@ -570,7 +598,7 @@ type Image struct {
 func (tx *Tx) Image(ref string) (*Image, error) {
 	var im Image
 	var seen string
-	err := tx.q.QueryRowContext(tx.ctx, `SELECT ref, name, sha256, seen_at FROM images WHERE ref = $1`, ref).Scan(&im.Ref, &im.Name, &im.SHA256, &seen)
+	err := tx.q.QueryRowContext(tx.ctx, `SELECT ref, name, sha256, seen_at FROM images WHERE ref = $1`+tx.lock(), ref).Scan(&im.Ref, &im.Name, &im.SHA256, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

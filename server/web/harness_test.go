@@ -33,7 +33,7 @@ type harness struct {
 	t        testing.TB
 	srv      *server.Server
 	ts       *httptest.Server
-	st       *store.SQLite
+	st       store.Store
 	dir      string
 	admin    string // the admin API token
 	password string // the web UI's password
@@ -64,10 +64,7 @@ func newHarness(t testing.TB) *harness {
 	h.sha, h.size = hex.EncodeToString(sum[:]), int64(gz.Len())
 	os.WriteFile(filepath.Join(boot, "vmlinuz"), []byte("kernel"), 0o644)
 	os.WriteFile(filepath.Join(boot, "initrd.img"), []byte("initrd"), 0o644)
-	st, err := store.OpenSQLite(filepath.Join(state, "fleet.db"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, state)
 	h.st = st
 	// The image's ref is that of its URL under the server's canonical base,
 	// which is the test server's own address: start the listener first.

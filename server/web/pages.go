@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -150,6 +151,41 @@ type dashboardView struct {
 	BootOK      bool
 	Images      int
 	CSRF        string
+	Rollouts    []rolloutLine
+}
+
+// rolloutLine is a rollout under way, in one line of the dashboard.
+type rolloutLine struct {
+	ID          int64
+	Image       string
+	Label       string
+	State       string
+	MaxParallel int
+	Counts      string // "5 flashing, 8 done, 6 waiting"
+}
+
+// rolloutLines reads the rollouts that have not ended.
+func rolloutLines(tx *store.Tx) ([]rolloutLine, error) {
+	ros, err := tx.Rollouts(true, 10)
+	var out []rolloutLine
+	for _, ro := range ros {
+		members, err := tx.RolloutMachines(ro.ID)
+		if err != nil {
+			return nil, err
+		}
+		n := map[string]int{}
+		for _, m := range members {
+			n[m.State]++
+		}
+		var parts []string
+		for _, st := range []string{wire.MemberFlashing, wire.MemberDone, wire.MemberFailed, wire.MemberWaiting} {
+			if n[st] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n[st], st))
+			}
+		}
+		out = append(out, rolloutLine{ID: ro.ID, Image: ro.ImageName, Label: ro.Label, State: ro.State, MaxParallel: ro.MaxParallel, Counts: strings.Join(parts, ", ")})
+	}
+	return out, err
 }
 
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, s *store.Session) {
@@ -177,7 +213,10 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, s *store.Session)
 		v.BootOK = v.BootOK && b.Present
 	}
 	err = u.opt.Store.View(r.Context(), func(tx *store.Tx) (err error) {
-		v.Attention, err = tx.Events(store.EventFilter{Attention: true, Unacked: true, Limit: 20})
+		if v.Attention, err = tx.Events(store.EventFilter{Attention: true, Unacked: true, Limit: 20}); err != nil {
+			return err
+		}
+		v.Rollouts, err = rolloutLines(tx)
 		return err
 	})
 	if err != nil {
