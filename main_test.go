@@ -86,9 +86,11 @@ func runCmd(t *testing.T, env []string, stdin io.Reader, args ...string) result 
 
 // runCmdUnder is runCmd with the binary run by another command: under is
 // that command and its arguments, e.g. inNetns(ns); nil runs it directly.
+// The cap only ends a hung binary: a reflash --wait of a VM under TCG on a
+// loaded machine took over 5 minutes.
 func runCmdUnder(t *testing.T, under []string, env []string, stdin io.Reader, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := btyCommand(ctx, under, args...)
 	cmd.Env = append(os.Environ(), env...)
