@@ -24,9 +24,9 @@ import (
 // so a block missed or invented shows as corruption, never as a wrong image.
 
 const (
-	bzBlockMagic = 0x314159265359 // π
-	bzEndMagic   = 0x177245385090 // √π
-	bzMagicMask  = 1<<48 - 1
+	bzBlockMagic uint64 = 0x314159265359 // π
+	bzEndMagic   uint64 = 0x177245385090 // √π
+	bzMagicMask  uint64 = 1<<48 - 1
 
 	// bzMaxWorkers bounds the decoders: each holds some 7 MiB for a level 9
 	// block (the BWT's arrays) besides its buffers.

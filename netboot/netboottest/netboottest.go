@@ -153,7 +153,7 @@ func DoIn(ns string, f func() error) error {
 			return
 		}
 		defer f0.Close()
-		if err := unix.Setns(int(f0.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := setns(f0); err != nil {
 			errc <- fmt.Errorf("setns %s: %w", ns, err)
 			return
 		}
