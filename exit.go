@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"bty/catalog"
-	"bty/disks"
-	"bty/flash"
+	"bty/category"
 )
 
 // Exit codes, as DESIGN.md defines them.
@@ -21,29 +19,19 @@ const (
 	exitCancelled = 130 // SIGINT/SIGTERM
 )
 
-// exitTable maps error categories to exit codes; the first match wins, so the
-// more specific categories come first.
+// exitTable maps error categories to exit codes, one row per category. An
+// error is in at most one category; where an error joins two (a source error
+// that says the registry's bytes are corrupt), the first row wins.
 var exitTable = []struct {
 	err  error
 	code int
 }{
 	{context.Canceled, exitCancelled},
-	{errUsage, exitUsage},
-	{errFallback, exitSource},
-	{flash.ErrIntegrity, exitIntegrity},
-	{flash.ErrRefused, exitRefused},
-	{disks.ErrRefused, exitRefused},
-	{disks.ErrNotFound, exitRefused}, // DESIGN.md: "serial not found" is a refusal
-	{disks.ErrAmbiguous, exitRefused},
-	{disks.ErrBadSpec, exitUsage},
-	{flash.ErrUnsupported, exitIntegrity},
-	{catalog.ErrInvalidSidecar, exitUsage},
-	{catalog.ErrInvalid, exitUsage},
-	{catalog.ErrIndex, exitUsage},
-	{catalog.ErrNotImage, exitUsage},
-	{catalog.ErrIntegrity, exitIntegrity},
-	{catalog.ErrNotFound, exitSource},
-	{catalog.ErrUnavailable, exitSource},
+	{category.Usage, exitUsage},
+	{category.Integrity, exitIntegrity},
+	{category.Refused, exitRefused},
+	{category.Source, exitSource},
+	{category.IO, exitIO},
 }
 
 func exitCode(err error) int {
@@ -58,22 +46,15 @@ func exitCode(err error) int {
 	if code, ok := reflashCode(err); ok {
 		return code
 	}
-	var ioe *flash.IOError
-	if errors.As(err, &ioe) {
-		if ioe.Side == flash.SideSource {
-			return exitSource
-		}
-		return exitIO
-	}
 	return exitIO
 }
 
 // errUsage is a bad flag or argument.
-var errUsage = errors.New("usage")
+var errUsage = category.Usage
 
 // errFallback: server-driven mode could not follow a plan and there is no
-// wizard to fall back to.
-var errFallback = errors.New("no plan to follow")
+// wizard to fall back to; category.Source.
+var errFallback = category.New(category.Source, "no plan to follow")
 
 func usagef(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)

@@ -9,6 +9,8 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+
+	"bty/category"
 )
 
 // Options tune a flash. The zero value flashes without digest check, read-back or
@@ -403,7 +405,7 @@ func classify(ctx context.Context, rr *resumeReader, err error, f Format) error 
 		return ferr
 	}
 	var ioe *IOError
-	if errors.Is(err, ErrIntegrity) || errors.Is(err, ErrRefused) || errors.Is(err, ErrUnsupported) || errors.As(err, &ioe) {
+	if errors.Is(err, category.Integrity) || errors.Is(err, category.Refused) || errors.Is(err, ErrUnsupported) || errors.As(err, &ioe) {
 		return err
 	}
 	if f == "" {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"bty/category"
 )
 
 // Info is what is known of a source before anything is written: the format
@@ -64,5 +66,5 @@ func (i Info) sizeText() string {
 }
 
 func errEmpty(src Source) error {
-	return fmt.Errorf("%w: %s is empty", ErrIntegrity, src.Name())
+	return fmt.Errorf("%w: %s is empty", category.Integrity, src.Name())
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"bty/category"
 )
 
 // Source is where the image bytes come from: a file, an HTTP URL, a registry blob.
@@ -162,7 +164,7 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 		// is truncated (an integrity failure), not unavailable.
 		failures++
 		if failures >= r.retry.attempts() || isPermanent(err) {
-			if !errors.Is(err, ErrIntegrity) {
+			if !errors.Is(err, category.Integrity) {
 				err = &IOError{Side: SideSource, Err: err}
 			}
 			return 0, r.end(err)
