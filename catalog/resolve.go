@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"bty/category"
+	"bty/format"
 )
 
 // Source is what the flash engine reads (flash.Source, declared there).
@@ -227,7 +228,7 @@ func (r *Resolver) resolveOras(ctx context.Context, src, name, catalogSHA string
 	if catalogSHA != "" {
 		from = DigestCatalog
 	}
-	return Resolved{Name: name, Source: s, SHA256: s.Digest(), SHA256From: from, Format: formatFromName(s.Title()), Size: s.Size(), Ref: hashString(s.Ref())}, nil
+	return Resolved{Name: name, Source: s, SHA256: s.Digest(), SHA256From: from, Format: format.FromName(s.Title()).Catalog(), Size: s.Size(), Ref: hashString(s.Ref())}, nil
 }
 
 // resolveFile resolves a local image file; name is its display name.

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"bty/format"
 )
 
 // serveDir makes an image directory with a raw image of size bytes (random,
@@ -95,7 +97,7 @@ func TestServerCatalog(t *testing.T) {
 	}
 	src := srv.URL + "/images/disk.img"
 	want := []Entry{
-		{Name: "disk.img", Src: src, SHA256: sha(img), Format: FormatRaw, Size: int64(len(img)), Ref: mustRef(t, src), From: srv.URL + "/catalog.toml", Line: 3},
+		{Name: "disk.img", Src: src, SHA256: sha(img), Format: format.Raw.Catalog(), Size: int64(len(img)), Ref: mustRef(t, src), From: srv.URL + "/catalog.toml", Line: 3},
 		{Name: "debian.img.xz", Src: "https://example.com/debian.img.xz", SHA256: sumA, Format: "img.xz", Size: 123, Ref: mustRef(t, "https://example.com/debian.img.xz"), From: srv.URL + "/catalog.toml", Line: 11},
 	}
 	if diff := cmp.Diff(want, c.Images); diff != "" {

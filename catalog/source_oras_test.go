@@ -20,6 +20,7 @@ import (
 
 	"bty/catalog/catalogtest"
 	"bty/category"
+	"bty/format"
 )
 
 func desc(mediaType, title string, size int64) ocispec.Descriptor {
@@ -106,7 +107,7 @@ func TestOras(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Resolve(%s) = %v", src, err)
 	}
-	if res.SHA256 != sha(img) || res.SHA256From != DigestRegistry || res.Size != int64(len(img)) || res.Name != "debian-13.img.gz" || res.Format != FormatGzip || res.Source.Name() != "debian-13.img.gz" {
+	if res.SHA256 != sha(img) || res.SHA256From != DigestRegistry || res.Size != int64(len(img)) || res.Name != "debian-13.img.gz" || res.Format != format.Gzip.Catalog() || res.Source.Name() != "debian-13.img.gz" {
 		t.Errorf("Resolve(%s) = %+v, want the image layer (sha256 %s, %d bytes, debian-13.img.gz)", src, res, sha(img), len(img))
 	}
 	for _, off := range []int64{0, 1, 1 << 20, int64(len(img)) - 1, int64(len(img))} {

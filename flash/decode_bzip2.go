@@ -5,18 +5,24 @@ import (
 	"io"
 
 	"github.com/dsnet/compress/bzip2"
+
+	"bty/format"
 )
 
 // bzip2: dsnet's decoder, faster than the standard library's and bzip2 -dc.
 // Concatenated streams (pbzip2, lbzip2) are read as one. With two cores or more
-// the blocks are decoded in parallel (decode_bzip2_parallel.go); decode is the
-// one-core path.
+// the blocks are decoded in parallel (decode_bzip2_parallel.go); on one, the
+// stream is decoded as it comes. The container does not record the decoded
+// size.
 var bzip2Prober = prober{
-	format:   Bzip2,
-	match:    isBzHeader,
-	suffixes: []string{".bz2", ".bzip2"},
-	decode:   func(r io.Reader) (io.Reader, error) { return bzip2.NewReader(r, nil) },
-	size:     unknownSize,
+	format: format.Bzip2,
+	size:   unknownSize,
+	open: func(src opened) (decoder, error) {
+		if multiCore() {
+			return newBzDecoder(src), nil
+		}
+		return newReaderDecoder(src, func(r io.Reader) (io.Reader, error) { return bzip2.NewReader(r, nil) })
+	},
 }
 
 // isBzHeader reports whether h starts with a bzip2 stream header: "BZh" and

@@ -7,6 +7,8 @@ import (
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"bty/format"
 )
 
 // Bytes is a size in IEC units: "512 B", "14.9 GiB". The headless progress
@@ -112,17 +114,8 @@ func wrap(text string, width int) string {
 
 // formatName is a catalog format value as people say it: "img.xz" is xz.
 func formatName(f string) string {
-	switch f {
-	case "img":
-		return "raw"
-	case "img.gz":
-		return "gzip"
-	case "img.xz":
-		return "xz"
-	case "img.zst":
-		return "zstd"
-	case "img.bz2":
-		return "bzip2"
+	if n := format.Parse(f); n != "" {
+		return string(n)
 	}
 	return f
 }

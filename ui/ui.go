@@ -19,6 +19,7 @@ import (
 	"bty/catalog"
 	"bty/disks"
 	"bty/flash"
+	"bty/format"
 )
 
 // Options configure a wizard. The zero value of each field says what it means.
@@ -283,7 +284,7 @@ func (p plan) sizeText() string {
 	switch {
 	case p.info.ImageSize <= 0:
 		return in + ", size to write known once decoded"
-	case p.info.Format == flash.Raw && p.info.ImageSize == read:
+	case p.info.Format == format.Raw && p.info.ImageSize == read:
 		return Bytes(read)
 	case p.info.Exact:
 		return in + ", " + Bytes(p.info.ImageSize) + " to write"
@@ -313,7 +314,7 @@ func (p plan) check(root string) disks.Check {
 	if f == "" {
 		f = p.entry.Format
 	}
-	if f == catalog.FormatRaw {
+	if format.Parse(f) == format.Raw {
 		c.ImageSize = p.size()
 	}
 	if p.info.ImageSize > 0 {
