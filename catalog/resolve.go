@@ -31,6 +31,7 @@ type Resolved struct {
 	Format     string       // format hint from the catalog, "" when none
 	Size       int64        // expected size of the source bytes, 0 when unknown
 	Ref        string       // canonical ref of the image, "" for a local path given directly
+	Path       string       // the local file Source reads, "" when it is not one
 }
 
 // DigestSource says where an expected digest came from; the values are the
@@ -244,7 +245,7 @@ func resolveFile(path, name string) (Resolved, error) {
 	if err != nil {
 		return Resolved{}, err
 	}
-	return Resolved{Name: name, Source: FileSource{Path: path}, SHA256: sum, SHA256From: DigestSidecar.from(sum)}, nil
+	return Resolved{Name: name, Source: NewFileSource(path), Path: path, SHA256: sum, SHA256From: DigestSidecar.from(sum)}, nil
 }
 
 // readSidecar reads a sha256 sidecar: its first token must be 64 hex digits. A

@@ -2,7 +2,6 @@ package flash
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"bty/category"
@@ -78,14 +77,4 @@ func (e *IOError) Unwrap() []error {
 		return []error{e.Err, category.Source}
 	}
 	return []error{e.Err, category.IO}
-}
-
-// permanent is implemented by source errors that retrying cannot fix (not found,
-// access denied, the content changed between attempts). Every other source error
-// is retried with backoff.
-type permanent interface{ Permanent() bool }
-
-func isPermanent(err error) bool {
-	var p permanent
-	return errors.As(err, &p) && p.Permanent()
 }

@@ -321,9 +321,7 @@ func (p plan) check(root string) disks.Check {
 		// Exact or a lower bound: either way a smaller disk cannot hold it.
 		c.ImageSize = p.info.ImageSize
 	}
-	if fs, ok := p.image.Source.(catalog.FileSource); ok {
-		c.ImagePath = fs.Path
-	}
+	c.ImagePath = p.image.Path
 	if fi, err := os.Stat(root); root != "" && err == nil && fi.IsDir() {
 		c.ImageRoot = root
 	}
@@ -457,10 +455,10 @@ func (m Model) prefillCmd() tea.Cmd {
 	return func() tea.Msg {
 		res, err := resolve(ctx, spec, root, cats)
 		var e catalog.Entry
-		if fs, ok := res.Source.(catalog.FileSource); ok && err == nil {
+		if res.Path != "" && err == nil {
 			// A path given directly: its size, for the plan and the
 			// verdicts, is the file's.
-			if fi, err := os.Stat(fs.Path); err == nil {
+			if fi, err := os.Stat(res.Path); err == nil {
 				e.Size = fi.Size()
 			}
 		}
