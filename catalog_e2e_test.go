@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +48,9 @@ func TestCatalogServeFlash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = catalog.NewServer(catalog.ServerOptions{Dir: images, Catalogs: []*catalog.Catalog{bad}})
+	cs := catalog.NewServer(catalog.ServerOptions{Dir: images, Catalogs: []*catalog.Catalog{bad}})
+	cs.Warm(context.Background()) // the digests are known before the first /catalog.toml
+	srv.Config.Handler = cs
 	srv.Start()
 	defer srv.Close()
 	cat := srvURL + "/catalog.toml"
@@ -191,8 +195,8 @@ src = "https://h/c"
 	}
 
 	r = runBty(t, "catalog", "check", good)
-	if r.code != 0 || r.stdout != good+": ok, 1 images\n" {
-		t.Errorf("bty catalog check good = exit %d %q, want 0 and ok", r.code, r.stdout)
+	if r.code != 0 || r.stdout != good+": ok, 1 image, 3 warnings\n" {
+		t.Errorf("bty catalog check good = exit %d %q, want 0 and ok with the warnings counted", r.code, r.stdout)
 	}
 	r = runBty(t, "catalog", "check", bad)
 	wantProblems := []string{
@@ -228,12 +232,68 @@ src = "https://h/c"
 	}
 }
 
+// TestCatalogCheckWarnings: bty catalog check warns about what is valid but
+// probably a mistake, and --strict refuses it; a flash from the same catalog
+// reads it as before (unknown keys ignored).
+func TestCatalogCheckWarnings(t *testing.T) {
+	dir := t.TempDir()
+	cat := filepath.Join(dir, "typos.toml")
+	writeFile(t, cat, []byte(`version = 1
+
+[[images]]
+name = "a.img"
+src = "https://example.com/a.img"
+sha265 = "`+strings.Repeat("ab", 32)+`"
+
+[[image]]
+name = "b.img"
+src = "https://example.com/b.img"
+sha256 = "`+strings.Repeat("cd", 32)+`"
+
+[[images]]
+name = "c.img"
+src = "oras://ghcr.io/example/c:v1"
+`))
+	want := []string{
+		"warning: " + cat + ` line 3: image "a.img": no sha256: bty would flash it without checking its digest (add sha256 = "<64 hex digits>")`,
+		"warning: " + cat + ` line 6: image "a.img": unknown key "sha265" is ignored: did you mean "sha256"?`,
+		"warning: " + cat + ` line 8: unknown table [[image]] is ignored: did you mean [[images]]?`,
+	}
+	r := runBty(t, "catalog", "check", cat)
+	if r.code != 0 || r.stdout != cat+": ok, 2 images, 3 warnings\n" || r.stderr != strings.Join(want, "\n")+"\n" {
+		t.Errorf("bty catalog check = exit %d, stdout %q, stderr\n%s\nwant exit 0, ok with 3 warnings, and on stderr\n%s", r.code, r.stdout, r.stderr, strings.Join(want, "\n"))
+	}
+	r = runBty(t, "catalog", "check", "--strict", cat)
+	if r.code != exitUsage || r.stdout != "" || !strings.HasSuffix(r.stderr, "bty: "+cat+": 3 warnings: the catalog is refused (--strict)\n") {
+		t.Errorf("bty catalog check --strict = exit %d, stdout %q, stderr\n%s\nwant exit 2 refusing the 3 warnings", r.code, r.stdout, r.stderr)
+	}
+	r = runBty(t, "catalog", "check", "--strict", "--json", cat)
+	var res struct {
+		OK       bool
+		Problems []struct{ Line int }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != exitUsage || res.OK || len(res.Problems) != 3 {
+		t.Errorf("bty catalog check --strict --json = exit %d, %+v, %v, want exit 2, not ok, 3 problems\n%s", r.code, res, err, r.stdout)
+	}
+	// Loading for a flash stays lenient: the images are listed as written.
+	r = runBtyEnv(t, []string{"BTY_IMAGE_ROOT=" + dir}, "images", "--catalog", cat)
+	if r.code != 0 || !strings.Contains(r.stdout, "a.img ") || !strings.Contains(r.stdout, "c.img ") || strings.Contains(r.stdout, "b.img") {
+		t.Errorf("bty images --catalog typos.toml = exit %d\n%s%s\nwant a.img and c.img listed", r.code, r.stdout, r.stderr)
+	}
+}
+
 // TestCatalogServeCommand runs bty serve and talks to it over loopback.
 func TestCatalogServeCommand(t *testing.T) {
 	dir := t.TempDir()
 	img := make([]byte, 1<<20)
 	img[510], img[511] = 0x55, 0xaa
 	writeFile(t, filepath.Join(dir, "disk.img"), img)
+	// A 40 GiB image (sparse: nothing on disk) takes minutes to hash: the
+	// catalog answers meanwhile, with it pending.
+	writeFile(t, filepath.Join(dir, "big.img"), nil)
+	if err := os.Truncate(filepath.Join(dir, "big.img"), 40<<30); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -241,8 +301,17 @@ func TestCatalogServeCommand(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(btyBin, "serve", "--images", dir, "--listen", addr)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+	// The log goes to a file, read while bty serve writes it.
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stderr = logFile
+	logs := func() string {
+		b, _ := os.ReadFile(logFile.Name())
+		return string(b)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -257,22 +326,45 @@ func TestCatalogServeCommand(t *testing.T) {
 			t.Errorf("bty serve did not stop on SIGINT")
 		}
 	}()
-	var resp *http.Response
-	for i := 0; i < 100; i++ {
-		if resp, err = http.Get("http://" + addr + "/catalog.toml"); err == nil {
+	// Until bty serve listens; then until disk.img is hashed (at once, as
+	// it is hashed first, being the smaller).
+	var body bytes.Buffer
+	var c *catalog.Catalog
+	for i := 0; i < 600; i++ {
+		var resp *http.Response
+		if resp, err = http.Get("http://" + addr + "/catalog.toml"); err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		body.Reset()
+		body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET /catalog.toml = %d %q, want 200", resp.StatusCode, body.String())
+		}
+		if c, err = catalog.Parse("served", body.Bytes()); err != nil || len(c.Images) == 0 || !c.Images[0].Pending {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("GET /catalog.toml: %v\n%s", err, logs.String())
+		t.Fatalf("GET /catalog.toml: %v\n%s", err, logs())
 	}
-	var body bytes.Buffer
-	body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	c, err := catalog.Parse("served", body.Bytes())
-	if err != nil || len(c.Images) != 1 || c.Images[0].SHA256 != sha256Hex(img) || c.Images[0].Src != "http://"+addr+"/images/disk.img" {
-		t.Errorf("served catalog = %+v, %v, want disk.img with its sha256 and src\n%s", c, err, body.String())
+	if len(c.Images) != 2 || c.Images[0].Name != "disk.img" || c.Images[0].SHA256 != sha256Hex(img) || c.Images[0].Src != "http://"+addr+"/images/disk.img" ||
+		c.Images[1].Name != "big.img" || !c.Images[1].Pending {
+		t.Errorf("served catalog = %+v, want disk.img with its sha256 and src, and big.img pending\n%s", c, body.String())
+	}
+	cat := "http://" + addr + "/catalog.toml"
+	r := runBty(t, "images", "--catalog", cat)
+	if !regexp.MustCompile(`(?m)^big\.img +img +40\.0 GiB +pending `).MatchString(r.stdout) || !regexp.MustCompile(`(?m)^disk\.img +img +1\.0 MiB +known `).MatchString(r.stdout) {
+		t.Errorf("bty images --catalog %s = exit %d\n%s%s\nwant big.img pending and disk.img known", cat, r.code, r.stdout, r.stderr)
+	}
+	r = runBty(t, "--catalog", cat, "--image", "big.img", "--disk", filepath.Join(t.TempDir(), "out.img"), "--yes")
+	if r.code != exitSource || !strings.Contains(r.stderr, `image "big.img": its server is still computing its sha256`) {
+		t.Errorf("bty --image big.img while it is hashed = exit %d %q, want %d saying its digest is not computed yet", r.code, r.stderr, exitSource)
+	}
+	if !strings.Contains(logs(), "bty serve: hashing big.img (40960.0 MiB)") {
+		t.Errorf("bty serve's log does not say it hashes big.img:\n%s", logs())
 	}
 	if r := rawRequest(t, addr, "GET /images/../../etc/passwd"); !strings.HasPrefix(r, "HTTP/1.1 400") {
 		t.Errorf("GET /images/../../etc/passwd = %q, want 400", r)

@@ -15,60 +15,12 @@ import (
 	"bty/ui"
 )
 
-// newFlagSet returns a FlagSet for a subcommand that prints its usage line and
-// flags on --help.
-func newFlagSet(e env, name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: %s\n\nFlags:\n", usage)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses the flags of a subcommand that takes no positional
-// arguments. ok is false when the caller should return err: nil after --help,
-// else a usage error.
-func parseFlags(fs *flag.FlagSet, args []string) (ok bool, err error) {
-	pos, err := parseArgs(fs, args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return false, nil
-	case err != nil:
-		return false, err
-	case len(pos) > 0:
-		return false, usagef("unexpected argument %q (see bty %s --help)", pos[0], fs.Name())
-	}
-	return true, nil
-}
-
-// parseArgs parses flags that may come before or after the positional
-// arguments, and returns the positional ones.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usagef("%v (see bty %s --help)", err, fs.Name())
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 // cmdImages: bty images [--catalog SRC]... [--json]
 func cmdImages(ctx context.Context, e env, args []string) error {
 	var catalogs multiFlag
 	var asJSON, plainHTTP bool
-	fs := newFlagSet(e, "images", "bty images [--catalog SRC]... [--json]")
-	fs.Var(&catalogs, "catalog", "catalog source (TOML file, http(s) URL, oras:// ref); repeatable")
+	fs := newFlagSet(e, "images", "bty images [--catalog SRC]... [--json]\n\nLists the images of the image root ($BTY_IMAGE_ROOT, else /var/lib/bty/images)\nand of the catalogs, as --image finds them.")
+	fs.Var(&catalogs, "catalog", "catalog `SRC` (TOML file, http(s) URL, oras:// ref); repeatable")
 	fs.BoolVar(&asJSON, "json", false, "print a JSON array")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
 	if ok, err := parseFlags(fs, args); !ok {
@@ -101,8 +53,11 @@ func cmdImages(ctx context.Context, e env, args []string) error {
 		if row.Size > 0 {
 			size = ui.Bytes(row.Size)
 		}
-		if row.SHA256 != "" {
+		switch {
+		case row.SHA256 != "":
 			sum = "known"
+		case row.Pending:
+			sum = "pending"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, format, size, sum, row.Ref[:min(12, len(row.Ref))], row.From)
 	}
@@ -122,7 +77,9 @@ type checkResult struct {
 	Source   string         `json:"source"`
 	OK       bool           `json:"ok"`
 	Images   int            `json:"images"`
+	Pending  int            `json:"pending_images,omitempty"`
 	Problems []checkProblem `json:"problems,omitempty"`
+	Warnings []checkProblem `json:"warnings,omitempty"`
 	Error    string         `json:"error,omitempty"`
 }
 
@@ -132,16 +89,43 @@ type checkProblem struct {
 	Message string `json:"message"`
 }
 
-// cmdCatalog: bty catalog check SRC [--json]
-func cmdCatalog(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 || args[0] != "check" {
-		return usagef("usage: bty catalog check SRC [--json]")
+func checkProblems(ps []catalog.Problem) []checkProblem {
+	var out []checkProblem
+	for _, p := range ps {
+		out = append(out, checkProblem{Line: p.Line, Image: p.Entry, Message: p.Msg})
 	}
-	var asJSON, plainHTTP bool
-	fs := newFlagSet(e, "catalog check", "bty catalog check SRC [--json]")
+	return out
+}
+
+// cmdCatalog: bty catalog check SRC [--json]; bty catalog --help is the
+// help of check, its one subcommand.
+func cmdCatalog(ctx context.Context, e env, args []string) error {
+	switch {
+	case len(args) == 0:
+		return usagef("catalog needs a subcommand: check (see bty catalog --help)")
+	case args[0] == "check":
+		return cmdCatalogCheck(ctx, e, args[1:])
+	case isHelpFlag(args[0]):
+		return cmdCatalogCheck(ctx, e, args[:1])
+	case strings.HasPrefix(args[0], "-"):
+		return usagef("catalog needs a subcommand before %s: check (see bty catalog --help)", args[0])
+	}
+	return usagef("unknown catalog subcommand %q: say check (see bty catalog --help)", args[0])
+}
+
+func cmdCatalogCheck(ctx context.Context, e env, args []string) error {
+	var asJSON, plainHTTP, strict bool
+	fs := newFlagSet(e, "catalog check", `bty catalog check SRC [--strict] [--json]
+
+Reads a catalog (a path, an http(s):// URL or an oras:// reference) as bty
+would, and lists every problem in it (exit 2), and warnings about what is
+valid but probably a mistake: unknown keys and tables (with the key they
+probably mean), images without sha256, a format bty does not know. Loading a
+catalog to flash from ignores what the warnings are about.`)
+	fs.BoolVar(&strict, "strict", false, "refuse a catalog with warnings too (exit 2)")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to an oras:// registry that is not on loopback")
-	pos, err := parseArgs(fs, args[1:])
+	pos, err := parseArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -149,25 +133,35 @@ func cmdCatalog(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("bty catalog check takes one catalog source (a path, an http(s):// URL or an oras:// ref)")
+		return usagef("catalog check takes one catalog source, a path, an http(s):// URL or an oras:// ref (see bty catalog check --help)")
 	}
 	src := pos[0]
-	c, err := (&catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}).Load(ctx, src)
-	res := checkResult{Source: src, OK: err == nil}
+	c, warns, err := (&catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}).Check(ctx, src)
+	byStrict := err == nil && strict && len(warns) > 0
+	if byStrict {
+		err = &catalog.InvalidError{Source: src, Problems: warns}
+		warns = nil
+	}
+	res := checkResult{Source: src, OK: err == nil, Warnings: checkProblems(warns)}
 	var inv *catalog.InvalidError
 	switch {
 	case err == nil:
-		res.Images = len(c.Images)
-	case errors.As(err, &inv):
-		for _, p := range inv.Problems {
-			res.Problems = append(res.Problems, checkProblem{Line: p.Line, Image: p.Entry, Message: p.Msg})
+		for _, im := range c.Images {
+			if im.Pending {
+				res.Pending++
+			} else {
+				res.Images++
+			}
 		}
+	case errors.As(err, &inv):
+		res.Problems = checkProblems(inv.Problems)
 	default:
 		res.Error = err.Error()
 	}
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		if jerr := enc.Encode(res); jerr != nil {
 			return jerr
 		}
@@ -176,8 +170,18 @@ func cmdCatalog(ctx context.Context, e env, args []string) error {
 		}
 		return nil
 	}
+	for _, w := range warns {
+		fmt.Fprintln(e.stderr, "warning: "+w.String())
+	}
 	if err == nil {
-		fmt.Fprintf(e.stdout, "%s: ok, %d images\n", src, res.Images)
+		summary := plural(res.Images, "image")
+		if res.Pending > 0 {
+			summary += fmt.Sprintf(", %d pending", res.Pending)
+		}
+		if len(warns) > 0 {
+			summary += ", " + plural(len(warns), "warning")
+		}
+		fmt.Fprintf(e.stdout, "%s: ok, %s\n", src, summary)
 		return nil
 	}
 	if inv == nil {
@@ -186,7 +190,11 @@ func cmdCatalog(ctx context.Context, e env, args []string) error {
 	for _, p := range inv.Problems {
 		fmt.Fprintln(e.stderr, p.String())
 	}
-	fmt.Fprintf(e.stderr, "bty: %s: %d problems: the catalog is refused\n", src, len(inv.Problems))
+	if byStrict {
+		fmt.Fprintf(e.stderr, "bty: %s: %s: the catalog is refused (--strict)\n", src, plural(len(inv.Problems), "warning"))
+	} else {
+		fmt.Fprintf(e.stderr, "bty: %s: %s: the catalog is refused\n", src, plural(len(inv.Problems), "problem"))
+	}
 	return reported{err}
 }
 

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -12,8 +10,8 @@ import (
 	"bty/disks"
 )
 
-// diskJSON is one disk of bty disks --json: the InventoryDisk fields of WIRE.md
-// section 5, then what bty knows besides.
+// diskJSON is one disk of bty disks --json: the InventoryDisk fields of
+// docs/server-protocol.md, then what bty knows besides.
 type diskJSON struct {
 	disks.InventoryDisk
 	ByID           []string          `json:"by_id"`
@@ -29,22 +27,11 @@ type diskJSON struct {
 // cmdDisks: bty disks [--json] [--all]. Without --all, refused disks and loop
 // devices are left out (and counted in a footer line, or in "hidden" with --json).
 func cmdDisks(ctx context.Context, e env, args []string) error {
-	fs := flag.NewFlagSet("bty disks", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := newFlagSet(e, "disks", "bty disks [--json] [--all]\n\nLists the disks bty could write, with their safety verdicts.")
 	asJSON := fs.Bool("json", false, "print the disks as JSON")
 	all := fs.Bool("all", false, "also show loop devices and refused disks, with why")
-	fs.Usage = func() {
-		fmt.Fprint(e.stderr, "Usage: bty disks [--json] [--all]\n\nLists the disks bty could write, with their safety verdicts.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usagef("%v (see bty disks --help)", err)
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q (see bty disks --help)", fs.Arg(0))
+	if ok, err := parseFlags(fs, args); !ok {
+		return err
 	}
 	return showDisks(e, disks.Roots{}, *asJSON, *all)
 }

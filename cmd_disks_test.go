@@ -13,7 +13,7 @@ import (
 )
 
 // TestDisksJSONFields runs bty disks --json --all on this machine and checks
-// every disk against InventoryDisk of WIRE.md section 5 (plus size_bytes).
+// every disk against InventoryDisk of docs/server-protocol.md (plus size_bytes).
 func TestDisksJSONFields(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"disks", "--json", "--all"}, &out, &errb); code != 0 {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 
 	"bty/catalog"
@@ -15,50 +14,6 @@ import (
 	"bty/flash"
 	"bty/fleet"
 )
-
-// version is set with -ldflags "-X main.version=..."; empty means the module
-// version from the build info.
-var version = ""
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 && (v == "" || v == "(devel)") {
-				v = "devel-" + s.Value[:12]
-			}
-		}
-		if v != "" && v != "(devel)" {
-			return v
-		}
-	}
-	return "devel"
-}
-
-const usageText = `bty puts a system image on a disk: fast, safely, the same way every time.
-
-Usage:
-  bty --image IMG --disk DISK --yes [--sha256 HEX] [--verify] [--json]
-  bty [--catalog SRC]... [--image IMG] [--disk DISK]      (the wizard)
-  bty --server URL --mac MAC [--no-reboot]
-  bty disks [--json] [--all]
-  bty images [--catalog SRC]... [--json]
-  bty catalog check SRC
-  bty serve --images DIR [--catalog SRC]... [--listen ADDR]
-  bty demo
-  bty media netboot|usb ...
-
-IMG is a local path, an http(s):// URL, an oras:// reference, or the name of an
-image in the image root ($BTY_IMAGE_ROOT, else /var/lib/bty/images) or in a
---catalog.
-DISK is a block device (/dev/sdX, /dev/disk/by-id/...) or a regular file, which
-is created or resized to the image size.
-
-Flags:
-`
 
 // flashFlags are the flags of the flash command.
 type flashFlags struct {
@@ -77,8 +32,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 	var f flashFlags
 	var showVersion bool
-	fs := flag.NewFlagSet("bty", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := newRootFlagSet(e)
 	fs.StringVar(&f.image, "image", "", "image to flash: path, http(s) URL, oras:// ref, catalog entry name, or - for standard input")
 	fs.StringVar(&f.disk, "disk", "", "target: block device, /dev/disk/by-id link, or regular file")
 	fs.BoolVar(&f.yes, "yes", false, "flash without a prompt (headless; the target must be named exactly)")
@@ -90,23 +44,16 @@ func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 	fs.StringVar(&f.mac, "mac", "", "server-driven mode: this machine's MAC (else bty.mac= on the kernel command line)")
 	fs.Var(&f.catalogs, "catalog", "catalog source (TOML file, http(s) URL, oras:// ref); repeatable")
 	fs.BoolVar(&f.plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
-	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprint(e.stderr, usageText)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
+	fs.BoolVar(&showVersion, "version", false, "print the version, the commit and the Go version, and exit")
+	if ok, err := parseFlags(fs, args); !ok {
+		if err == nil {
+			err = flag.ErrHelp
 		}
-		return nil, usagef("%v (see bty --help)", err)
+		return nil, err
 	}
 	if showVersion {
-		fmt.Fprintf(e.stdout, "bty %s\n", versionString())
+		printVersion(e.stdout)
 		return nil, flag.ErrHelp
-	}
-	if fs.NArg() > 0 {
-		return nil, usagef("unexpected argument %q (see bty --help)", fs.Arg(0))
 	}
 	if f.sha256 != "" {
 		sum, ok := catalog.NormalizeSHA256(f.sha256)
@@ -211,7 +158,7 @@ func (run *flashRun) explain(ctx context.Context, err error) error {
 
 // diskRoots are the /sys, /proc, /dev and /run roots disks reads; the
 // BTY_SYSFS, BTY_PROCFS, BTY_DEVFS and BTY_RUNDIR variables point them at fixture
-// trees in tests (DESIGN.md: roots are parameters).
+// trees in tests (docs/architecture.md: roots are parameters).
 func diskRoots(e env) disks.Roots {
 	return disks.Roots{Sys: e.getenv("BTY_SYSFS"), Proc: e.getenv("BTY_PROCFS"), Dev: e.getenv("BTY_DEVFS"), Run: e.getenv("BTY_RUNDIR")}
 }

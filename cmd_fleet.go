@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,12 +11,16 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/charmbracelet/x/term"
+
 	"bty/fleet"
+	"bty/server/web"
 	"bty/wire"
 )
 
@@ -35,6 +40,9 @@ const fleetUsage = `Usage: bty fleet [--server URL] [--token T] COMMAND ...
   rm MAC                                  forget a machine
   events [--machine MAC] [--kind K] [--limit N] [--follow] [--json]
   token create NAME | token revoke NAME   API tokens (create prints the token)
+  password                                set the web UI's password (typed twice
+                                          at a terminal, else the first line of
+                                          standard input)
 
 The server is --server or $BTY_SERVER (http://host:8080), the token --token
 or $BTY_TOKEN (the server's STATE/admin.token, or bty fleet token create).
@@ -79,6 +87,7 @@ func cmdFleet(ctx context.Context, e env, args []string) error {
 	}
 	cmds := map[string]func(context.Context, []string) error{
 		"ls": c.ls, "show": c.show, "set": c.set, "reflash": c.reflash, "rm": c.rm, "events": c.events, "token": c.tokenCmd,
+		"password": c.password,
 	}
 	run, ok := cmds[args[0]]
 	if !ok {
@@ -96,7 +105,7 @@ func (c *fleetCLI) setGlobal(k, v string) {
 }
 
 // flags returns a FlagSet for a fleet command with --server and --token.
-func (c *fleetCLI) flags(name, usage string) *flag.FlagSet {
+func (c *fleetCLI) flags(name, usage string) *flagSet {
 	fs := newFlagSet(c.e, "fleet "+name, "bty fleet "+usage)
 	fs.StringVar(&c.server, "server", c.server, "the fleet server's URL (default $BTY_SERVER)")
 	fs.StringVar(&c.token, "token", c.token, "an API token (default $BTY_TOKEN)")
@@ -104,7 +113,7 @@ func (c *fleetCLI) flags(name, usage string) *flag.FlagSet {
 }
 
 // parse parses a command's flags and checks the server and token.
-func (c *fleetCLI) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+func (c *fleetCLI) parse(fs *flagSet, args []string) ([]string, error) {
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return nil, err
@@ -310,14 +319,19 @@ func (c *fleetCLI) show(ctx context.Context, args []string) error {
 }
 
 // timeline writes a cycle's steps with the time each took after the one
-// before: offered +0s, booted +21s, plan +35s, writing +2s, done +40s.
+// before: dhcp +0s, offered +9s, booted +21s, plan +35s, writing +2s, done
+// +40s. A cycle that a boot started begins at bty's DHCP answer to it, which
+// came before the cycle was made.
 func timeline(c wire.Cycle) string {
 	var parts []string
 	prev := c.CreatedAt
+	if c.DHCPAt != nil && c.DHCPAt.Before(prev) {
+		prev = *c.DHCPAt
+	}
 	for _, s := range []struct {
 		name string
 		t    *time.Time
-	}{{"offered", c.OfferedAt}, {"booted", c.BootedAt}, {"plan", c.PlannedAt}, {"writing", c.WriteStartedAt}, {c.State, c.EndedAt}} {
+	}{{"dhcp", c.DHCPAt}, {"offered", c.OfferedAt}, {"booted", c.BootedAt}, {"plan", c.PlannedAt}, {"writing", c.WriteStartedAt}, {c.State, c.EndedAt}} {
 		if s.t == nil {
 			continue
 		}
@@ -621,6 +635,47 @@ func (c *fleetCLI) tokenCmd(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(c.e.stdout, tok.Token)
 	fmt.Fprintf(c.e.stderr, "bty: token %s created; it is shown once: keep it (BTY_TOKEN)\n", tok.Name)
+	return nil
+}
+
+// password sets the web UI's password (PUT /admin/password): typed twice
+// without echo at a terminal, else the first line of standard input.
+func (c *fleetCLI) password(ctx context.Context, args []string) error {
+	pos, err := c.parse(c.flags("password", "password < FILE"), args)
+	if err != nil || len(pos) > 0 {
+		return firstErr(err, pos)
+	}
+	var pw string
+	if fd := os.Stdin.Fd(); term.IsTerminal(fd) {
+		var again []byte
+		fmt.Fprint(c.e.stderr, "New password for the web UI: ")
+		b, err := term.ReadPassword(fd)
+		if err == nil {
+			fmt.Fprint(c.e.stderr, "\nAgain: ")
+			again, err = term.ReadPassword(fd)
+		}
+		fmt.Fprintln(c.e.stderr)
+		if err != nil {
+			return fmt.Errorf("read the password: %w", err)
+		}
+		if string(b) != string(again) {
+			return usagef("the two passwords differ: type the same one twice")
+		}
+		pw = string(b)
+	} else {
+		line, err := bufio.NewReader(io.LimitReader(os.Stdin, 4096)).ReadString('\n')
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read the password from standard input: %w", err)
+		}
+		pw = strings.TrimRight(line, "\r\n")
+	}
+	if err := web.ValidPassword(pw); err != nil {
+		return usagef("%v: give another", err)
+	}
+	if err := c.call(ctx, "PUT", "/admin/password", wire.Password{Password: pw}, nil); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.e.stderr, "bty: the web UI's password is set; sessions that used the old one have ended")
 	return nil
 }
 

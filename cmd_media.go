@@ -14,11 +14,14 @@ import (
 	"bty/media"
 )
 
-const mediaUsage = `Usage:
-  bty media netboot --kernel VMLINUZ --modules DIR --out DIR
-  bty media usb --kernel VMLINUZ --modules DIR --out FILE [--images DIR] [--catalog FILE] [--size SIZE] [--append OPTS]
+// mediaSynopsis is the usage line of each kind; mediaAbout follows them in
+// the help.
+var mediaSynopsis = map[string]string{
+	"netboot": "bty media netboot --kernel VMLINUZ --modules DIR --out DIR",
+	"usb":     "bty media usb --kernel VMLINUZ --modules DIR --out FILE [--images DIR]\n         [--catalog FILE] [--size SIZE] [--append OPTS]",
+}
 
-Builds the live environment that boots a machine into bty: a kernel and an
+const mediaAbout = `Builds the live environment that boots a machine into bty: a kernel and an
 initramfs holding this bty (it must be static: CGO_ENABLED=0 go build), a
 static busybox, and the kernel modules for disks, USB, wired NICs and
 exFAT/FAT. netboot writes vmlinuz and initrd.img for PXE/iPXE; usb writes a GPT
@@ -26,8 +29,7 @@ disk image (UEFI, systemd-boot) with a BTY_IMAGES exFAT partition to dd onto a
 stick. The same inputs give the same bytes.
 
 VMLINUZ is a kernel (Debian's /boot/vmlinuz-VERSION); DIR its modules,
-lib/modules/VERSION (or the root of a dpkg -x of the kernel package).
-`
+lib/modules/VERSION (or the root of a dpkg -x of the kernel package).`
 
 // mediaFlags are the flags of bty media netboot and usb; images, catalog,
 // size, appendOpts and systemdBoot are usb only.
@@ -41,38 +43,36 @@ type mediaFlags struct {
 
 // cmdMedia: bty media netboot|usb ...
 func cmdMedia(ctx context.Context, e env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(e.stderr, mediaUsage)
-		if len(args) == 0 {
-			return usagef("bty media: say netboot or usb")
-		}
+	switch {
+	case len(args) == 0:
+		return usagef("media needs a kind: say netboot or usb (see bty media --help)")
+	case isHelpFlag(args[0]):
+		fmt.Fprintf(e.stdout, "Usage: %s\n       %s\n\n%s\n\nbty media netboot --help and bty media usb --help list their flags.\n",
+			mediaSynopsis["netboot"], strings.ReplaceAll(mediaSynopsis["usb"], "\n", "\n       "), mediaAbout)
 		return nil
+	case strings.HasPrefix(args[0], "-"):
+		return usagef("media needs a kind before %s: say netboot or usb (see bty media --help)", args[0])
+	case args[0] != "netboot" && args[0] != "usb":
+		return usagef("unknown media kind %q: say netboot or usb (see bty media --help)", args[0])
 	}
 	kind := args[0]
-	if kind != "netboot" && kind != "usb" {
-		return usagef("bty media: unknown kind %q: say netboot or usb", kind)
-	}
 	var f mediaFlags
-	fs := newFlagSet(e, "media "+kind, "bty media "+kind)
-	fs.Usage = func() {
-		fmt.Fprint(e.stderr, mediaUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&f.kernel, "kernel", "", "the kernel (bzImage), e.g. /boot/vmlinuz-6.1.0-NN-amd64")
-	fs.StringVar(&f.modules, "modules", "", "its modules: lib/modules/VERSION, or a directory holding one")
-	fs.StringVar(&f.bty, "bty", "", "static bty executable to put inside (default: this one)")
-	fs.StringVar(&f.busybox, "busybox", media.DefaultBusybox, "static busybox (Debian package busybox-static)")
-	fs.StringVar(&f.caCerts, "ca-certs", "", "CA bundle for https:// sources (default "+media.DefaultCACerts+" if present; - for none)")
-	fs.Var(&f.extra, "add-module", "another kernel module to load, e.g. mpt3sas; repeatable")
+	fs := newFlagSet(e, "media "+kind, mediaSynopsis[kind]+"\n\n"+mediaAbout)
+	fs.StringVar(&f.kernel, "kernel", "", "the kernel `VMLINUZ` (bzImage), e.g. /boot/vmlinuz-6.1.0-NN-amd64")
+	fs.StringVar(&f.modules, "modules", "", "its modules: `DIR` is lib/modules/VERSION, or a directory holding one")
+	fs.StringVar(&f.bty, "bty", "", "static bty executable `FILE` to put inside (default: this one)")
+	fs.StringVar(&f.busybox, "busybox", media.DefaultBusybox, "static busybox `FILE` (Debian package busybox-static)")
+	fs.StringVar(&f.caCerts, "ca-certs", "", "CA bundle `FILE` for https:// sources (default "+media.DefaultCACerts+" if present; - for none)")
+	fs.Var(&f.extra, "add-module", "another kernel `MODULE` to load, e.g. mpt3sas; repeatable")
 	if kind == "netboot" {
-		fs.StringVar(&f.out, "out", "", "directory to write vmlinuz and initrd.img into")
+		fs.StringVar(&f.out, "out", "", "directory `DIR` to write vmlinuz and initrd.img into")
 	} else {
-		fs.StringVar(&f.out, "out", "", "the disk image to write, e.g. bty-usb.img")
-		fs.StringVar(&f.images, "images", "", "directory whose images (as the image root lists them) go onto BTY_IMAGES")
-		fs.StringVar(&f.catalog, "catalog", "", "catalog TOML file to put on BTY_IMAGES as catalog.toml")
-		fs.StringVar(&f.size, "size", "", "size of the disk image, e.g. 8G (default: just large enough)")
-		fs.StringVar(&f.appendOpts, "append", "", "kernel options to add, e.g. \"bty.image=NAME bty.disk=serial:S bty.yes=1\"")
-		fs.StringVar(&f.systemdBoot, "systemd-boot", media.DefaultSystemdBoot, "EFI boot loader (Debian package systemd-boot-efi)")
+		fs.StringVar(&f.out, "out", "", "the disk image `FILE` to write, e.g. bty-usb.img")
+		fs.StringVar(&f.images, "images", "", "directory `DIR` whose images (as the image root lists them) go onto BTY_IMAGES")
+		fs.StringVar(&f.catalog, "catalog", "", "catalog TOML `FILE` to put on BTY_IMAGES as catalog.toml")
+		fs.StringVar(&f.size, "size", "", "`SIZE` of the disk image, e.g. 8G (default: just large enough)")
+		fs.StringVar(&f.appendOpts, "append", "", "kernel `OPTS` to add, e.g. \"bty.image=NAME bty.disk=serial:S bty.yes=1\"")
+		fs.StringVar(&f.systemdBoot, "systemd-boot", media.DefaultSystemdBoot, "EFI boot loader `FILE` (Debian package systemd-boot-efi)")
 	}
 	pos, err := parseArgs(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
@@ -82,11 +82,11 @@ func cmdMedia(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return usagef("unexpected argument %q (see bty media --help)", pos[0])
+		return usagef("unexpected argument %q (see bty media %s --help)", pos[0], kind)
 	}
 	for _, req := range []struct{ v, name string }{{f.kernel, "--kernel"}, {f.modules, "--modules"}, {f.out, "--out"}} {
 		if req.v == "" {
-			return usagef("bty media %s: %s is missing (see bty media --help)", kind, req.name)
+			return usagef("%s is missing (see bty media %s --help)", req.name, kind)
 		}
 	}
 	if f.bty == "" {
@@ -149,7 +149,7 @@ func cmdMedia(ctx context.Context, e env, args []string) error {
 // code; the rest (reading, writing) stays an I/O failure.
 func mediaErr(err error) error {
 	if errors.Is(err, media.ErrInput) || errors.Is(err, media.ErrMissingTool) {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return usageErr{err}
 	}
 	return err
 }

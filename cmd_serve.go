@@ -16,7 +16,10 @@ import (
 )
 
 const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR]
-       bty serve --images DIR --state DIR [--boot DIR] [--url URL] [--catalog SRC]... [--listen ADDR]`
+       bty serve --images DIR --state DIR [--boot DIR] [--url URL]
+                 [--catalog SRC]... [--listen ADDR]
+                 [--pxe [--interface IF] [--pxe-known-only] [--ipxe-dir DIR]]
+                 [--dhcp-observe]`
 
 // cmdServe: the HTTP catalog, and with --state the fleet server.
 func cmdServe(ctx context.Context, e env, args []string) error {
@@ -25,21 +28,29 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	var plainHTTP bool
 	var retries, keep int
 	var maxAge, refresh time.Duration
-	fs := newFlagSet(e, "serve", serveUsage)
-	fs.StringVar(&dir, "images", "", "directory of images to serve (required)")
-	fs.Var(&catalogs, "catalog", "catalog whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
-	fs.StringVar(&listen, "listen", ":8080", "address to listen on")
+	var px pxeFlags
+	fs := newFlagSet(e, "serve", serveUsage+"\n\nServes the images of DIR, and the entries of the catalogs, as an HTTP catalog\n(GET /catalog.toml) that bty --catalog reads; with --state, also the fleet\nserver (docs/fleet.md).")
+	fs.StringVar(&dir, "images", "", "directory `DIR` of images to serve (required)")
+	fs.Var(&catalogs, "catalog", "catalog `SRC` whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
+	fs.StringVar(&listen, "listen", ":8080", "address `ADDR` to listen on")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
-	fs.StringVar(&state, "state", "", "fleet server: directory of its state (database, admin token)")
-	fs.StringVar(&boot, "boot", "", "fleet server: directory of the live environment (bty media netboot --out DIR), served under /boot/")
-	fs.StringVar(&baseURL, "url", "", "fleet server: the URL machines reach it at; the refs of --images files are made from it (default http://HOSTNAME:PORT)")
+	fs.StringVar(&state, "state", "", "fleet server: directory `DIR` of its state (database, admin token)")
+	fs.StringVar(&boot, "boot", "", "fleet server: directory `DIR` of the live environment (bty media netboot --out DIR), served under /boot/")
+	fs.StringVar(&baseURL, "url", "", "fleet server: the `URL` machines reach it at; the refs of --images files are made from it (default http://HOSTNAME:PORT)")
 	fs.IntVar(&retries, "retries", 2, "fleet server: how often a failed flash is retried before the machine is quarantined")
 	fs.StringVar(&quarantine, "quarantine", "disk", "fleet server: what a quarantined machine boots: disk or wizard")
 	fs.IntVar(&keep, "events-keep", 100000, "fleet server: keep at most this many events (0: no limit)")
 	fs.DurationVar(&maxAge, "events-max-age", 90*24*time.Hour, "fleet server: delete events, cycles and offers older than this (0: keep)")
 	fs.DurationVar(&refresh, "refresh", 10*time.Minute, "fleet server: re-read the catalogs this often, to see moved tags (0: only at start)")
+	px.register(fs)
 	if ok, err := parseFlags(fs, args); !ok {
 		return err
+	}
+	if err := px.check(fs, state); err != nil {
+		return err
+	}
+	if px.observe {
+		return observePXE(ctx, e, px, state, baseURL, listen)
 	}
 	if dir == "" {
 		return usagef("--images is missing: name the directory of images to serve")
@@ -86,6 +97,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	cat := catalog.NewServer(copt)
 	var handler http.Handler = cat
+	var pxeFailed <-chan error // nil without --pxe: never ready
+	var pxeDone <-chan struct{}
 	go cat.Warm(ctx)
 	if state != "" {
 		st, err := store.OpenSQLite(filepath.Join(state, "fleet.db"), 0)
@@ -100,19 +113,38 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		} else if path != "" {
 			fmt.Fprintf(e.stderr, "bty serve: the admin token is in %s (BTY_TOKEN=$(cat %s) bty fleet ...)\n", path, path)
 		}
+		pxeURL := baseURL // --url as given: without it, bty's answers name its address on --interface
+		pwFile, err := server.EnsurePassword(ctx, st, state, e.getenv("BTY_ADMIN_PASSWORD"), time.Now())
+		if err != nil {
+			ln.Close()
+			return err
+		} else if pwFile != "" {
+			fmt.Fprintf(e.stderr, "bty serve: the web UI's password is in %s (change it with bty fleet password)\n", pwFile)
+		}
 		if baseURL == "" {
 			baseURL = "http://" + addr
 		}
 		if retries <= 0 {
 			retries = -1 // Options: zero means the default
 		}
+		var ipxe, responder string
+		if px.on {
+			ipxe, responder = px.ipxeDir, "bty's proxyDHCP and TFTP: "+px.policy()
+		}
 		srv := server.New(server.Options{Store: st, Catalog: cat, ImagesDir: dir, BaseURL: baseURL, CatalogSources: catalogs, Resolver: r,
 			BootDir: boot, Kernel: media.KernelName, Initrd: media.InitrdName, Version: version, Retries: retries,
-			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr})
+			QuarantineWizard: quarantine == "wizard", EventsKeep: keep, EventsMaxAge: maxAge, Log: e.stderr, IPXEDir: ipxe,
+			PXEResponder: responder, PasswordFile: filepath.Join(state, "admin.password")})
 		defer srv.Close()
+		if px.on {
+			if pxeFailed, pxeDone, err = startPXE(ctx, e, px, srv, pxeURL, ln.Addr()); err != nil {
+				ln.Close()
+				return err
+			}
+		}
 		go srv.Run(ctx, refresh)
 		handler = srv
-		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe\n", addr, state, addr)
+		fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe; web UI: http://%s/ui/\n", addr, state, addr, addr)
 	}
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	fmt.Fprintf(e.stderr, "bty serve: serving %s at http://%s/catalog.toml\n", dir, addr)
@@ -121,11 +153,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	select {
 	case err := <-errc:
 		return err
+	case err := <-pxeFailed:
+		hs.Close()
+		return err
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	hs.Shutdown(shutdown)
+	if pxeDone != nil {
+		<-pxeDone
+	}
 	fmt.Fprintln(e.stderr, "bty serve: stopped")
 	return reported{ctx.Err()}
 }

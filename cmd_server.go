@@ -23,7 +23,7 @@ func cmdlinePath(e env) string {
 	return "/proc/cmdline"
 }
 
-// runServer follows the server's plan for this machine (WIRE.md section 5).
+// runServer follows the server's plan for this machine (docs/server-protocol.md).
 func runServer(ctx context.Context, e env, f *flashFlags, cmdline fleet.Cmdline) error {
 	cfg, err := fleet.NewConfig(f.server, f.mac, cmdline)
 	if err != nil {

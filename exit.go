@@ -8,7 +8,7 @@ import (
 	"bty/category"
 )
 
-// Exit codes, as DESIGN.md defines them.
+// Exit codes, as docs/architecture.md defines them.
 const (
 	exitOK        = 0
 	exitIO        = 1   // failed while writing or reading the target
@@ -52,12 +52,18 @@ func exitCode(err error) int {
 // errUsage is a bad flag or argument.
 var errUsage = category.Usage
 
+// usageErr is a usage error whose message is its own, without the category:
+// "bty: unknown flag --x (see bty --help)".
+type usageErr struct{ error }
+
+func (u usageErr) Unwrap() []error { return []error{errUsage, u.error} }
+
 // errFallback: server-driven mode could not follow a plan and there is no
 // wizard to fall back to; category.Source.
 var errFallback = category.New(category.Source, "no plan to follow")
 
 func usagef(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+	return usageErr{fmt.Errorf(format, args...)}
 }
 
 // reported marks an error that was already printed (e.g. in a JSON result line).

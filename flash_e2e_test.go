@@ -341,7 +341,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--image", "x.img"}, "needs a terminal"},
 		{nil, "needs a terminal"},
 		{[]string{"--image", "x", "--disk", "y", "--yes", "--sha256", "abc"}, "not 64 hex"},
-		{[]string{"--frobnicate"}, "flag provided but not defined"},
+		{[]string{"--frobnicate"}, "unknown flag --frobnicate"},
 		{[]string{"--image", "x.img", "--disk", "y"}, "--yes"},
 		{[]string{"--yes", "--image", "x.img", "--disk", "y", "extra"}, `unexpected argument "extra"`},
 	} {

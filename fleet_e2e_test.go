@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// pxeServer speaks the server side of WIRE.md section 5 and records every
+// pxeServer speaks the server side of docs/server-protocol.md and records every
 // request. plans maps a MAC to the plan body it gets.
 type pxeServer struct {
 	image []byte

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,9 +26,11 @@ import (
 	"bty/wire"
 )
 
-// fleetProc is a `bty serve --state` process on loopback.
+// fleetProc is a `bty serve --state` process on loopback, or in a network
+// namespace.
 type fleetProc struct {
 	t     *testing.T
+	under []string // the command that runs the server and bty fleet (inNetns); nil for none
 	cmd   *exec.Cmd
 	url   string // http://127.0.0.1:PORT
 	state string
@@ -42,9 +46,15 @@ var fleetAddrRE = regexp.MustCompile(`fleet server at (http://[0-9.:]+)/`)
 // waits until it listens. listen is the address ("127.0.0.1:0" for any port).
 func startFleet(t *testing.T, images, state, listen string, extra ...string) *fleetProc {
 	t.Helper()
-	p := &fleetProc{t: t, state: state, done: make(chan struct{})}
+	return startFleetUnder(t, nil, images, state, listen, extra...)
+}
+
+// startFleetUnder is startFleet run by the command under (inNetns).
+func startFleetUnder(t *testing.T, under []string, images, state, listen string, extra ...string) *fleetProc {
+	t.Helper()
+	p := &fleetProc{t: t, under: under, state: state, done: make(chan struct{})}
 	args := append([]string{"serve", "--images", images, "--state", state, "--listen", listen}, extra...)
-	p.cmd = exec.Command(btyBin, args...)
+	p.cmd = btyCommand(context.Background(), under, args...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +116,7 @@ func (p *fleetProc) kill() {
 // fleet runs bty fleet against the server.
 func (p *fleetProc) fleet(args ...string) result {
 	p.t.Helper()
-	return runBtyEnv(p.t, []string{"BTY_SERVER=" + p.url, "BTY_TOKEN=" + p.token}, append([]string{"fleet"}, args...)...)
+	return runCmdUnder(p.t, p.under, []string{"BTY_SERVER=" + p.url, "BTY_TOKEN=" + p.token}, nil, append([]string{"fleet"}, args...)...)
 }
 
 // fleetImages makes an image directory with one gzip image and a boot
@@ -398,5 +408,49 @@ func TestFleetLoad(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Errorf("%d of %d acknowledged statuses lost", lost, len(acked))
+	}
+}
+
+// TestFleetPassword: bty serve makes the web UI's password on first start
+// (STATE/admin.password, 0600), and bty fleet password replaces it: the old
+// one no longer logs in, the new one does, and the stale file is gone.
+func TestFleetPassword(t *testing.T) {
+	images, _, _ := fleetImages(t)
+	state := filepath.Join(t.TempDir(), "state")
+	srv := startFleet(t, images, state, "127.0.0.1:0")
+	file := filepath.Join(state, "admin.password")
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the first-start password file: %v, mode %v; want it, 0600", err, fi)
+	}
+	b, _ := os.ReadFile(file)
+	first := strings.TrimSpace(string(b))
+	login := func(pw string) int {
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		res, err := c.PostForm(srv.url+"/ui/login", url.Values{"password": {pw}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := login(first); code != http.StatusSeeOther {
+		t.Fatalf("log in with the first-start password: %d, want 303", code)
+	}
+	env := []string{"BTY_SERVER=" + srv.url, "BTY_TOKEN=" + srv.token}
+	if r := runCmd(t, env, strings.NewReader("short\n"), "fleet", "password"); r.code != exitUsage || !strings.Contains(r.stderr, "shorter than 8") {
+		t.Errorf("fleet password with a short one = %d %s, want %d", r.code, r.stderr, exitUsage)
+	}
+	if r := runCmd(t, env, strings.NewReader("the new password\n"), "fleet", "password"); r.code != 0 {
+		t.Fatalf("fleet password = %d %s", r.code, r.stderr)
+	}
+	if code := login(first); code != http.StatusOK {
+		t.Errorf("log in with the old password: %d, want 200 (the login page again)", code)
+	}
+	if code := login("the new password"); code != http.StatusSeeOther {
+		t.Errorf("log in with the new password: %d, want 303", code)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("the stale first-start password file is still there (%v)", err)
 	}
 }

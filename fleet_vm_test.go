@@ -27,15 +27,7 @@ import (
 func TestVMFleetLoop(t *testing.T) {
 	k := requireVM(t)
 	requireTool(t, "mkfifo")
-	rom := false
-	for _, p := range []string{"/usr/lib/ipxe/qemu/efi-virtio.rom", "/usr/share/qemu/efi-virtio.rom"} {
-		if _, err := os.Stat(p); err == nil {
-			rom = true
-		}
-	}
-	if !rom {
-		t.Skip("VM test: no iPXE ROM for virtio-net (apt-get install ipxe-qemu)")
-	}
+	requireNICROM(t)
 	dir := t.TempDir()
 
 	// The server: the kit's image, and a catalog whose row for the same
@@ -182,6 +174,18 @@ func TestVMFleetLoop(t *testing.T) {
 		t.Errorf("state after the failures = %s, want quarantined", m.State)
 	}
 	decoyUnchanged()
+}
+
+// requireNICROM skips unless qemu's virtio-net has its iPXE ROM, which
+// SeaBIOS boots from the network.
+func requireNICROM(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"/usr/lib/ipxe/qemu/efi-virtio.rom", "/usr/share/qemu/efi-virtio.rom"} {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+	}
+	t.Skip("VM test: no iPXE ROM for virtio-net (apt-get install ipxe-qemu)")
 }
 
 func itoaInt(n int) string { b, _ := json.Marshal(n); return string(b) }

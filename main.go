@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -56,19 +57,35 @@ func commands() []command {
 		{"disks", "list disks with their safety verdicts", cmdDisks},
 		{"images", "list the images of the image root and catalogs", cmdImages},
 		{"catalog", "catalog check SRC: validate a catalog", cmdCatalog},
-		{"serve", "serve an image directory as an HTTP catalog (with --state: the fleet server)", cmdServe},
+		{"serve", "serve images as an HTTP catalog; with --state, the fleet server", cmdServe},
 		{"fleet", "manage a fleet server's machines: ls, show, set, reflash, events", cmdFleet},
 		{"demo", "the wizard on built-in demo images, flashing a scratch file", cmdDemo},
 		{"media", "build boot media: netboot files or a USB stick image", cmdMedia},
+		{"help", "show the help of bty or of a command: bty help COMMAND", cmdHelp},
+		{"version", "print the version, the commit and the Go version", cmdVersion},
 	}
 }
 
+func isCommand(name string) bool {
+	for _, c := range commands() {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// dispatch runs the command that args name; without one (args empty or
+// starting with a flag) it flashes, opens the wizard or follows a server.
 func dispatch(ctx context.Context, e env, args []string) error {
 	if len(args) > 0 {
 		for _, c := range commands() {
 			if args[0] == c.name {
 				return c.run(ctx, e, args[1:])
 			}
+		}
+		if !strings.HasPrefix(args[0], "-") {
+			return usagef("unknown command %q (see bty --help)", args[0])
 		}
 	}
 	return cmdFlash(ctx, e, args)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"bty/internal/need"
 )
 
 // btyBin is the binary under test, built once by TestMain.
@@ -76,9 +78,16 @@ func runBtyStdin(t *testing.T, file string, args ...string) result {
 // its output and exit code.
 func runCmd(t *testing.T, env []string, stdin io.Reader, args ...string) result {
 	t.Helper()
+	return runCmdUnder(t, nil, env, stdin, args...)
+}
+
+// runCmdUnder is runCmd with the binary run by another command: under is
+// that command and its arguments, e.g. inNetns(ns); nil runs it directly.
+func runCmdUnder(t *testing.T, under []string, env []string, stdin io.Reader, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, btyBin, args...)
+	cmd := btyCommand(ctx, under, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
@@ -94,22 +103,28 @@ func runCmd(t *testing.T, env []string, stdin io.Reader, args ...string) result 
 	return result{out.String(), errb.String(), code}
 }
 
+// btyCommand is the binary with args, run by the command under (nil: none).
+func btyCommand(ctx context.Context, under []string, args ...string) *exec.Cmd {
+	if len(under) == 0 {
+		return exec.CommandContext(ctx, btyBin, args...)
+	}
+	return exec.CommandContext(ctx, under[0], append(append(under[1:len(under):len(under)], btyBin), args...)...)
+}
+
+// inNetns runs a command inside the network namespace ns.
+func inNetns(ns string) []string { return []string{"ip", "netns", "exec", ns} }
+
 // requireRoot skips a test that needs loop devices or mounts.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for loop devices (CI runs as root)")
-	}
+	need.Root(t, "loop devices")
 }
 
-// requireTool skips a test when a command it needs is missing.
+// requireTool skips a test when a command it needs is missing, naming the
+// Debian package.
 func requireTool(t *testing.T, names ...string) {
 	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s is not installed (.ci/run installs it)", n)
-		}
-	}
+	need.Tools(t, names...)
 }
 
 // newLoop creates a loop device over a file of size bytes filled with random

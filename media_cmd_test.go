@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"bty/internal/need"
 )
 
 func TestParseSize(t *testing.T) {
@@ -57,7 +59,7 @@ func TestMediaUsage(t *testing.T) {
 		msg  string
 	}{
 		{"no kind", []string{"media"}, "say netboot or usb"},
-		{"unknown kind", []string{"media", "floppy"}, `unknown kind "floppy"`},
+		{"unknown kind", []string{"media", "floppy"}, `unknown media kind "floppy"`},
 		{"no kernel", []string{"media", "netboot", "--modules", mods, "--out", out}, "--kernel is missing"},
 		{"not a kernel", []string{"media", "netboot", "--kernel", mods, "--modules", mods, "--out", out}, "kernel"},
 		{"not modules", []string{"media", "netboot", "--kernel", kernel, "--modules", dir + "/nope", "--out", out, "--bty", "/bin/busybox"}, "not a kernel module directory"},
@@ -67,7 +69,7 @@ func TestMediaUsage(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name == "dynamic bty" || tc.name == "not modules" {
-				requireTool(t, "busybox")
+				need.StaticBusybox(t) // checked before the bty and the modules
 			}
 			r := runBty(t, tc.args...)
 			if r.code != exitUsage || !strings.Contains(r.stderr, tc.msg) {

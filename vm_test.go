@@ -17,6 +17,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ulikunitz/xz"
+
+	"bty/internal/need"
+	"bty/media"
 )
 
 // VM tests: the live environment that bty media builds boots a Debian kernel in
@@ -31,14 +36,18 @@ const (
 	vmTarget = "VM-TARGET" // serial of the disk the tests flash
 	vmDecoy  = "VM-DECOY"  // serial of a disk nothing may touch
 	vmMAC    = "52:54:00:12:34:56"
-	vmImage  = "disk.img.gz" // the image on BTY_IMAGES
+	vmImage  = "disk.img.gz" // the image on BTY_IMAGES that the tests flash
+	// Images of a few KiB and of 300 MiB beside vmImage on BTY_IMAGES.
+	vmSmallImage = "small.img.xz"
+	vmLargeImage = "a-large.img"
 	// vmTimeout bounds one boot; under TCG on two cores a boot and flash
 	// takes 15 to 40 s.
 	vmTimeout = 4 * time.Minute
 )
 
-// vmKit is what every VM test boots: netboot files, and a USB image whose
-// BTY_IMAGES holds vmImage and whose boot entry flashes it to vmTarget.
+// vmKit is what every VM test boots: netboot files, and a USB image built at
+// the default size whose BTY_IMAGES holds vmImage, vmSmallImage and
+// vmLargeImage and whose boot entry flashes vmImage to vmTarget.
 type vmKit struct {
 	dir     string
 	netboot string // directory with vmlinuz and initrd.img
@@ -62,15 +71,11 @@ func requireVM(t *testing.T) *vmKit {
 	}
 	kernels, _ := filepath.Glob(filepath.Join(kdir, "boot", "vmlinuz-*"))
 	if len(kernels) != 1 {
-		t.Skipf("VM test: no kernel in %s/boot: run media/testdata/get-kernel.sh (.ci/run does)", kdir)
+		t.Skipf("VM test: no kernel in %s/boot: run sh media/testdata/get-kernel.sh (.ci/run does)", kdir)
 	}
-	for _, f := range []struct{ path, pkg string }{
-		{"/bin/busybox", "busybox-static"},
-		{"/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "systemd-boot-efi"},
-	} {
-		if _, err := os.Stat(f.path); err != nil {
-			t.Skipf("VM test: %s is missing (apt-get install %s)", f.path, f.pkg)
-		}
+	need.StaticBusybox(t)
+	if _, err := os.Stat(media.DefaultSystemdBoot); err != nil {
+		t.Skipf("VM test: %s is missing: apt-get install systemd-boot-efi (.ci/run installs it)", media.DefaultSystemdBoot)
 	}
 	kit, err := vmKitOnce(kernels[0], kdir)
 	if err != nil {
@@ -118,6 +123,31 @@ func buildVMKit(kernel, modules string) (*vmKit, error) {
 	zw.Write(k.raw)
 	zw.Close()
 	if err := os.WriteFile(filepath.Join(imgs, vmImage), gz.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	// Beside it, images of a few KiB and a few hundred MiB (sparse: the stick
+	// stays sparse too), so that the stick's default size and its exFAT
+	// layout (32 KiB clusters past 256 MiB) are what a real stick gets, and
+	// vmImage sits behind the large one.
+	var xzb bytes.Buffer
+	xw, err := xz.NewWriter(&xzb)
+	if err != nil {
+		return nil, err
+	}
+	xw.Write(k.raw[:4096])
+	xw.Close()
+	if err := os.WriteFile(filepath.Join(imgs, vmSmallImage), xzb.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	large, err := os.Create(filepath.Join(imgs, vmLargeImage))
+	if err != nil {
+		return nil, err
+	}
+	defer large.Close()
+	if _, err := large.Write(k.raw[:1<<20]); err != nil {
+		return nil, err
+	}
+	if err := large.Truncate(300 << 20); err != nil {
 		return nil, err
 	}
 
@@ -304,8 +334,9 @@ func TestVMNetbootFlash(t *testing.T) {
 	decoyUnchanged()
 }
 
-// TestVMUSBFlash: the USB image boots under OVMF (UEFI) from a USB disk and its
-// boot entry flashes the image on its own BTY_IMAGES partition.
+// TestVMUSBFlash: the USB image, built at its default size with images from
+// a few KiB to 300 MiB, boots under OVMF (UEFI) from a USB disk and its boot
+// entry flashes one of the images on its own BTY_IMAGES partition.
 func TestVMUSBFlash(t *testing.T) {
 	k := requireVM(t)
 	code, vars := "", ""
@@ -380,7 +411,7 @@ func TestVMWizard(t *testing.T) {
 	args = append(args, "-drive", "file="+k.usb+",format=raw,if=none,id=d3,readonly=on", "-device", "virtio-blk-pci,drive=d3")
 	runVM(t, vmRun{until: func(console string) bool {
 		i := strings.LastIndex(console, "Choose an image")
-		return i >= 0 && strings.Contains(console[i:], vmImage)
+		return i >= 0 && strings.Contains(console[i:], vmImage) && strings.Contains(console[i:], vmSmallImage) && strings.Contains(console[i:], vmLargeImage)
 	}}, args...)
 }
 

@@ -8,7 +8,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
-// Catalog is a valid catalog (WIRE.md section 1).
+// Catalog is a valid catalog (docs/catalog.md).
 type Catalog struct {
 	Source string // where it was read from, as the user named it
 	Images []Entry
@@ -23,20 +23,35 @@ type Entry struct {
 	Size        int64  `json:"size_bytes,omitempty"`
 	Description string `json:"description,omitempty"`
 	Arch        string `json:"arch,omitempty"`
-	Ref         string `json:"ref"`    // canonical ref (WIRE.md section 2); for image-root files, of the file:// URL
+	Ref         string `json:"ref"`    // canonical ref (docs/catalog.md, canonical refs); for image-root files, of the file:// URL
 	From        string `json:"source"` // the catalog it came from, or the image root directory
 	Line        int    `json:"-"`      // line in its catalog, 0 when unknown
 	Note        string `json:"note,omitempty"`
+	// Pending: the catalog lists the image in [[pending_images]], because its
+	// server has not computed the sha256 yet. It is shown but not flashed.
+	Pending bool `json:"sha256_pending,omitempty"`
 }
 
 // Parse reads and validates a catalog. source names it in messages. Every
 // problem is reported, in file order, in one *InvalidError (errors.Is
-// ErrInvalid); unknown keys are ignored.
+// ErrInvalid); unknown keys are ignored (Check reports them). The entries of
+// [[pending_images]] follow those of [[images]], marked Pending.
 func Parse(source string, data []byte) (*Catalog, error) {
-	var doc struct {
-		Version any              `toml:"version"`
-		Images  []map[string]any `toml:"images"`
-	}
+	c, _, err := parse(source, data)
+	return c, err
+}
+
+// catalogDoc is the part of a catalog that toml.Unmarshal decodes.
+type catalogDoc struct {
+	Version any              `toml:"version"`
+	Images  []map[string]any `toml:"images"`
+	Pending []map[string]any `toml:"pending_images"`
+}
+
+// parse is Parse, also returning the decoded document and the positions of
+// its keys, for Check; they are nil when the TOML does not parse.
+func parse(source string, data []byte) (*Catalog, *parsed, error) {
+	var doc catalogDoc
 	inv := &InvalidError{Source: source}
 	add := func(line int, entry, format string, args ...any) {
 		inv.Problems = append(inv.Problems, Problem{Source: source, Line: line, Entry: entry, Msg: fmt.Sprintf(format, args...)})
@@ -49,7 +64,7 @@ func Parse(source string, data []byte) (*Catalog, error) {
 		} else {
 			add(0, "", "%s: fix the TOML", strings.TrimPrefix(err.Error(), "toml: "))
 		}
-		return nil, inv
+		return nil, nil, inv
 	}
 	pos := positions(data)
 	switch v := doc.Version.(type) {
@@ -65,17 +80,29 @@ func Parse(source string, data []byte) (*Catalog, error) {
 
 	c := &Catalog{Source: source}
 	seen := map[string]int{} // name -> line (or -1 when unknown)
-	for i, raw := range doc.Images {
-		var ep entryPos
-		if i < len(pos.entries) {
-			ep = pos.entries[i]
+	p := &parsed{doc: doc, pos: pos}
+	for i, raw := range append(doc.Images, doc.Pending...) {
+		table, k := "images", i
+		if i >= len(doc.Images) {
+			table, k = "pending_images", i-len(doc.Images)
 		}
+		var ep entryPos
+		if k < len(pos.arrays[table]) {
+			ep = pos.arrays[table][k]
+		}
+		p.entries = append(p.entries, parsedEntry{raw: raw, pos: ep, table: table})
 		e, probs := parseEntry(raw, ep)
 		e.From, e.Line = source, ep.line
+		if table == "pending_images" {
+			// The server lists it before it knows the digest; a sha256
+			// here would contradict that, and is not trusted.
+			e.SHA256, e.Pending = "", true
+		}
 		id := e.Name
 		if id == "" {
-			id = fmt.Sprintf("#%d", i+1)
+			id = fmt.Sprintf("#%d", k+1)
 		}
+		p.entries[len(p.entries)-1].id = id
 		for _, p := range probs {
 			add(p.line, id, "%s", p.msg)
 		}
@@ -95,9 +122,23 @@ func Parse(source string, data []byte) (*Catalog, error) {
 		}
 	}
 	if len(inv.Problems) > 0 {
-		return nil, inv
+		return nil, p, inv
 	}
-	return c, nil
+	return c, p, nil
+}
+
+// parsed is a decoded catalog with where its keys are, for Check.
+type parsed struct {
+	doc     catalogDoc
+	pos     docPos
+	entries []parsedEntry // [[images]], then [[pending_images]]
+}
+
+type parsedEntry struct {
+	raw   map[string]any
+	pos   entryPos
+	table string // "images" or "pending_images"
+	id    string // the name, or "#N"
 }
 
 type lineMsg struct {

@@ -9,6 +9,7 @@ import (
 type tomlCatalog struct {
 	Version int         `toml:"version"`
 	Images  []tomlEntry `toml:"images"`
+	Pending []tomlEntry `toml:"pending_images,omitempty"`
 }
 
 type tomlEntry struct {
@@ -22,14 +23,21 @@ type tomlEntry struct {
 	Ref         string `toml:"ref,omitempty"`
 }
 
-// Encode writes entries as a version 1 catalog, each with its ref.
+// Encode writes entries as a version 1 catalog, each with its ref; Pending
+// entries go to [[pending_images]], after [[images]].
 func Encode(w io.Writer, entries []Entry) error {
 	c := tomlCatalog{Version: 1, Images: []tomlEntry{}}
 	for _, e := range entries {
-		c.Images = append(c.Images, tomlEntry{
+		te := tomlEntry{
 			Name: e.Name, Src: e.Src, SHA256: e.SHA256, Format: e.Format, Size: e.Size,
 			Description: e.Description, Arch: e.Arch, Ref: e.Ref,
-		})
+		}
+		if e.Pending {
+			te.SHA256 = ""
+			c.Pending = append(c.Pending, te)
+			continue
+		}
+		c.Images = append(c.Images, te)
 	}
 	enc := toml.NewEncoder(w)
 	enc.SetIndentTables(false)

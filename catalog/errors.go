@@ -23,6 +23,10 @@ var (
 // URL of a scheme bty does not read); category.Usage.
 var ErrNotImage = category.New(category.Usage, "not an image")
 
+// ErrPending: the catalog lists the image in [[pending_images]]: its server
+// has not computed its sha256 yet. It is a source not available yet (exit 5).
+var ErrPending = errors.New("its server is still computing its sha256: flash it once the catalog lists the digest (try again in a few minutes; bty images shows when)")
+
 // sourceError is a source failure; Permanent tells the flash engine whether a
 // retry could help.
 type sourceError struct {

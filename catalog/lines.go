@@ -6,7 +6,18 @@ import "github.com/pelletier/go-toml/v2/unstable"
 // gives values without lines, so a second pass over the syntax tree finds them.
 type docPos struct {
 	version int
-	entries []entryPos // in the order toml.Unmarshal returns the images
+	// arrays are the entries of each array of tables at the top level
+	// ("images", "pending_images", or a misspelt one), in the order
+	// toml.Unmarshal returns them.
+	arrays map[string][]entryPos
+	top    []topKey // the top-level keys and tables, in file order
+}
+
+// topKey is a key or table at the top level of the document.
+type topKey struct {
+	name  string
+	line  int
+	table string // "" for key = value, "[]" for [name], "[[]]" for [[name]]
 }
 
 type entryPos struct {
@@ -23,14 +34,21 @@ func (e entryPos) key(k string) int {
 }
 
 // positions walks the top-level expressions of a catalog. It handles both
-// spellings of the image list: [[images]] tables and images = [{...}, ...].
+// spellings of an array of tables: [[images]] tables and images = [{...}, ...].
 // On a syntax error it returns what it found so far.
 func positions(data []byte) docPos {
-	var d docPos
+	d := docPos{arrays: map[string][]entryPos{}}
 	var p unstable.Parser
 	p.Reset(data)
 	line := func(r unstable.Range) int { return p.Shape(r).Start.Line }
-	var cur *entryPos // the [[images]] table being filled, nil elsewhere
+	seen := map[string]bool{} // top-level names already in d.top
+	addTop := func(k topKey) {
+		if !seen[k.name] {
+			seen[k.name] = true
+			d.top = append(d.top, k)
+		}
+	}
+	var cur *entryPos // the [[name]] table being filled, nil elsewhere
 	inTable := false  // inside some [table] or [[table]]
 	for p.NextExpression() {
 		n := p.Expression()
@@ -39,11 +57,19 @@ func positions(data []byte) docPos {
 			keys := keyParts(n)
 			inTable = true
 			cur = nil
-			if n.Kind == unstable.ArrayTable && len(keys) == 1 && keys[0] == "images" {
-				it := n.Key()
-				it.Next()
-				d.entries = append(d.entries, entryPos{line: line(it.Node().Raw), keys: map[string]int{}})
-				cur = &d.entries[len(d.entries)-1]
+			it := n.Key()
+			it.Next()
+			l := line(it.Node().Raw)
+			kind := "[]"
+			if n.Kind == unstable.ArrayTable {
+				kind = "[[]]"
+			}
+			if len(keys) >= 1 {
+				addTop(topKey{keys[0], l, kind})
+			}
+			if n.Kind == unstable.ArrayTable && len(keys) == 1 {
+				d.arrays[keys[0]] = append(d.arrays[keys[0]], entryPos{line: l, keys: map[string]int{}})
+				cur = &d.arrays[keys[0]][len(d.arrays[keys[0]])-1]
 			}
 		case unstable.KeyValue:
 			keys := keyParts(n)
@@ -52,9 +78,12 @@ func positions(data []byte) docPos {
 				if _, dup := cur.keys[keys[0]]; !dup {
 					cur.keys[keys[0]] = line(n.Raw)
 				}
-			case !inTable && len(keys) == 1 && keys[0] == "version":
+			case inTable || len(keys) == 0:
+			case len(keys) == 1 && keys[0] == "version":
 				d.version = line(n.Raw)
-			case !inTable && len(keys) == 1 && keys[0] == "images" && n.Value().Kind == unstable.Array:
+				addTop(topKey{name: "version", line: d.version})
+			case len(keys) == 1 && n.Value().Kind == unstable.Array:
+				addTop(topKey{name: keys[0], line: line(n.Raw)})
 				it := n.Value().Children()
 				for it.Next() {
 					t := it.Node()
@@ -71,8 +100,10 @@ func positions(data []byte) docPos {
 							e.keys[k[0]] = line(kv.Node().Raw)
 						}
 					}
-					d.entries = append(d.entries, e)
+					d.arrays[keys[0]] = append(d.arrays[keys[0]], e)
 				}
+			default:
+				addTop(topKey{name: keys[0], line: line(n.Raw)})
 			}
 		}
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// MaxCatalogSize caps a catalog, wherever it comes from (WIRE.md section 1).
+// MaxCatalogSize caps a catalog, wherever it comes from (docs/catalog.md).
 const MaxCatalogSize = 4 << 20
 
 // DefaultCatalogSrc is the catalog the wizard offers when BTY_DEFAULT_CATALOG

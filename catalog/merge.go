@@ -1,7 +1,7 @@
 package catalog
 
 // Merge joins lists of entries into one row per ref: the first row listed wins,
-// whichever list it came from (WIRE.md section 2). Pass the image root first,
+// whichever list it came from (docs/catalog.md, canonical refs). Pass the image root first,
 // then the catalogs in the order given.
 func Merge(lists ...[]Entry) []Entry {
 	seen := map[string]bool{}

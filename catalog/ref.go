@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Canonical returns the canonical form of a catalog src (WIRE.md section 2):
+// Canonical returns the canonical form of a catalog src (docs/catalog.md, canonical refs):
 // for http(s), scheme and host lower-cased, user-info dropped, a default port
 // dropped, the rest kept exactly as written; for oras, host and repository
 // lower-cased, the tag or digest kept as written.

@@ -195,8 +195,13 @@ func (r *Resolver) where() string {
 	return strings.Join(places, " or ")
 }
 
-// Open turns a row of Images into a Resolved image.
+// Open turns a row of Images into a Resolved image. A pending row (its
+// server is still computing the sha256) is refused for now: flashed, it would
+// not be verified.
 func (r *Resolver) Open(ctx context.Context, e Entry) (Resolved, error) {
+	if e.Pending {
+		return Resolved{}, &sourceError{err: fmt.Errorf("image %q: %w", e.Name, ErrPending)}
+	}
 	switch scheme, _, _ := strings.Cut(e.Src, "://"); {
 	case strings.EqualFold(scheme, "oras"):
 		return r.resolveOras(ctx, e.Src, e.Name, e.SHA256)

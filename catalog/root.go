@@ -24,7 +24,7 @@ func DefaultImageRoot(getenv func(string) string) string {
 	return DefaultImageRootDir
 }
 
-// ScanRoot lists the images directly in dir (WIRE.md section 3): regular files
+// ScanRoot lists the images directly in dir (docs/catalog.md, the image root): regular files
 // whose first bytes are a recognised format, with the digest of a <file>.sha256
 // sidecar. Hidden files (and macOS ._* files), symlinks, sidecars and anything
 // else are skipped. Entries are named by their file name and sorted by it.

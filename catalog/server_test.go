@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -23,7 +24,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/pelletier/go-toml/v2"
 
+	"bty/category"
 	"bty/format"
 )
 
@@ -87,7 +90,9 @@ func TestServerCatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log syncBuffer
-	srv := httptest.NewServer(NewServer(ServerOptions{Dir: dir, Catalogs: []*Catalog{other}, Log: &log, Version: "bty test"}))
+	s := NewServer(ServerOptions{Dir: dir, Catalogs: []*Catalog{other}, Log: &log, Version: "bty test"})
+	s.Warm(context.Background())
+	srv := httptest.NewServer(s)
 	defer srv.Close()
 
 	r := &Resolver{Catalogs: []string{srv.URL + "/catalog.toml"}}
@@ -117,15 +122,197 @@ func TestServerCatalog(t *testing.T) {
 	}
 	// The server logs a request after its response is complete, so a client
 	// can be done before the line is written: wait for all three.
-	var lines []string
+	var lines, hashing []string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if lines = strings.Split(strings.TrimSpace(log.String()), "\n"); len(lines) >= 3 {
+		lines, hashing = nil, nil
+		for _, l := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+			if strings.HasPrefix(l, "bty serve: ") {
+				hashing = append(hashing, l)
+			} else {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) >= 3 {
 			break
 		}
 	}
 	slices.Sort(lines)
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "GET /catalog.toml 200 ") || !strings.Contains(lines[0], "127.0.0.1:") {
 		t.Errorf("log = %q, want one line per request: method path status bytes duration remote", lines)
+	}
+	if len(hashing) != 2 || hashing[0] != "bty serve: hashing disk.img (1.0 MiB)" || !strings.HasPrefix(hashing[1], "bty serve: hashed disk.img in ") || !strings.HasSuffix(hashing[1], " MiB/s)") {
+		t.Errorf("log of the hashing = %q, want when it started and when it was done, with the rate", hashing)
+	}
+}
+
+// gate passes reads through up to a limit the test moves, and holds them
+// there: a hash that takes as long as the test says, whatever the machine.
+type gate struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	r       io.Reader
+	n, open int64
+	err     error // returned once set: the test is over
+}
+
+func newGate(open int64) *gate {
+	g := &gate{open: open}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *gate) wrap(r io.Reader) io.Reader { g.r = r; return g }
+
+func (g *gate) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	for g.n >= g.open && g.err == nil {
+		g.cond.Wait()
+	}
+	if g.err != nil {
+		g.mu.Unlock()
+		return 0, g.err
+	}
+	p = p[:min(int64(len(p)), g.open-g.n)]
+	g.mu.Unlock()
+	n, err := g.r.Read(p)
+	g.mu.Lock()
+	g.n += int64(n)
+	g.mu.Unlock()
+	return n, err
+}
+
+func (g *gate) set(open int64, err error) {
+	g.mu.Lock()
+	g.open, g.err = open, err
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+// waitLog polls the log for a line containing want, for at most a minute.
+func waitLog(t *testing.T, log *syncBuffer, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(log.String(), want) {
+			return
+		}
+	}
+	t.Fatalf("the log never said %q:\n%s", want, log.String())
+}
+
+// TestServerPendingWhileHashing: while a 40 GiB image (a sparse file) is
+// being hashed, /catalog.toml answers with the images whose digest is known
+// under [[images]] and the big one under [[pending_images]], which a client
+// that only knows [[images]] ignores; bty lists it as pending and refuses to
+// flash it. The hash is held at a point the test chooses (gate) rather than
+// made slow by 40 GiB of reading. A second image is then hashed to the end,
+// with its progress in the log, and moves to [[images]].
+func TestServerPendingWhileHashing(t *testing.T) {
+	dir := t.TempDir()
+	small := []byte("a small image")
+	if err := os.WriteFile(filepath.Join(dir, "small.img"), small, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sparse := func(name string, size int64) {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.Write([]byte("head of " + name))
+		if err := f.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sparse("big.img", 40<<30)
+	sparse("mid.img", 64<<20)
+
+	var log syncBuffer
+	s := NewServer(ServerOptions{Dir: dir, Log: &log, ProgressEvery: time.Nanosecond, Wait: 100 * time.Millisecond})
+	gates := map[string]*gate{"big.img": newGate(16 << 20), "mid.img": newGate(32 << 20)}
+	s.hashes.slow = func(r io.Reader) io.Reader {
+		f := r.(*os.File)
+		if g, ok := gates[filepath.Base(f.Name())]; ok {
+			return g.wrap(r)
+		}
+		return r
+	}
+	t.Cleanup(func() {
+		for _, g := range gates {
+			g.set(0, errors.New("the test is over"))
+		}
+	})
+	go s.Warm(context.Background())
+	waitLog(t, &log, "bty serve: hashed small.img in ")
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	url := srv.URL + "/catalog.toml"
+	client := &http.Client{Timeout: 2 * time.Minute}
+	get := func() []byte {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("GET /catalog.toml while hashing: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET /catalog.toml while hashing = %d %q, want 200", resp.StatusCode, b)
+		}
+		return b
+	}
+
+	body := get()
+	// A client that knows only [[images]] (bty-web's schema, and bty before
+	// [[pending_images]]) sees the images it can verify, each with sha256.
+	var old struct {
+		Version int              `toml:"version"`
+		Images  []map[string]any `toml:"images"`
+	}
+	if err := toml.Unmarshal(body, &old); err != nil || old.Version != 1 || len(old.Images) != 1 || old.Images[0]["name"] != "small.img" || old.Images[0]["sha256"] != sha(small) {
+		t.Errorf("[[images]] while hashing = %v, %v; want small.img alone, with its sha256\n%s", old.Images, err, body)
+	}
+	c, err := Parse(url, body)
+	if err != nil {
+		t.Fatalf("Parse(served catalog) = %v\n%s", err, body)
+	}
+	var pending []string
+	for _, e := range c.Images {
+		if e.Pending {
+			pending = append(pending, fmt.Sprintf("%s %d %q", e.Name, e.Size, e.SHA256))
+		}
+	}
+	if want := []string{fmt.Sprintf("big.img %d \"\"", int64(40<<30)), fmt.Sprintf("mid.img %d \"\"", 64<<20)}; !slices.Equal(pending, want) {
+		t.Errorf("pending images = %q, want %q", pending, want)
+	}
+	r := &Resolver{Catalogs: []string{url}}
+	if _, err := r.Resolve(context.Background(), "big.img"); !errors.Is(err, ErrPending) || !errors.Is(err, category.Source) {
+		t.Errorf("Resolve(big.img) while it is hashed = %v, want ErrPending (a source not available yet)", err)
+	}
+	// Smallest first: mid.img is hashed before big.img, and its progress is
+	// logged (every line here, as ProgressEvery is tiny).
+	waitLog(t, &log, "bty serve: hashing mid.img: 50% (32.0 of 64.0 MiB, ")
+	if strings.Contains(log.String(), "hashing big.img (") {
+		t.Errorf("big.img is hashed before mid.img is done:\n%s", log.String())
+	}
+
+	gates["mid.img"].set(1<<62, nil)
+	waitLog(t, &log, "bty serve: hashed mid.img in ")
+	waitLog(t, &log, "bty serve: hashing big.img (40960.0 MiB)")
+	waitLog(t, &log, "bty serve: hashing big.img: 0% (16.0 of 40960.0 MiB, ")
+	mid, err := os.ReadFile(filepath.Join(dir, "mid.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = Parse(url, get())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, e := range c.Images {
+		listed = append(listed, fmt.Sprintf("%s %v %v", e.Name, e.Pending, e.SHA256 == sha(mid) || e.SHA256 == sha(small)))
+	}
+	if want := []string{"mid.img false true", "small.img false true", "big.img true false"}; !slices.Equal(listed, want) {
+		t.Errorf("images (name, pending, digest right) = %q, want %q", listed, want)
 	}
 }
 

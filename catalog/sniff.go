@@ -10,7 +10,7 @@ import (
 // ISO 9660 volume descriptor at 32769.
 const sniffHead = 32774
 
-// sniffFormat names the format of an image from its first bytes (DESIGN.md
+// sniffFormat names the format of an image from its first bytes (docs/architecture.md
 // pipeline step 3). Compressed formats and qcow2 are known by their magic; a raw
 // image has none, so it is recognised by a partition table (MBR 55 aa, GPT "EFI
 // PART") or an ISO 9660 descriptor. It returns "" for anything else.
@@ -30,7 +30,7 @@ func sniffFormat(head []byte) format.Format {
 }
 
 // sidecarSuffixes end the names of files that describe an image rather than
-// hold one (WIRE.md section 4).
+// hold one (docs/catalog.md, oras:// sources).
 var sidecarSuffixes = []string{".sha256", ".sha512", ".sig", ".asc", ".pem", ".cert", ".sbom", ".att", ".json"}
 
 func isSidecar(name string) bool {

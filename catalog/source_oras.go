@@ -49,7 +49,7 @@ const (
 	mediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
 )
 
-// OrasSource is the disk-image layer of an OCI artifact (WIRE.md section 4). It
+// OrasSource is the disk-image layer of an OCI artifact (docs/catalog.md, oras:// sources). It
 // is read by digest, so a tag moved between two attempts cannot splice two
 // versions, and it resumes with Range when the registry supports it.
 type OrasSource struct {
@@ -319,8 +319,8 @@ func (g *Registry) fetchCatalog(ctx context.Context, src string, max int64) ([]b
 // SPDX/CycloneDX SBOMs, the empty descriptor.
 var notImageMediaTypes = []string{"helm", "cosign", "sigstore", "notary", "in-toto", "intoto", "dsse", "spdx", "cyclonedx", "vnd.oci.empty.v1"}
 
-// chooseLayer picks the disk image among an artifact's layers (WIRE.md
-// section 4): drop what is clearly not one, and layers titled like sidecars,
+// chooseLayer picks the disk image among an artifact's layers
+// (docs/catalog.md, oras:// sources): drop what is clearly not one, and layers titled like sidecars,
 // then take the largest. The first of equal sizes wins.
 func chooseLayer(layers []ocispec.Descriptor) (ocispec.Descriptor, bool) {
 	var best ocispec.Descriptor

@@ -9,13 +9,13 @@
 //	disk.Verdict(check)     OK, Confirm (typed confirmation) or Refused, with reasons
 //	Resolve(roots, spec)    a DISK argument (/dev path, by-id link, serial:S) to a Disk
 //	ResolveTarget(...)      Resolve plus the headless rule (refused is an error)
-//	Inventory(disks)        the InventoryDisk JSON of WIRE.md section 5
+//	Inventory(disks)        the InventoryDisk JSON of docs/server-protocol.md
 //
 // Nothing here runs lsblk or udevadm: every source is a file under one of the
 // Roots, so tests point the package at fixture trees (testdata/README.md). The
 // files are Linux interfaces; elsewhere List fails with errors.ErrUnsupported.
 //
-// Verdict rules (DESIGN.md, safety model). Refused, each with its own reason:
+// Verdict rules (docs/architecture.md, safety model). Refused, each with its own reason:
 //   - the disk holds the running system: /, /boot, /boot/efi, /usr or /var is
 //     mounted from it (directly or through dm-crypt, LVM or MD), or active swap
 //     (a partition, or a swap file on one of its file systems);

@@ -7,8 +7,8 @@ import (
 )
 
 // InventoryDisk is one disk of the inventory a machine posts in server-driven
-// mode (WIRE.md section 5), with the size_bytes bty adds; the wire package
-// owns the type, shared with the fleet server.
+// mode (docs/server-protocol.md), with the size_bytes bty adds; the wire
+// package owns the type, shared with the fleet server.
 type InventoryDisk = wire.InventoryDisk
 
 // Inventory returns the inventory entries of ds, in order.

@@ -55,7 +55,7 @@ func TestInventory(t *testing.T) {
 		t.Errorf("Inventory(laptop) mismatch (-want +got):\n%s", diff)
 	}
 
-	// The field names are WIRE.md's, section 5, plus size_bytes.
+	// The field names are docs/server-protocol.md, plus size_bytes.
 	b, err := json.Marshal(got[0])
 	if err != nil {
 		t.Fatal(err)

@@ -7,19 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"bty/internal/need"
 )
 
 // needRoot skips a test that needs root and the named tools.
 func needRoot(t *testing.T, tools ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (loop devices, mount); run the tests as root")
-	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s: %v", tool, err)
-		}
-	}
+	need.Root(t, "loop devices and mounts")
+	need.Tools(t, tools...)
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -167,6 +163,9 @@ func TestRootDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	root, _ := holding(ms, "/")
+	if root.source == "" {
+		t.Skip("/proc/self/mountinfo has no mount of / (a chroot?)")
+	}
 	if !strings.HasPrefix(root.source, "/dev/") || strings.HasPrefix(root.dev, "0:") {
 		t.Skipf("/ is %s from %s, not a block device (a container?)", root.fstype, root.source)
 	}

@@ -55,7 +55,7 @@ type Check struct {
 // systemMounts are the mount points of the running system.
 var systemMounts = []string{"/", "/boot", "/boot/efi", "/usr", "/var"}
 
-// Verdict applies the safety model of DESIGN.md to the disk (see doc.go).
+// Verdict applies the safety model of docs/architecture.md to the disk (see doc.go).
 func (d Disk) Verdict(c Check) Verdict {
 	var rs []string
 	add := func(format string, args ...any) { rs = append(rs, fmt.Sprintf(format, args...)) }

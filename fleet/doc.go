@@ -1,4 +1,4 @@
-// Package fleet owns server-driven mode (WIRE.md section 5): the client side of
+// Package fleet owns server-driven mode (docs/server-protocol.md): the client side of
 // the plan protocol a PXE-booted machine follows with no one at the keyboard.
 //
 //	Config from flags or /proc/cmdline (bty.server=, bty.mac=)

@@ -162,12 +162,18 @@ func (r *Runner) flash(ctx context.Context, plan wire.Plan) Outcome {
 	return Outcome{Action: Reboot}
 }
 
-// milestones reports the start of the write and each quarter of it once, on
-// the log and to the server. Progress is sampled, so a flash quicker than the
-// sampling interval reports its quarters when the writing phase ends. The
-// posts run in the background: the flash never waits for them.
+// progressEvery: while it writes, the flash tells the server where it is at
+// most this often (the web UI shows the rate and what is left from it).
+const progressEvery = time.Second
+
+// milestones reports the start of the write and each quarter of it once on
+// the log, and to the server those and where the write is at most once a
+// second. Progress is sampled, so a flash quicker than the sampling interval
+// reports its quarters when the writing phase ends. The posts run in the
+// background: the flash never waits for them.
 func (r *Runner) milestones(ctx context.Context) func(flash.Progress) {
 	next := 0
+	var last time.Time
 	return func(p flash.Progress) {
 		if p.Phase == flash.PhaseOpening {
 			return
@@ -183,7 +189,11 @@ func (r *Runner) milestones(ctx context.Context) func(flash.Progress) {
 			next += 25
 			post = true
 		}
+		if p.Phase == flash.PhaseWriting && time.Since(last) >= progressEvery {
+			post = true
+		}
 		if post {
+			last = time.Now()
 			total := max(p.ImageSize, 0)
 			r.progress.Add(1)
 			go func() {

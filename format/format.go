@@ -81,6 +81,16 @@ func Sniff(head []byte) Format {
 // Catalog is the catalog's format value for f: "img.xz" for Xz.
 func (f Format) Catalog() string { return specs[f].catalog }
 
+// CatalogValues lists the values of the catalog's format field, in the order
+// of All.
+func CatalogValues() []string {
+	v := make([]string, len(All))
+	for i, f := range All {
+		v[i] = f.Catalog()
+	}
+	return v
+}
+
 // Parse reads a format's name or its catalog value, in any case ("xz",
 // "img.xz", "QCOW2"); "" when it is neither.
 func Parse(s string) Format {

@@ -29,6 +29,12 @@ func (e *MissingToolError) Error() string {
 
 func (e *MissingToolError) Unwrap() error { return ErrMissingTool }
 
+// inputErr is an ErrInput whose message is its own: "kernel x is not an x86
+// bzImage", not "unusable input: kernel x ...".
+type inputErr struct{ error }
+
+func (e inputErr) Unwrap() []error { return []error{ErrInput, e.error} }
+
 func inputf(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInput}, args...)...)
+	return inputErr{fmt.Errorf(format, args...)}
 }

@@ -74,20 +74,28 @@ func (l exfatLayout) clusters(n int64) uint32 {
 	return uint32((n + l.clusterBytes() - 1) / l.clusterBytes())
 }
 
+// exfatFree returns the bytes left free on a volume of n sectors once files
+// are on it; negative when they do not fit.
+func exfatFree(n uint64, files []exfatFile) (int64, error) {
+	l, err := newExfatLayout(n)
+	if err != nil {
+		return 0, err
+	}
+	// Counted in int64: the clusters needed can exceed the clusters there are.
+	need := int64(l.clusters(int64(l.clusterCount+7)/8)) + int64(l.clusters(int64(len(upcaseTable())))) + int64(l.clusters(int64(exfatRootEntries(files))*32))
+	for _, f := range files {
+		need += int64(l.clusters(f.size))
+	}
+	return (int64(l.clusterCount) - need) * l.clusterBytes(), nil
+}
+
 // exfatSizeFor returns a volume size in sectors, a multiple of exfatAlign,
 // that holds files with at least slack bytes to spare.
 func exfatSizeFor(files []exfatFile, slack int64) uint64 {
 	n := uint64(8 * exfatAlign)
 	for {
-		l, err := newExfatLayout(n)
-		if err == nil {
-			need := 2 + l.clusters(int64(l.clusterCount+7)/8) + l.clusters(int64(len(upcaseTable()))) + l.clusters(int64(exfatRootEntries(files))*32)
-			for _, f := range files {
-				need += l.clusters(f.size)
-			}
-			if int64(l.clusterCount+2-need)*l.clusterBytes() >= slack {
-				return n
-			}
+		if free, err := exfatFree(n, files); err == nil && free >= slack {
+			return n
 		}
 		n += max(n/16, exfatAlign) / exfatAlign * exfatAlign
 	}

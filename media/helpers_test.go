@@ -5,23 +5,21 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"unicode/utf16"
 
 	"github.com/ulikunitz/xz"
+
+	"bty/internal/need"
 )
 
-// needTool skips a test when a host command it checks with is missing.
+// needTool skips a test when a host command it checks with is missing,
+// naming the Debian package.
 func needTool(t *testing.T, names ...string) {
 	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s is not installed (.ci/run installs it)", n)
-		}
-	}
+	need.Tools(t, names...)
 }
 
 // needBusybox skips unless Debian's static busybox is there; tests also use it

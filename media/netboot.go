@@ -46,20 +46,20 @@ func BuildNetboot(o NetbootOptions) (*Netboot, error) {
 	return nb, nil
 }
 
-// buildBoot reads the kernel and builds the initramfs for it. The host tool
-// (busybox) is checked before any work.
+// buildBoot reads the kernel and builds the initramfs for it. The kernel the
+// user named is checked first, then the host tool (busybox), before any work.
 func buildBoot(kernelPath string, opt InitramfsOptions) (kernel, initrd []byte, info *InitramfsInfo, err error) {
-	if opt.Busybox == "" {
-		opt.Busybox = DefaultBusybox
-	}
-	if err := checkBusybox(opt.Busybox); err != nil {
-		return nil, nil, nil, err
-	}
 	if kernelPath == "" {
 		return nil, nil, nil, inputf("no kernel given")
 	}
 	v, err := kernelVersion(kernelPath)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if opt.Busybox == "" {
+		opt.Busybox = DefaultBusybox
+	}
+	if err := checkBusybox(opt.Busybox); err != nil {
 		return nil, nil, nil, err
 	}
 	if kernel, err = os.ReadFile(kernelPath); err != nil {

@@ -79,13 +79,6 @@ func BuildUSB(o USBOptions) (*USB, error) {
 	if err := checkSystemdBoot(sdboot); err != nil {
 		return nil, err
 	}
-	busybox := o.Initramfs.Busybox
-	if busybox == "" {
-		busybox = DefaultBusybox
-	}
-	if err := checkBusybox(busybox); err != nil {
-		return nil, err
-	}
 	loader, err := os.ReadFile(sdboot)
 	if err != nil {
 		return nil, err
@@ -194,12 +187,18 @@ func BuildUSB(o USBOptions) (*USB, error) {
 			return nil, inputf("size %d is not a multiple of %d bytes", o.Size, sectorSize)
 		}
 		total = uint64(o.Size / sectorSize)
-		if need := imgStart + exfatSizeFor(files, 0) + mib/sectorSize; total < need {
-			return nil, inputf("size %d MiB is too small: the boot files and images need %d MiB", o.Size/mib, need*sectorSize/mib)
-		}
 	}
-	_, lastUsable := gptLayout(total)
-	imgSectors := (lastUsable+1)/(mib/sectorSize)*(mib/sectorSize) - imgStart
+	imgSectors := uint64(0)
+	if total > imgStart+mib/sectorSize {
+		_, lastUsable := gptLayout(total)
+		imgSectors = (lastUsable+1)/(mib/sectorSize)*(mib/sectorSize) - imgStart
+	}
+	// The volume that --size leaves is checked as it will be laid out (its
+	// cluster size depends on its size), not as exfatSizeFor would pick it.
+	if free, err := exfatFree(imgSectors, files); err != nil || free < 0 {
+		need := imgStart + exfatSizeFor(files, 0) + mib/sectorSize
+		return nil, inputf("size %d MiB is too small: the boot files and images need %d MiB", o.Size/mib, (need*sectorSize+mib-1)/mib)
+	}
 
 	tmp, err := os.CreateTemp(filepath.Dir(o.Out), "."+filepath.Base(o.Out)+".*")
 	if err != nil {

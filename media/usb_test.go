@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -134,7 +136,8 @@ func imagesStart(t *testing.T, p string) uint64 {
 	return v
 }
 
-// extract copies sectors [start, start+n) of p (n < 0: to the end) into a file.
+// extract copies sectors [start, start+n) of p (n < 0: to the end) into a
+// file, leaving all-zero blocks as holes so a large partition stays cheap.
 func extract(t *testing.T, p string, start uint64, n int64) string {
 	t.Helper()
 	in, err := os.Open(p)
@@ -142,20 +145,126 @@ func extract(t *testing.T, p string, start uint64, n int64) string {
 		t.Fatal(err)
 	}
 	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 0 {
+		n = fi.Size()/sectorSize - int64(start)
+	}
 	out := filepath.Join(t.TempDir(), "part.img")
 	f, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r := io.NewSectionReader(in, int64(start)*sectorSize, 1<<62)
-	if n >= 0 {
-		r = io.NewSectionReader(in, int64(start)*sectorSize, n*sectorSize)
+	if err := f.Truncate(n * sectorSize); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := io.Copy(f, r); err != nil {
+	if err := copyFileAt(f, 0, exfatFile{name: p, size: n * sectorSize, open: func() (io.ReadCloser, error) {
+		return io.NopCloser(io.NewSectionReader(in, int64(start)*sectorSize, n*sectorSize)), nil
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestBuildUSBDefaultSize builds sticks at the default size ("just large
+// enough") with images from a few KiB to a few hundred MiB, and checks that
+// BTY_IMAGES keeps its 16 MiB to spare, that fsck.exfat accepts it, and that
+// the partition table is sound. The images are sparse files: their size is
+// what the layout depends on.
+func TestBuildUSBDefaultSize(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sizes []int64
+	}{
+		{"one image of 4 KiB", []int64{4 << 10}},
+		{"one image of 20 MB", []int64{20e6}},
+		{"images of 4 KiB, 20 MB and 300 MiB", []int64{4 << 10, 20e6, 300 << 20}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := usbInputs(t)
+			dir := t.TempDir()
+			o.Images = nil
+			var total int64
+			for i, size := range tc.sizes {
+				p := filepath.Join(dir, fmt.Sprintf("image-%d.img.xz", i))
+				sparseFile(t, p, size)
+				o.Images = append(o.Images, p)
+				total += size
+			}
+			o.Out = filepath.Join(dir, "usb.img")
+			usb, err := BuildUSB(o)
+			if err != nil {
+				t.Fatalf("BuildUSB at the default size with images of %d bytes: %v", tc.sizes, err)
+			}
+			if usb.Size < total {
+				t.Errorf("the stick is %d bytes, smaller than its images (%d bytes)", usb.Size, total)
+			}
+			images := extract(t, o.Out, imagesStart(t, o.Out), -1)
+			if free := exfatFreeBytes(t, images); free < 16<<20 {
+				t.Errorf("BTY_IMAGES has %d bytes free, want at least 16 MiB", free)
+			}
+			needTool(t, "fsck.exfat", "sgdisk")
+			if out, err := exec.Command("sgdisk", "-v", o.Out).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+				t.Errorf("sgdisk -v: %v\n%s", err, out)
+			}
+			if out, err := exec.Command("fsck.exfat", "-n", images).CombinedOutput(); err != nil {
+				t.Errorf("fsck.exfat -n: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// sparseFile writes a file of size bytes that holds data only in its first and
+// last bytes.
+func sparseFile(t *testing.T, p string, size int64) {
+	t.Helper()
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	n := min(size/2, 4096)
+	f.WriteAt(bytes.Repeat([]byte("head"), int(n/4)), 0)
+	f.WriteAt(bytes.Repeat([]byte("tail"), int(n/4)), size-n/4*4)
+}
+
+// exfatFreeBytes reads the volume's allocation bitmap, as the spec lays it
+// out, and returns the bytes of its free clusters.
+func exfatFreeBytes(t *testing.T, p string) int64 {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	boot := make([]byte, sectorSize)
+	f.ReadAt(boot, 0)
+	heap := int64(binary.LittleEndian.Uint32(boot[88:])) * sectorSize
+	count := int64(binary.LittleEndian.Uint32(boot[92:]))
+	cb := int64(sectorSize) << boot[109]
+	root := int64(binary.LittleEndian.Uint32(boot[96:]))
+	dir := make([]byte, cb)
+	f.ReadAt(dir, heap+(root-2)*cb)
+	for i := 0; i+32 <= len(dir); i += 32 {
+		if dir[i] != 0x81 {
+			continue
+		}
+		bitmap := make([]byte, binary.LittleEndian.Uint64(dir[i+24:]))
+		f.ReadAt(bitmap, heap+(int64(binary.LittleEndian.Uint32(dir[i+20:]))-2)*cb)
+		used := int64(0)
+		for c := range count {
+			used += int64(bitmap[c/8] >> (c % 8) & 1)
+		}
+		return (count - used) * cb
+	}
+	t.Fatalf("no allocation bitmap in the root directory of %s", p)
+	return 0
 }
 
 func TestBuildUSBRefuses(t *testing.T) {
@@ -167,6 +276,8 @@ func TestBuildUSBRefuses(t *testing.T) {
 			writeFile(t, o.Images[1]+".sha256", []byte(strings.Repeat("0", 64)+"\n"))
 		}},
 		{"size too small", func(o *USBOptions) { o.Size = 64 << 20 }},
+		{"size of one sector", func(o *USBOptions) { o.Size = sectorSize }},
+		{"size that leaves BTY_IMAGES no room", func(o *USBOptions) { o.Size = 66 << 20 }},
 		{"two images of one name", func(o *USBOptions) { o.Images = append(o.Images, o.Images[0]) }},
 		{"dynamic bty", func(o *USBOptions) { o.Initramfs.Bty = "/bin/ls" }},
 		{"modules of another kernel", func(o *USBOptions) { o.Kernel = fakeKernel(t, t.TempDir(), "6.1.0-other") }},

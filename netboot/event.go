@@ -38,6 +38,10 @@ type Event struct {
 	IP net.IP
 	// Text says what happened, in one line for people, without the MAC.
 	Text string
+	// Firmware and File are what bty answered (KindAnswer): the kind of
+	// client and the boot file or URL it was given.
+	Firmware Firmware
+	File     string
 }
 
 // String is the event as one log line, prefixed by the client it is about.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,12 +25,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// responderConfig is what a responder process runs: the Config that
-// `bty serve --pxe` will build from its flags.
+// responderConfig is what a responder process runs.
 type responderConfig struct {
 	IPXEDir string
-	// Known are the registered MACs; nil answers every machine.
-	Known   []string
 	Observe bool
 }
 
@@ -43,9 +39,6 @@ func runResponder(js string) int {
 	}
 	cfg := Config{Interface: netboottest.Bridge, HTTPBase: "http://:8080", IPXEDir: rc.IPXEDir, Observe: rc.Observe,
 		Event: func(e Event) { fmt.Printf("%s: %s\n", e.Kind, e) }}
-	if rc.Known != nil {
-		cfg.Answer = func(c Client) bool { return slices.Contains(rc.Known, c.MAC.String()) }
-	}
 	s, err := Listen(cfg)
 	if err != nil {
 		fmt.Println("error:", err)
@@ -71,15 +64,7 @@ type proc struct {
 func (r proc) Log() string { return r.lan.Log(r.name) }
 
 // Lines are the log's lines about mac (in the form 52:54:00:...).
-func (r proc) Lines(mac string) []string {
-	var out []string
-	for _, l := range strings.Split(r.Log(), "\n") {
-		if strings.Contains(l, mac) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
+func (r proc) Lines(mac string) []string { return netboottest.Lines(r.Log(), mac) }
 
 // startResponder runs this test binary as a responder inside the LAN and
 // waits until it is listening.
@@ -110,8 +95,7 @@ func requireIPXE(t *testing.T) {
 
 // bootstrap is the test's stand-in for the fleet server's HTTP side: the
 // bootstrap script chains to a marker URL that names the machine and its
-// platform, so the HTTP log proves iPXE ran the script; /boot/ serves the
-// iPXE binaries for UEFI HTTP boot.
+// platform, so the HTTP log proves iPXE ran the script.
 func bootstrap() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /pxe-bootstrap.ipxe", func(w http.ResponseWriter, r *http.Request) {
@@ -119,10 +103,6 @@ func bootstrap() http.Handler {
 	})
 	mux.HandleFunc("GET /marker", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "#!ipxe\necho bty-test: chain complete\nsleep 3600\n")
-	})
-	mux.HandleFunc("GET /boot/{name}", func(w http.ResponseWriter, r *http.Request) {
-		// OVMF takes Go's application/octet-stream as well as application/efi.
-		http.ServeFile(w, r, DefaultIPXEDir+"/"+r.PathValue("name"))
 	})
 	return mux
 }

@@ -191,7 +191,7 @@ func stage(dir string, names ...string) (string, error) {
 		}
 		if err != nil {
 			os.RemoveAll(tmp)
-			return "", fmt.Errorf("%w: iPXE binary %s: %w: install Debian's ipxe package (apt-get install ipxe) or name a directory that holds undionly.kpxe and %s", ErrConfig, filepath.Join(dir, name), err, names[len(names)-1])
+			return "", fmt.Errorf("%w: iPXE binary %s: %w: install Debian's ipxe package (apt-get install ipxe) or name a directory that holds undionly.kpxe and %s (bty serve --ipxe-dir)", ErrConfig, filepath.Join(dir, name), err, names[len(names)-1])
 		}
 	}
 	return tmp, nil
@@ -283,7 +283,8 @@ func (s *Server) handle(conn *ipv4.PacketConn, peer *net.UDPAddr, req *dhcpv4.DH
 		}
 		return
 	}
-	once(Event{Kind: KindAnswer, MAC: mac, Text: fmt.Sprintf("%s %s: %s %s from %v", answers, c.Firmware, resp.MessageType(), resp.BootFileName, s.r.ip)})
+	once(Event{Kind: KindAnswer, MAC: mac, Firmware: c.Firmware, File: resp.BootFileName,
+		Text: fmt.Sprintf("%s %s: %s %s from %v", answers, c.Firmware, resp.MessageType(), resp.BootFileName, s.r.ip)})
 	if s.cfg.Observe {
 		return
 	}
@@ -327,13 +328,15 @@ func (s *Server) serveWatch(ctx context.Context) error {
 		if from == nil {
 			from = peer.(*net.UDPAddr).IP
 		}
-		if from.Equal(s.r.ip) && !s.cfg.Observe {
-			continue // bty's own answer, looped back
-		}
 		mac := resp.ClientHWAddr
 		if s.cfg.Observe {
 			e := Event{Kind: KindServer, MAC: mac, IP: from, Text: fmt.Sprintf("server %v answered: %s", from, describeAnswer(resp))}
 			s.once(e, mac.String()+resp.TransactionID.String()+e.Text)
+		}
+		if from.Equal(s.r.ip) {
+			// bty's own answer, looped back; to an observer, the answer of
+			// the bty serving beside it on this machine.
+			continue
 		}
 		bo := bootOptions(resp)
 		if bo == "" {

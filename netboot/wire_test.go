@@ -185,6 +185,38 @@ func TestWireSiteBootOptions(t *testing.T) {
 	}
 }
 
+// TestWireObserverBesideBty: an observer on the machine that runs the
+// serving bty reports bty's answers as a server's, not as another
+// proxyDHCP's (a conflict); and bty's own answer is no conflict to bty.
+func TestWireObserverBesideBty(t *testing.T) {
+	requireIPXE(t)
+	lan := netboottest.New(t)
+	lan.StartDHCP()
+	bty := startInProcess(t, lan, Config{})
+	observer := startInProcess(t, lan, Config{Observe: true})
+	c := newWireClient(t, lan)
+	disc := firmwareRequest(t, dhcpv4.MessageTypeDiscover, "PXEClient:Arch:00007:UNDI:003000", iana.EFI_X86_64)
+	if got := c.exchange(t, disc, broadcast, both); !both(got) {
+		t.Fatalf("answers from %v, want dnsmasq's and bty's", keys(got))
+	}
+	seen := func(server string) bool {
+		for _, e := range observer() {
+			if e.Kind == KindServer && e.IP.String() == server {
+				return true
+			}
+		}
+		return false
+	}
+	if !netboottest.WaitFor(10*time.Second, func() bool { return seen(netboottest.SiteAddr) && seen(netboottest.BtyAddr) }) {
+		t.Fatalf("the observer did not see both answers: %v", observer())
+	}
+	for _, e := range append(observer(), bty()...) {
+		if e.Kind == KindConflict {
+			t.Errorf("a conflict where there is none: %s", e)
+		}
+	}
+}
+
 // TestWireKnownOnly: a machine the fleet server declines gets no answer on
 // either port; dnsmasq still gives it an address.
 func TestWireKnownOnly(t *testing.T) {

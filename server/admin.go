@@ -59,10 +59,12 @@ func wireCycle(c *store.Cycle) *wire.Cycle {
 	}
 	return &wire.Cycle{ID: c.ID, MAC: c.MAC, Kind: c.Kind, State: c.State, Trigger: c.Cause, Attempt: c.Attempt,
 		ImageRef: c.ImageRef, ImageName: c.ImageName, ImageSHA256: c.ImageSHA256, TargetDiskSerial: c.TargetDiskSerial,
-		CreatedAt: c.CreatedAt, OfferedAt: tp(c.OfferedAt), BootedAt: tp(c.BootedAt), PlannedAt: tp(c.PlannedAt),
+		CreatedAt: c.CreatedAt, DHCPAt: tp(c.DHCPAt), OfferedAt: tp(c.OfferedAt), BootedAt: tp(c.BootedAt), PlannedAt: tp(c.PlannedAt),
 		WriteStartedAt: tp(c.WriteStartedAt), EndedAt: tp(c.EndedAt), Reason: c.Reason, Class: wire.Class(c.Class),
 		SHA256: c.SHA256, BytesWritten: c.BytesWritten}
 }
+
+type plainDisk wire.InventoryDisk
 
 func (s *Server) wireMachine(m *store.Machine, c *store.Cycle, images map[string]catalog.Entry, base string) wire.Machine {
 	out := wire.Machine{MAC: m.MAC, BtyImageRef: sp(m.ImageRef), Labels: m.Labels, DiscoveredAt: tp(m.DiscoveredAt),
@@ -70,7 +72,14 @@ func (s *Server) wireMachine(m *store.Machine, c *store.Cycle, images map[string
 		LastFlashedAt: tp(m.LastFlashedAt), KnownDisksAt: tp(m.KnownDisksAt), TargetDiskSerial: sp(m.TargetDiskSerial),
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Power: m.Power, Cycle: wireCycle(c)}
 	if m.KnownDisks != "" {
-		json.Unmarshal([]byte(m.KnownDisks), &out.KnownDisks)
+		// Decoded as plain structs: InventoryDisk's own UnmarshalJSON (for
+		// the lenient inventory post) would parse each disk twice.
+		var ds []plainDisk
+		json.Unmarshal([]byte(m.KnownDisks), &ds)
+		out.KnownDisks = make([]wire.InventoryDisk, len(ds))
+		for i, d := range ds {
+			out.KnownDisks[i] = wire.InventoryDisk(d)
+		}
 	}
 	e, ok := images[m.ImageRef]
 	if ok {
@@ -88,14 +97,24 @@ func (s *Server) wireMachine(m *store.Machine, c *store.Cycle, images map[string
 }
 
 func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
-	images, err := s.images.byRef(r.Context())
+	out, err := s.Machines(r.Context(), r.URL.Query().Get("label"), base(r))
 	if err != nil {
 		s.writeErr(w, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Machines returns the machines (with label, when it is not "") in their
+// wire form, for a client that reached the server at base.
+func (s *Server) Machines(ctx context.Context, label, base string) ([]wire.Machine, error) {
+	images, err := s.images.byRef(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := []wire.Machine{}
-	err = s.opt.Store.View(r.Context(), func(tx *store.Tx) error {
-		ms, err := tx.Machines(r.URL.Query().Get("label"))
+	err = s.opt.Store.View(ctx, func(tx *store.Tx) error {
+		ms, err := tx.Machines(label)
 		if err != nil {
 			return err
 		}
@@ -104,15 +123,11 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		for _, m := range ms {
-			out = append(out, s.wireMachine(m, cycles[m.MAC], images, base(r)))
+			out = append(out, s.wireMachine(m, cycles[m.MAC], images, base))
 		}
 		return nil
 	})
-	if err != nil {
-		s.writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
+	return out, err
 }
 
 // machineOut reads one machine in its wire form.
@@ -562,10 +577,11 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// Run does the server's periodic work until ctx ends: the event retention
-// every ten minutes, and a refresh of the catalogs every refresh (none when
+// Run does the server's periodic work until ctx ends: the web UI's live
+// updates, the event retention every ten minutes, and a refresh of the catalogs every refresh (none when
 // zero).
 func (s *Server) Run(ctx context.Context, refresh time.Duration) {
+	go s.ui.Run(ctx) // the web UI's live updates
 	prune := time.NewTicker(10 * time.Minute)
 	defer prune.Stop()
 	var tick <-chan time.Time

@@ -203,16 +203,26 @@ func (s *Server) Refresh(ctx context.Context) error {
 }
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
-	rows, err := s.images.list(r.Context())
+	out, err := s.Images(r.Context(), base(r))
 	if err != nil {
 		s.writeErr(w, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Images returns the images machines can be bound to, for a client that
+// reached the server at base.
+func (s *Server) Images(ctx context.Context, base string) ([]wire.ImageEntry, error) {
+	rows, err := s.images.list(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]wire.ImageEntry, 0, len(rows))
 	for _, e := range rows {
-		out = append(out, s.images.entry(e, base(r)))
+		out = append(out, s.images.entry(e, base))
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 func (s *Server) refreshCatalogs(w http.ResponseWriter, r *http.Request) {

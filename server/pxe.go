@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -101,6 +99,11 @@ func (s *Server) pxe(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		script = o.script
+		if o.cycle != nil {
+			if err := stampDHCP(tx, o.cycle, now); err != nil {
+				return err
+			}
+		}
 		rec := &store.Offer{MAC: mac, BootID: id, Kind: o.kind, Script: o.script, CreatedAt: now}
 		details := map[string]any{"boot_mode": m.BootMode, "offer_kind": o.kind, "boot_id": id}
 		for k, v := range o.details {
@@ -390,8 +393,8 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// progress answers POST /pxe/<mac>/progress: the write started, or reached
-// a quarter.
+// progress answers POST /pxe/<mac>/progress: where the write is (the
+// client posts at most once a second; the web UI shows it live).
 func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 	mac, err := pathMAC(r)
 	if err != nil {
@@ -430,6 +433,9 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request) {
 		if err := tx.PutCycle(c); err != nil {
 			return err
 		}
+		if err := tx.SetProgress(c.ID, p.Phase, now); err != nil {
+			return err
+		}
 		if first {
 			return event(tx, now, "machine.flash_started", mac, "pxe-client", ip, fmt.Sprintf("plan %d: writing %s", c.ID, c.ImageName), map[string]any{"plan_id": c.ID, "bytes_total": p.BytesTotal})
 		}
@@ -458,11 +464,11 @@ func (s *Server) bootFile(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, errorf(http.StatusBadRequest, "bad file name %q", name))
 		return
 	}
-	if s.opt.BootDir == "" || strings.HasPrefix(name, ".") {
+	if strings.HasPrefix(name, ".") {
 		s.writeErr(w, errorf(http.StatusNotFound, "no such file: %s", name))
 		return
 	}
-	f, err := os.Open(filepath.Join(s.opt.BootDir, name))
+	f, err := s.openBootFile(name)
 	if err != nil {
 		s.writeErr(w, errorf(http.StatusNotFound, "no such file: %s", name))
 		return

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 
 	"bty/catalog"
 	"bty/server/store"
+	"bty/server/web"
 	"bty/wire"
 )
 
@@ -45,6 +45,10 @@ type Options struct {
 	// "" serves none. Kernel and Initrd are their names in it.
 	BootDir        string
 	Kernel, Initrd string
+	// IPXEDir holds the iPXE binaries (bty serve --pxe): ipxe.efi and
+	// snponly.efi are served under /boot/ from it when BootDir has none, for
+	// UEFI HTTP boot. "" serves none.
+	IPXEDir string
 	// Version is the body of GET /version; "" means "bty".
 	Version string
 	// Retries is how often a failed flash is tried again before the machine
@@ -61,6 +65,13 @@ type Options struct {
 	Log io.Writer
 	// Now returns the time; nil means time.Now. Tests move it.
 	Now func() time.Time
+	// PasswordFile is where EnsurePassword put the web UI's first-start
+	// password; it is deleted when the password changes. "" means none.
+	PasswordFile string
+	// PXEResponder says, for the dashboard, what answers machines' PXE
+	// requests beside the HTTP routes; "" means nothing does (the site's
+	// DHCP server chains them to /pxe-bootstrap.ipxe).
+	PXEResponder string
 }
 
 // Server is the fleet server: the machine-facing PXE routes, the admin API,
@@ -74,6 +85,7 @@ type Server struct {
 	ctx     context.Context // for work that outlives a request (power actions)
 	cancel  context.CancelFunc
 	bg      sync.WaitGroup
+	ui      *web.UI
 }
 
 // New returns a Server for opt.
@@ -90,6 +102,8 @@ func New(opt Options) *Server {
 	opt.BaseURL = strings.TrimSuffix(opt.BaseURL, "/")
 	s := &Server{opt: opt, mux: http.NewServeMux(), metrics: newMetrics()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ui = web.New(web.Options{Store: opt.Store, Fleet: s, API: s.mux, PasswordFile: opt.PasswordFile, Now: opt.Now, Logf: s.logf})
+	s.opt.Store = notifying{opt.Store, s.ui.Changed}
 	s.images = &imageIndex{srv: opt.Catalog, base: opt.BaseURL, dir: opt.ImagesDir, sources: opt.CatalogSources, resolver: opt.Resolver}
 	s.routes()
 	return s
@@ -135,6 +149,10 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /tokens", s.admin(s.createToken))
 	m.HandleFunc("DELETE /tokens/{name}", s.admin(s.revokeToken))
 	m.HandleFunc("POST /admin/catalogs/refresh", s.admin(s.refreshCatalogs))
+	m.HandleFunc("PUT /admin/password", s.admin(func(w http.ResponseWriter, r *http.Request) { s.ui.SetPassword(w, r, actor(r)) }))
+	// The web UI (bty-web's / sends browsers to it).
+	m.Handle("/ui/", s.ui)
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusSeeOther) })
 	// The rest is the catalog's: /catalog.toml, /images/<name>.
 	if s.opt.Catalog != nil {
 		m.Handle("/", s.opt.Catalog)
@@ -287,10 +305,7 @@ func newToken() (token, hash string) {
 	return token, hashToken(token)
 }
 
-func hashToken(t string) string {
-	h := sha256.Sum256([]byte(t))
-	return hex.EncodeToString(h[:])
-}
+func hashToken(t string) string { return store.HashToken(t) }
 
 // bearer returns the token of an Authorization: Bearer header, or "".
 func bearer(r *http.Request) string {
@@ -309,6 +324,20 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok := bearer(r)
 		if tok == "" {
+			// A session of the web UI: an agent that logged in at
+			// /ui/login (bty-web's way), or the UI's own forms.
+			who, err := s.ui.Authenticate(r)
+			switch {
+			case err == nil:
+				h(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, who)))
+				return
+			case errors.Is(err, web.ErrCrossOrigin):
+				writeJSON(w, http.StatusForbidden, wire.Error{Detail: err.Error()})
+				return
+			case !errors.Is(err, web.ErrNoSession):
+				s.writeErr(w, err)
+				return
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="bty"`)
 			writeJSON(w, http.StatusUnauthorized, wire.Error{Detail: "login required: send Authorization: Bearer TOKEN (the admin token is in the server's STATE/admin.token)"})
 			return
@@ -367,9 +396,53 @@ func EnsureAdminToken(ctx context.Context, st store.Store, dir string, now time.
 	return path, nil
 }
 
+// EnsurePassword sets the web UI's password on first start: when the store
+// has none, it takes password (bty serve passes BTY_ADMIN_PASSWORD, bty-web's
+// variable) or, when that is "", makes one and writes it to
+// dir/admin.password (mode 0600). It returns the file's path when it made
+// one.
+func EnsurePassword(ctx context.Context, st store.Store, dir, password string, now time.Time) (string, error) {
+	var set bool
+	err := st.View(ctx, func(tx *store.Tx) error {
+		_, err := tx.Setting(web.PasswordSetting)
+		set = err == nil
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil || set {
+		return "", err
+	}
+	path := ""
+	if password == "" {
+		password, path = randomID()+randomID(), filepath.Join(dir, "admin.password")
+	} else if err := web.ValidPassword(password); err != nil {
+		return "", fmt.Errorf("BTY_ADMIN_PASSWORD: %w", err)
+	}
+	hash, err := web.HashPassword(password)
+	if err != nil {
+		return "", err
+	}
+	err = st.Update(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Setting(web.PasswordSetting); err == nil {
+			path = ""
+			return nil // another server set it meanwhile
+		}
+		// Written before the commit, as the admin token.
+		if path != "" {
+			if err := writeSecret(path, password+"\n"); err != nil {
+				return err
+			}
+		}
+		return tx.PutSetting(web.PasswordSetting, hash, now)
+	})
+	return path, err
+}
+
 // writeSecret writes data to path with mode 0600, atomically.
 func writeSecret(path, data string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".admin.token.*")
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}

@@ -241,8 +241,11 @@ func (s imagesScreen) View(st Styles) string {
 		if e.Size > 0 {
 			size = Bytes(e.Size)
 		}
-		if e.SHA256 != "" {
+		switch {
+		case e.SHA256 != "":
 			sum = "known"
+		case e.Pending:
+			sum = "wait" // its server is still hashing it: flashable once listed
 		}
 		from := e.From
 		if from == s.root {

@@ -1115,3 +1115,25 @@ func TestLeftOn(t *testing.T) {
 		}
 	}
 }
+
+// TestImagesPendingDigest: an image whose server is still computing its
+// sha256 ([[pending_images]]) reads "wait" in the SHA256 column, not "-" as
+// one that has no digest.
+func TestImagesPendingDigest(t *testing.T) {
+	s := newImagesScreen("/root", DefaultStyles())
+	s.SetSize(80, 24)
+	s.setRows([]catalog.Entry{
+		{Name: "big.img", Pending: true, Size: 40 << 30, From: "http://h/catalog.toml"},
+		{Name: "plain.img", Size: 1 << 20, From: "http://h/catalog.toml"},
+	}, nil, nil)
+	s.loading = false
+	view := s.View(DefaultStyles())
+	for _, want := range []string{"big.img", "wait"} {
+		if !strings.Contains(view, want) {
+			t.Errorf("images view = %q, want %q", view, want)
+		}
+	}
+	if strings.Count(view, "wait") != 1 {
+		t.Errorf("images view = %q, want one waiting row", view)
+	}
+}

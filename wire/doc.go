@@ -12,6 +12,6 @@
 //	                                MachineUpsert           <-   bty fleet set
 //
 // Field names follow bty-web's, the server this one replaces; bty's additions
-// are optional fields that older peers ignore (WIRE.md section 5 in the
-// project's notes; docs/fleet.md).
+// are optional fields that older peers ignore (docs/server-protocol.md,
+// docs/fleet.md).
 package wire

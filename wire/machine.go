@@ -181,7 +181,8 @@ type Quarantine struct {
 // Cycle is one flash or inventory attempt: armed (by a trigger) -> offered
 // (GET /pxe/<mac>) -> booted (the kernel fetched) -> planned (the plan
 // fetched, token handed out) -> done | failed | superseded. Its timestamps
-// are the flash's timeline.
+// are the flash's timeline; DHCPAt, before the offer, is bty's first
+// proxyDHCP answer to the boot that was offered the cycle.
 type Cycle struct {
 	ID               int64      `json:"id"` // the plan id
 	MAC              string     `json:"mac"`
@@ -194,6 +195,7 @@ type Cycle struct {
 	ImageSHA256      string     `json:"image_sha256,omitempty"`
 	TargetDiskSerial string     `json:"target_disk_serial,omitempty"`
 	CreatedAt        time.Time  `json:"created_at"`
+	DHCPAt           *time.Time `json:"dhcp_at"`
 	OfferedAt        *time.Time `json:"offered_at"`
 	BootedAt         *time.Time `json:"booted_at"`
 	PlannedAt        *time.Time `json:"planned_at"`
@@ -284,4 +286,9 @@ func ValidTokenName(name string) error {
 // Error is the body of an error answer of the JSON routes, as bty-web's.
 type Error struct {
 	Detail string `json:"detail"`
+}
+
+// Password is the body of PUT /admin/password: the web UI's new password.
+type Password struct {
+	Password string `json:"password"`
 }

@@ -149,7 +149,8 @@ func (inv *Inventory) Validate() error {
 }
 
 // Progress is the body of POST /pxe/<mac>/progress (bty's addition): where a
-// flash is, posted when writing starts and at each quarter.
+// flash is, posted when writing starts, at each quarter, and while it writes
+// at most once a second.
 type Progress struct {
 	PlanID       int64  `json:"plan_id"`
 	Phase        string `json:"phase"` // "writing", "verifying", ...

@@ -11,7 +11,7 @@
 //	   |- tap1 <- qemu                              |
 //	   `- lan0 ---------- veth ---------------------'
 //
-// Tests run processes inside LAN with Command (qemu, a responder, later
+// Tests run processes inside LAN with Command (qemu, a responder,
 // `bty serve --pxe`), and open listening sockets there with Do.
 package netboottest
 
@@ -266,6 +266,7 @@ type Machine struct {
 	Name    string
 	MAC     string
 	console string
+	cmd     *exec.Cmd
 }
 
 // VM says what machine to start.
@@ -323,9 +324,13 @@ func (l *LAN) StartVM(vm VM) *Machine {
 		args = append(args, "-fw_cfg", "name=etc/sercon-port,file="+sercon)
 	}
 	args = append(append(args, "-device", nic), vm.Args...)
-	l.Start(exec.Command("ip", append([]string{"netns", "exec", l.NS, "qemu-system-x86_64"}, args...)...), vm.Name+".qemu")
+	m.cmd = exec.Command("ip", append([]string{"netns", "exec", l.NS, "qemu-system-x86_64"}, args...)...)
+	l.Start(m.cmd, vm.Name+".qemu")
 	return m
 }
+
+// Stop powers the machine off now, to free its CPU for the others.
+func (m *Machine) Stop() { m.cmd.Process.Kill() }
 
 // ovmf finds Debian's OVMF firmware (code and variables template).
 func ovmf(t *testing.T) (code, vars string) {
@@ -349,6 +354,33 @@ func (m *Machine) Console() string {
 }
 
 var ansi = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|[()][AB0-2])`)
+
+// Lines are the lines of log that contain s (a MAC, in the form
+// 52:54:00:...).
+func Lines(log, s string) []string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// WantLines fails the test unless each want is in some line of lines;
+// what names the log.
+func WantLines(t *testing.T, what string, lines []string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		found := false
+		for _, l := range lines {
+			found = found || strings.Contains(l, w)
+		}
+		if !found {
+			t.Errorf("%s has no line with %q; it says:\n%s", what, w, strings.Join(lines, "\n"))
+		}
+	}
+}
 
 // WaitFor polls cond every half second until it holds or timeout passes.
 func WaitFor(timeout time.Duration, cond func() bool) bool {

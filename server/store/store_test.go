@@ -55,9 +55,10 @@ func TestUpgradeKeepsRows(t *testing.T) {
 	}
 	old.Close()
 
+	latest := len(must(migrations(sqliteDialect)))
 	s := open(t, path, 0)
-	if v, _ := s.Version(ctx); v != 2 {
-		t.Errorf("upgraded database at version %d, want 2", v)
+	if v, _ := s.Version(ctx); v != latest {
+		t.Errorf("upgraded database at version %d, want %d", v, latest)
 	}
 	err = s.View(ctx, func(tx *Tx) error {
 		m, err := tx.Machine("52:54:00:12:34:56")
@@ -84,8 +85,8 @@ func TestUpgradeKeepsRows(t *testing.T) {
 	// Opening again applies nothing and changes nothing.
 	s.Close()
 	s = open(t, path, 0)
-	if v, _ := s.Version(ctx); v != 2 {
-		t.Errorf("reopened database at version %d, want 2", v)
+	if v, _ := s.Version(ctx); v != latest {
+		t.Errorf("reopened database at version %d, want %d", v, latest)
 	}
 }
 
@@ -173,4 +174,11 @@ func TestRows(t *testing.T) {
 	if v, err := s.IntegrityCheck(ctx); v != "ok" {
 		t.Errorf("integrity_check = %q, %v", v, err)
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -115,9 +115,11 @@ func (tx *Tx) labels(mac string) ([]string, error) {
 // Machines returns the machines ordered by MAC (those with label, when it is
 // not ""), without their lshw trees.
 func (tx *Tx) Machines(label string) ([]*Machine, error) {
-	q, args := `SELECT `+machineCols+` FROM machines ORDER BY mac`, []any{}
+	// Without the lshw trees: up to 4 MiB each, and no list shows them.
+	cols := strings.Replace(machineCols, " lshw,", " NULL,", 1)
+	q, args := `SELECT `+cols+` FROM machines ORDER BY mac`, []any{}
 	if label != "" {
-		q, args = `SELECT `+machineCols+` FROM machines WHERE mac IN (SELECT mac FROM labels WHERE label = $1) ORDER BY mac`, []any{label}
+		q, args = `SELECT `+cols+` FROM machines WHERE mac IN (SELECT mac FROM labels WHERE label = $1) ORDER BY mac`, []any{label}
 	}
 	rows, err := tx.q.QueryContext(tx.ctx, q, args...)
 	if err != nil {
@@ -218,6 +220,7 @@ type Cycle struct {
 	TargetDiskSerial string
 	TokenHash        string // sha256 of the agent token, once handed out
 	CreatedAt        time.Time
+	DHCPAt           time.Time // bty's proxyDHCP first answered this boot
 	OfferedAt        time.Time
 	BootedAt         time.Time
 	PlannedAt        time.Time
@@ -231,23 +234,23 @@ type Cycle struct {
 }
 
 const cycleCols = `id, mac, kind, state, cause, attempt, image_ref, image_name, image_sha256, target_disk_serial, token_hash,
-	created_at, offered_at, booted_at, planned_at, write_started_at, ended_at, reason, class, sha256, bytes_written, bytes_total`
+	created_at, offered_at, booted_at, planned_at, write_started_at, ended_at, reason, class, sha256, bytes_written, bytes_total, dhcp_at`
 
 func (c *Cycle) args() []any {
 	return []any{c.ID, c.MAC, c.Kind, c.State, c.Cause, c.Attempt, nullString(c.ImageRef), nullString(c.ImageName),
 		nullString(c.ImageSHA256), nullString(c.TargetDiskSerial), nullString(c.TokenHash),
 		nullTime(c.CreatedAt), nullTime(c.OfferedAt), nullTime(c.BootedAt), nullTime(c.PlannedAt), nullTime(c.WriteStartedAt),
-		nullTime(c.EndedAt), nullString(c.Reason), nullString(c.Class), nullString(c.SHA256), nullInt(c.BytesWritten), nullInt(c.BytesTotal)}
+		nullTime(c.EndedAt), nullString(c.Reason), nullString(c.Class), nullString(c.SHA256), nullInt(c.BytesWritten), nullInt(c.BytesTotal), nullTime(c.DHCPAt)}
 }
 
 func scanCycle(row scanner) (*Cycle, error) {
 	var c Cycle
 	var s [8]sql.NullString
-	var t [6]sql.NullString
+	var t [7]sql.NullString
 	var created string
 	var bw, bt sql.NullInt64
 	err := row.Scan(&c.ID, &c.MAC, &c.Kind, &c.State, &c.Cause, &c.Attempt, &s[0], &s[1], &s[2], &s[3], &s[4],
-		&created, &t[0], &t[1], &t[2], &t[3], &t[4], &s[5], &s[6], &s[7], &bw, &bt)
+		&created, &t[0], &t[1], &t[2], &t[3], &t[4], &s[5], &s[6], &s[7], &bw, &bt, &t[5])
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +258,7 @@ func scanCycle(row scanner) (*Cycle, error) {
 	c.Reason, c.Class, c.SHA256, c.BytesWritten, c.BytesTotal = s[5].String, s[6].String, s[7].String, bw.Int64, bt.Int64
 	c.CreatedAt = parseTime(sql.NullString{String: created, Valid: true})
 	c.OfferedAt, c.BootedAt, c.PlannedAt, c.WriteStartedAt, c.EndedAt = parseTime(t[0]), parseTime(t[1]), parseTime(t[2]), parseTime(t[3]), parseTime(t[4])
+	c.DHCPAt = parseTime(t[5])
 	return &c, nil
 }
 
@@ -332,7 +336,7 @@ func (tx *Tx) Cycles(mac string, since int64, limit int) ([]*Cycle, error) {
 func (tx *Tx) InsertCycle(c *Cycle) error {
 	a := c.args()[1:]
 	return tx.q.QueryRowContext(tx.ctx, `INSERT INTO cycles (`+strings.TrimPrefix(cycleCols, "id, ")+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id`, a...).Scan(&c.ID)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id`, a...).Scan(&c.ID)
 }
 
 // PutCycle writes every column of an existing cycle.
@@ -340,7 +344,7 @@ func (tx *Tx) PutCycle(c *Cycle) error {
 	_, err := tx.exec(`UPDATE cycles SET mac = $2, kind = $3, state = $4, cause = $5, attempt = $6, image_ref = $7, image_name = $8,
 		image_sha256 = $9, target_disk_serial = $10, token_hash = $11, created_at = $12, offered_at = $13, booted_at = $14,
 		planned_at = $15, write_started_at = $16, ended_at = $17, reason = $18, class = $19, sha256 = $20, bytes_written = $21,
-		bytes_total = $22 WHERE id = $1`, c.args()...)
+		bytes_total = $22, dhcp_at = $23 WHERE id = $1`, c.args()...)
 	return err
 }
 
@@ -408,6 +412,10 @@ type EventFilter struct {
 	BeforeID                                      int64 // ids below this
 	AfterID                                       int64 // ids above this (then oldest first)
 	Limit                                         int
+	Unacked                                       bool // not acknowledged yet
+	// Attention: the kinds that want a person (Failed's, quarantines,
+	// refused statuses), the dashboard's list.
+	Attention bool
 }
 
 // Events returns the events that f selects, newest first (oldest first with
@@ -426,6 +434,12 @@ func (tx *Tx) Events(f EventFilter) ([]Event, error) {
 	}
 	if f.Failed {
 		add("kind LIKE $%d", "%failed")
+	}
+	if f.Unacked {
+		where = append(where, "acknowledged = 0")
+	}
+	if f.Attention {
+		add("(kind LIKE $%d OR kind IN ('machine.quarantined', 'pxe.status.refused'))", "%failed")
 	}
 	if f.BeforeID > 0 {
 		add("id < $%d", f.BeforeID)
