@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"bty/format"
+	"bty/gpt"
 )
 
 // sniffHead is how many leading bytes sniffFormat wants: enough to reach the
@@ -21,7 +22,7 @@ func sniffFormat(head []byte) format.Format {
 	switch {
 	case len(head) >= 512 && head[510] == 0x55 && head[511] == 0xaa:
 		return format.Raw
-	case len(head) >= 520 && string(head[512:520]) == "EFI PART":
+	case len(head) >= 520 && string(head[512:520]) == gpt.Signature:
 		return format.Raw
 	case len(head) >= 32774 && string(head[32769:32774]) == "CD001":
 		return format.Raw

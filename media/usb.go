@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"bty/gpt"
 )
 
 // DefaultCmdline are the kernel options of the USB image's boot entry: kernel
@@ -190,7 +192,7 @@ func BuildUSB(o USBOptions) (*USB, error) {
 	}
 	imgSectors := uint64(0)
 	if total > imgStart+mib/sectorSize {
-		_, lastUsable := gptLayout(total)
+		_, lastUsable := gpt.Usable(sectorSize, total)
 		imgSectors = (lastUsable+1)/(mib/sectorSize)*(mib/sectorSize) - imgStart
 	}
 	// The volume that --size leaves is checked as it will be laid out (its
@@ -217,14 +219,14 @@ func BuildUSB(o USBOptions) (*USB, error) {
 	if err := writeExFAT(tmp, int64(imgStart)*sectorSize, imgSectors, imgStart, ImagesLabel, serialFrom(id, "images-serial"), files); err != nil {
 		return nil, err
 	}
-	head, tail := gptRegions(total, derivedGUID(id, "disk"), []gptPartition{
-		{typ: guidESP, id: derivedGUID(id, "esp"), first: espStart, last: espStart + espSectors - 1, name: "EFI system partition"},
-		{typ: guidBasicData, id: derivedGUID(id, "images"), first: imgStart, last: imgStart + imgSectors - 1, name: ImagesLabel},
+	head, tail := gpt.Layout(sectorSize, total, derivedGUID(id, "disk"), []gpt.Partition{
+		{Type: guidESP, ID: derivedGUID(id, "esp"), First: espStart, Last: espStart + espSectors - 1, Name: "EFI system partition"},
+		{Type: guidBasicData, ID: derivedGUID(id, "images"), First: imgStart, Last: imgStart + imgSectors - 1, Name: ImagesLabel},
 	})
 	if _, err := tmp.WriteAt(head, 0); err != nil {
 		return nil, err
 	}
-	if _, err := tmp.WriteAt(tail, int64(total-1-gptTableLBAs)*sectorSize); err != nil {
+	if _, err := tmp.WriteAt(tail, int64(total)*sectorSize-int64(len(tail))); err != nil {
 		return nil, err
 	}
 	if err := tmp.Sync(); err != nil {
