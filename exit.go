@@ -27,11 +27,11 @@ var exitTable = []struct {
 	code int
 }{
 	{context.Canceled, exitCancelled},
-	{category.Usage, exitUsage},
-	{category.Integrity, exitIntegrity},
-	{category.Refused, exitRefused},
-	{category.Source, exitSource},
-	{category.IO, exitIO},
+	{category.ErrUsage, exitUsage},
+	{category.ErrIntegrity, exitIntegrity},
+	{category.ErrRefused, exitRefused},
+	{category.ErrSource, exitSource},
+	{category.ErrIO, exitIO},
 }
 
 func exitCode(err error) int {
@@ -50,7 +50,7 @@ func exitCode(err error) int {
 }
 
 // errUsage is a bad flag or argument.
-var errUsage = category.Usage
+var errUsage = category.ErrUsage
 
 // usageErr is a usage error whose message is its own, without the category:
 // "bty: unknown flag --x (see bty --help)".
@@ -59,8 +59,8 @@ type usageErr struct{ error }
 func (u usageErr) Unwrap() []error { return []error{errUsage, u.error} }
 
 // errFallback: server-driven mode could not follow a plan and there is no
-// wizard to fall back to; category.Source.
-var errFallback = category.New(category.Source, "no plan to follow")
+// wizard to fall back to; category.ErrSource.
+var errFallback = category.New(category.ErrSource, "no plan to follow")
 
 func usagef(format string, args ...any) error {
 	return usageErr{fmt.Errorf(format, args...)}

@@ -46,8 +46,8 @@ func TestExitCode(t *testing.T) {
 		{"image index", catalog.ErrIndex, exitUsage},
 		{"not an image", catalog.ErrNotImage, exitUsage},
 		{"image not found", fmt.Errorf("GET x: 404: %w", catalog.ErrNotFound), exitSource},
-		{"registry bytes corrupt", errors.Join(category.Source, fmt.Errorf("%w: layer", category.Integrity)), exitIntegrity},
-		{"image index from a registry", errors.Join(category.Source, catalog.ErrIndex), exitUsage},
+		{"registry bytes corrupt", errors.Join(category.ErrSource, fmt.Errorf("%w: layer", category.ErrIntegrity)), exitIntegrity},
+		{"image index from a registry", errors.Join(category.ErrSource, catalog.ErrIndex), exitUsage},
 	} {
 		if got := exitCode(tc.err); got != tc.want {
 			t.Errorf("exitCode(%s: %v) = %d, want %d", tc.name, tc.err, got, tc.want)

@@ -66,14 +66,14 @@ func TestLoad(t *testing.T) {
 		{"http", srv.URL + "/catalog.toml", nil, ""},
 		{"local file", local, nil, ""},
 		{"http 404", srv.URL + "/missing.toml", ErrNotFound, "404"},
-		{"http 500", srv.URL + "/broken.toml", category.Source, "500"},
-		{"over 4 MiB with length", srv.URL + "/big.toml", category.Source, "more than 4 MiB"},
-		{"over 4 MiB chunked", srv.URL + "/big-chunked.toml", category.Source, "larger than 4 MiB"},
+		{"http 500", srv.URL + "/broken.toml", category.ErrSource, "500"},
+		{"over 4 MiB with length", srv.URL + "/big.toml", category.ErrSource, "more than 4 MiB"},
+		{"over 4 MiB chunked", srv.URL + "/big-chunked.toml", category.ErrSource, "larger than 4 MiB"},
 		{"invalid", srv.URL + "/invalid.toml", ErrInvalid, "version 9"},
 		{"missing file", filepath.Join(dir, "nope.toml"), ErrNotFound, "check the path"},
-		{"nothing listening", "http://" + closed + "/catalog.toml", category.Source, "cannot connect"},
-		{"stalled server", srv.URL + "/stall.toml", category.Source, "no answer within"},
-		{"unsupported scheme", "ftp://h/c.toml", category.Source, "not supported"},
+		{"nothing listening", "http://" + closed + "/catalog.toml", category.ErrSource, "cannot connect"},
+		{"stalled server", srv.URL + "/stall.toml", category.ErrSource, "no answer within"},
+		{"unsupported scheme", "ftp://h/c.toml", category.ErrSource, "not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,7 +185,7 @@ src = "https://example.com/ubuntu.img"
 	}
 
 	bad := &Resolver{Catalogs: []string{srv.URL + "/c.toml", "http://" + closedPort(t) + "/c.toml"}}
-	if _, err := bad.Resolve(ctx, "ubuntu.img"); !errors.Is(err, category.Source) {
-		t.Errorf("Resolve with an unreachable catalog = %v, want category.Source", err)
+	if _, err := bad.Resolve(ctx, "ubuntu.img"); !errors.Is(err, category.ErrSource) {
+		t.Errorf("Resolve with an unreachable catalog = %v, want category.ErrSource", err)
 	}
 }

@@ -223,7 +223,7 @@ func (r *Resolver) resolveOras(ctx context.Context, src, name, catalogSHA string
 		return Resolved{}, err
 	}
 	if catalogSHA != "" && catalogSHA != s.Digest() {
-		return Resolved{}, fmt.Errorf("image %q: %w: the catalog says sha256 %s but the registry's layer is sha256:%s: fix the catalog or the tag", name, category.Integrity, catalogSHA, s.Digest())
+		return Resolved{}, fmt.Errorf("image %q: %w: the catalog says sha256 %s but the registry's layer is sha256:%s: fix the catalog or the tag", name, category.ErrIntegrity, catalogSHA, s.Digest())
 	}
 	if name == src && s.Title() != "" {
 		name = s.Title()
@@ -271,8 +271,8 @@ func readSidecar(path string) (string, error) {
 	return sum, nil
 }
 
-// ErrInvalidSidecar: a .sha256 file that holds no digest; category.Usage.
-var ErrInvalidSidecar = category.New(category.Usage, "invalid sha256 sidecar")
+// ErrInvalidSidecar: a .sha256 file that holds no digest; category.ErrUsage.
+var ErrInvalidSidecar = category.New(category.ErrUsage, "invalid sha256 sidecar")
 
 // NormalizeSHA256 trims and lower-cases a sha256 written as hex; ok is false
 // unless the result is 64 hex digits. Catalogs, sidecars, --sha256 and plans

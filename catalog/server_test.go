@@ -285,7 +285,7 @@ func TestServerPendingWhileHashing(t *testing.T) {
 		t.Errorf("pending images = %q, want %q", pending, want)
 	}
 	r := &Resolver{Catalogs: []string{url}}
-	if _, err := r.Resolve(context.Background(), "big.img"); !errors.Is(err, ErrPending) || !errors.Is(err, category.Source) {
+	if _, err := r.Resolve(context.Background(), "big.img"); !errors.Is(err, ErrPending) || !errors.Is(err, category.ErrSource) {
 		t.Errorf("Resolve(big.img) while it is hashed = %v, want ErrPending (a source not available yet)", err)
 	}
 	// Smallest first: mid.img is hashed before big.img, and its progress is

@@ -168,7 +168,7 @@ func TestOras(t *testing.T) {
 	t.Run("missing", func(t *testing.T) {
 		for _, ref := range []string{"images/debian:99", "images/nothing:1"} {
 			_, err := Resolve(ctx, "oras://"+reg.Host+"/"+ref)
-			if !errors.Is(err, ErrNotFound) || !errors.Is(err, category.Source) {
+			if !errors.Is(err, ErrNotFound) || !errors.Is(err, category.ErrSource) {
 				t.Errorf("Resolve(%s) = %v, want ErrNotFound", ref, err)
 			}
 		}
@@ -195,8 +195,8 @@ func TestOras(t *testing.T) {
 		if err != nil || res.SHA256 != sha(img) || res.SHA256From != DigestCatalog || res.Name != "debian" {
 			t.Errorf("Resolve(debian) via an oras catalog = %+v, %v, want the image layer", res, err)
 		}
-		if _, err := r.Resolve(ctx, "wrong"); !errors.Is(err, category.Integrity) {
-			t.Errorf("Resolve(wrong) = %v, want category.Integrity: the catalog's sha256 is not the layer's", err)
+		if _, err := r.Resolve(ctx, "wrong"); !errors.Is(err, category.ErrIntegrity) {
+			t.Errorf("Resolve(wrong) = %v, want category.ErrIntegrity: the catalog's sha256 is not the layer's", err)
 		}
 	})
 }
@@ -274,7 +274,7 @@ func TestOrasDockerCredentials(t *testing.T) {
 
 	r = &Resolver{Registry: Registry{DockerConfig: filepath.Join(dir, "none.json")}}
 	_, err = r.Resolve(context.Background(), src)
-	if !errors.Is(err, category.Source) || !isPermanentErr(err) || !strings.Contains(err.Error(), "docker login") {
+	if !errors.Is(err, category.ErrSource) || !isPermanentErr(err) || !strings.Contains(err.Error(), "docker login") {
 		t.Errorf("Resolve(%s) without credentials = %v, want a permanent access-denied error", src, err)
 	}
 }

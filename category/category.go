@@ -4,7 +4,7 @@
 // disks.RefusedError, a sentinel made with New), and main maps each category
 // to its exit code, one row per category:
 //
-//	Usage 2 · Refused 3 · Integrity 4 · Source 5 · IO 1 (and any error without one) · context.Canceled 130
+//	ErrUsage 2 · ErrRefused 3 · ErrIntegrity 4 · ErrSource 5 · ErrIO 1 (and any error without one) · context.Canceled 130
 //
 // It imports nothing of bty's; flash, catalog, disks and the rest wrap it.
 package category
@@ -12,21 +12,21 @@ package category
 import "errors"
 
 var (
-	// Usage: a bad flag or argument, or input that cannot be used as
+	// ErrUsage: a bad flag or argument, or input that cannot be used as
 	// written (a catalog, a sha256 sidecar, a DISK argument, a plan).
-	Usage = errors.New("usage")
-	// Refused: a safety check refused the target (too small, in use, the
+	ErrUsage = errors.New("usage")
+	// ErrRefused: a safety check refused the target (too small, in use, the
 	// image itself, a disk's verdict, no disk or several with a serial).
-	Refused = errors.New("refused")
-	// Integrity: the bytes are not what they should be (a digest or length
+	ErrRefused = errors.New("refused")
+	// ErrIntegrity: the bytes are not what they should be (a digest or length
 	// mismatch, a corrupt or truncated stream, a tar archive, an image
 	// feature bty cannot write).
-	Integrity = errors.New("integrity check failed")
-	// Source: the image or catalog cannot be reached or read (not found,
+	ErrIntegrity = errors.New("integrity check failed")
+	// ErrSource: the image or catalog cannot be reached or read (not found,
 	// network, registry).
-	Source = errors.New("source unavailable")
-	// IO: reading or writing the target failed.
-	IO = errors.New("i/o failed")
+	ErrSource = errors.New("source unavailable")
+	// ErrIO: reading or writing the target failed.
+	ErrIO = errors.New("i/o failed")
 )
 
 // New returns a sentinel error whose text is msg and that is in category

@@ -77,7 +77,7 @@ func TestResolveTarget(t *testing.T) {
 				return
 			}
 			var re *RefusedError
-			if !errors.Is(err, category.Refused) || !errors.As(err, &re) {
+			if !errors.Is(err, category.ErrRefused) || !errors.As(err, &re) {
 				t.Fatalf("ResolveTarget(%q) error = %v, want a RefusedError", tt.spec, err)
 			}
 			if re.Disk != d.Path {

@@ -237,10 +237,10 @@ func TestXzCorrupt(t *testing.T) {
 				if err == nil {
 					t.Fatalf("sequential: decoded %d bytes (equal %v), want an error", len(got), bytes.Equal(got, data))
 				}
-				if !errors.Is(err, category.Integrity) || !strings.Contains(err.Error(), "byte") {
+				if !errors.Is(err, category.ErrIntegrity) || !strings.Contains(err.Error(), "byte") {
 					t.Errorf("sequential: %v, want an integrity error with an offset", err)
 				}
-				if _, ok, err := decodeXzPar(v.b); ok && !errors.Is(err, category.Integrity) {
+				if _, ok, err := decodeXzPar(v.b); ok && !errors.Is(err, category.ErrIntegrity) {
 					t.Errorf("parallel: %v, want an integrity error", err)
 				}
 			})

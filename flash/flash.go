@@ -210,7 +210,7 @@ func (f *flashRun) probe(in *input, head []byte) (decoder, error) {
 	if f.res.FormatHint != "" && f.res.FormatHint != f.res.Format {
 		f.res.Warnings = append(f.res.Warnings, fmt.Sprintf("%s: the bytes are %s but the name says %s; writing it as %s", f.src.Name(), f.res.Format, f.res.FormatHint, f.res.Format))
 	}
-	dec, err := f.p.open(opened{in: in, ra: sourceReaderAt{ctx: f.ctx, src: f.src}, size: f.rr.size, info: f.info})
+	dec, err := f.p.open(opened{in: in, ra: sourceReaderAt{ctx: f.ctx, src: f.src}, size: f.rr.size})
 	if err != nil {
 		return nil, f.classify(err, f.p.format)
 	}
@@ -364,7 +364,7 @@ func (f *flashRun) classify(err error, fm format.Format) error {
 		return ferr
 	}
 	var ioe *IOError
-	if errors.Is(err, category.Integrity) || errors.Is(err, category.Refused) || errors.Is(err, ErrUnsupported) || errors.As(err, &ioe) {
+	if errors.Is(err, category.ErrIntegrity) || errors.Is(err, category.ErrRefused) || errors.Is(err, ErrUnsupported) || errors.As(err, &ioe) {
 		return err
 	}
 	if fm == "" {

@@ -67,5 +67,5 @@ func (i Info) sizeText() string {
 }
 
 func errEmpty(src Source) error {
-	return fmt.Errorf("%w: %s is empty", category.Integrity, src.Name())
+	return fmt.Errorf("%w: %s is empty", category.ErrIntegrity, src.Name())
 }

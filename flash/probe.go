@@ -29,7 +29,6 @@ type opened struct {
 	in   *input      // from its start to its end, once, hashed on the way
 	ra   io.ReaderAt // at random offsets (the xz index, qcow2's tables), not hashed
 	size int64       // the source size, -1 when unknown
-	info Info        // what the prober read of the container
 }
 
 // decoder turns the bytes of a source into the image.

@@ -214,7 +214,7 @@ func (c *checker) compare(wait bool) {
 		case err != nil:
 			c.err = err
 		case !ok || c.pending[0] != want:
-			c.err = fmt.Errorf("%w: %s changed while it was being read (the block at byte %d differs between two reads); flash it again when nothing writes to it", category.Integrity, c.name, c.block)
+			c.err = fmt.Errorf("%w: %s changed while it was being read (the block at byte %d differs between two reads); flash it again when nothing writes to it", category.ErrIntegrity, c.name, c.block)
 		}
 		c.pending = c.pending[1:]
 		c.block += blockSize
@@ -246,7 +246,7 @@ func (c *checker) finish(n int64) (string, error) {
 		return "", err
 	}
 	if size != n {
-		return "", fmt.Errorf("%w: %s changed while it was being read (%d bytes, then %d); flash it again when nothing writes to it", category.Integrity, c.name, size, n)
+		return "", fmt.Errorf("%w: %s changed while it was being read (%d bytes, then %d); flash it again when nothing writes to it", category.ErrIntegrity, c.name, size, n)
 	}
 	return digest, nil
 }

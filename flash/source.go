@@ -205,7 +205,7 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 		// is truncated (an integrity failure), not unavailable.
 		failures++
 		if failures >= r.retry.attempts() || isPermanent(err) {
-			if !errors.Is(err, category.Integrity) {
+			if !errors.Is(err, category.ErrIntegrity) {
 				err = &IOError{Side: SideSource, Err: err}
 			}
 			return 0, r.end(err)

@@ -47,7 +47,7 @@ func openTarget(path string) (*target, error) {
 	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK:
 		return openDevice(path)
 	case err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return nil, fmt.Errorf("%w: %s is neither a block device nor a regular file", category.Refused, path)
+		return nil, fmt.Errorf("%w: %s is neither a block device nor a regular file", category.ErrRefused, path)
 	case err != nil && !errors.Is(err, unix.ENOENT):
 		return nil, &IOError{Side: SideTarget, Err: &os.PathError{Op: "stat", Path: path, Err: err}}
 	}
@@ -99,7 +99,7 @@ func targetOpenError(path string, err error) error {
 	case errors.Is(err, unix.EBUSY):
 		return fmt.Errorf("%w: %s: unmount its file systems and stop what holds it (LVM, RAID, dm-crypt)", ErrTargetInUse, path)
 	case errors.Is(err, unix.EROFS), errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
-		return fmt.Errorf("%w: %s is not writable (%v): check the write-protect switch, or run as root", category.Refused, path, err)
+		return fmt.Errorf("%w: %s is not writable (%v): check the write-protect switch, or run as root", category.ErrRefused, path, err)
 	}
 	return &IOError{Side: SideTarget, Err: &os.PathError{Op: "open", Path: path, Err: err}}
 }
