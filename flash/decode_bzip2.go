@@ -26,10 +26,8 @@ var bzip2Prober = prober{
 }
 
 // isBzHeader reports whether h starts with a bzip2 stream header: "BZh" and
-// the block size level.
-func isBzHeader(h []byte) bool {
-	return len(h) >= 4 && hasPrefix(h, "BZh") && h[3] >= '1' && h[3] <= '9'
-}
+// the block size level, bzip2's magic.
+func isBzHeader(h []byte) bool { return format.Magic(h) == format.Bzip2 }
 
 // unknownSize is the size of a container that does not record it (bzip2).
 func unknownSize(context.Context, []byte, io.ReaderAt, int64) (int64, bool) { return -1, false }
