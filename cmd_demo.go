@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,58 +78,13 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 	return o.Err
 }
 
-// slowResolver opens the images as slowSources.
+// slowResolver opens the images as demo.Slow sources.
 type slowResolver struct{ ui.Resolver }
 
 func (r slowResolver) Open(ctx context.Context, en catalog.Entry) (catalog.Resolved, error) {
 	img, err := r.Resolver.Open(ctx, en)
 	if err == nil && en.Size > 0 {
-		img.Source = newSlowSource(img.Source, en.Size, 5*time.Second)
+		img.Source = demo.Slow(img.Source, en.Size, 5*time.Second)
 	}
 	return img, err
-}
-
-// slowSource delivers a source's bytes at rate bytes per second, in small
-// reads, so that a demo flash lasts long enough to watch. Opens at an offset
-// (format probes reading an index or a table) are not slowed.
-type slowSource struct {
-	catalog.Source
-	rate  float64
-	chunk int
-}
-
-func newSlowSource(src catalog.Source, size int64, d time.Duration) *slowSource {
-	return &slowSource{Source: src, rate: float64(size) / d.Seconds(), chunk: int(max(16, size/200))}
-}
-
-func (s *slowSource) Open(ctx context.Context, off int64) (io.ReadCloser, int64, error) {
-	rc, n, err := s.Source.Open(ctx, off)
-	if err != nil || off != 0 {
-		return rc, n, err
-	}
-	return &slowReader{ReadCloser: rc, ctx: ctx, s: s, start: time.Now()}, n, nil
-}
-
-type slowReader struct {
-	io.ReadCloser
-	ctx   context.Context
-	s     *slowSource
-	start time.Time
-	n     int64
-}
-
-func (r *slowReader) Read(p []byte) (int, error) {
-	if len(p) > r.s.chunk {
-		p = p[:r.s.chunk]
-	}
-	n, err := r.ReadCloser.Read(p)
-	r.n += int64(n)
-	if wait := time.Duration(float64(r.n)/r.s.rate*float64(time.Second)) - time.Since(r.start); wait > 0 {
-		select {
-		case <-time.After(wait):
-		case <-r.ctx.Done():
-			return n, r.ctx.Err()
-		}
-	}
-	return n, err
 }

@@ -107,11 +107,7 @@ func headless(ctx context.Context, e env, f *flashFlags, res *catalog.Resolver) 
 		if f.sha256 != "" {
 			run.want, run.wantFrom = f.sha256, catalog.DigestFlag
 		}
-		imagePath := ""
-		if fs, ok := img.Source.(catalog.FileSource); ok {
-			imagePath = fs.Path
-		}
-		target, err := headlessTarget(e, f.disk, imagePath)
+		target, err := headlessTarget(e, f.disk, img.Path)
 		if err != nil {
 			return err
 		}

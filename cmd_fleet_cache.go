@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"bty/catalog"
+	"bty/category"
 	"bty/wire"
 )
 
@@ -143,9 +143,9 @@ func (c *fleetCLI) awaitFill(ctx context.Context, want wire.CacheEntry) error {
 				fmt.Fprintf(c.e.stderr, "bty: %s: cached (sha256 %s, %s)\n", want.Name, short(e.SHA256), gib(e.SizeBytes))
 				return nil
 			case e.State == "failed":
-				cat := catalog.ErrUnavailable
-				if strings.Contains(e.Error, catalog.ErrIntegrity.Error()) {
-					cat = catalog.ErrIntegrity
+				cat := category.ErrSource
+				if strings.Contains(e.Error, category.ErrIntegrity.Error()) {
+					cat = category.ErrIntegrity
 				}
 				return fmt.Errorf("%s: the fill failed: %s (%w)", want.Name, e.Error, cat)
 			}

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"bty/catalog"
-	"bty/disks"
-	"bty/flash"
-	"bty/netboot"
+	"bty/category"
 )
 
 // Exit codes, as docs/architecture.md defines them.
@@ -22,31 +19,19 @@ const (
 	exitCancelled = 130 // SIGINT/SIGTERM
 )
 
-// exitTable maps error categories to exit codes; the first match wins, so the
-// more specific categories come first.
+// exitTable maps error categories to exit codes, one row per category. An
+// error is in at most one category; where an error joins two (a source error
+// that says the registry's bytes are corrupt), the first row wins.
 var exitTable = []struct {
 	err  error
 	code int
 }{
 	{context.Canceled, exitCancelled},
-	{errUsage, exitUsage},
-	{errFallback, exitSource},
-	{flash.ErrIntegrity, exitIntegrity},
-	{flash.ErrRefused, exitRefused},
-	{disks.ErrRefused, exitRefused},
-	{disks.ErrNotFound, exitRefused}, // docs/architecture.md: "serial not found" is a refusal
-	{disks.ErrAmbiguous, exitRefused},
-	{disks.ErrBadSpec, exitUsage},
-	{flash.ErrUnsupported, exitIntegrity},
-	{catalog.ErrInvalidSidecar, exitUsage},
-	{catalog.ErrInvalid, exitUsage},
-	{catalog.ErrIndex, exitUsage},
-	{catalog.ErrNotImage, exitUsage},
-	{catalog.ErrIntegrity, exitIntegrity},
-	{catalog.ErrNotFound, exitSource},
-	{catalog.ErrUnavailable, exitSource},
-	{netboot.ErrPrivilege, exitUsage}, // the command line or the machine must change
-	{netboot.ErrConfig, exitUsage},
+	{category.ErrUsage, exitUsage},
+	{category.ErrIntegrity, exitIntegrity},
+	{category.ErrRefused, exitRefused},
+	{category.ErrSource, exitSource},
+	{category.ErrIO, exitIO},
 }
 
 func exitCode(err error) int {
@@ -61,18 +46,11 @@ func exitCode(err error) int {
 	if code, ok := reflashCode(err); ok {
 		return code
 	}
-	var ioe *flash.IOError
-	if errors.As(err, &ioe) {
-		if ioe.Side == flash.SideSource {
-			return exitSource
-		}
-		return exitIO
-	}
 	return exitIO
 }
 
 // errUsage is a bad flag or argument.
-var errUsage = errors.New("usage")
+var errUsage = category.ErrUsage
 
 // usageErr is a usage error whose message is its own, without the category:
 // "bty: unknown flag --x (see bty --help)".
@@ -81,8 +59,8 @@ type usageErr struct{ error }
 func (u usageErr) Unwrap() []error { return []error{errUsage, u.error} }
 
 // errFallback: server-driven mode could not follow a plan and there is no
-// wizard to fall back to.
-var errFallback = errors.New("no plan to follow")
+// wizard to fall back to; category.ErrSource.
+var errFallback = category.New(category.ErrSource, "no plan to follow")
 
 func usagef(format string, args ...any) error {
 	return usageErr{fmt.Errorf(format, args...)}

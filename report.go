@@ -3,13 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"bty/catalog"
 	"bty/flash"
@@ -29,15 +25,6 @@ type report struct {
 
 func newReport(e env, asJSON bool) *report {
 	return &report{e: e, json: asJSON, tty: isTerminal(e.stderr)}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 // progressLine is the JSON form of flash.Progress.

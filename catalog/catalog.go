@@ -32,9 +32,6 @@ type Entry struct {
 	Pending bool `json:"sha256_pending,omitempty"`
 }
 
-// knownFormats are the values of the format field that bty understands.
-var knownFormats = []string{FormatRaw, FormatGzip, FormatXz, FormatZstd, FormatBzip2, FormatQcow2}
-
 // Parse reads and validates a catalog. source names it in messages. Every
 // problem is reported, in file order, in one *InvalidError (errors.Is
 // ErrInvalid); unknown keys are ignored (Check reports them). The entries of
@@ -230,14 +227,4 @@ func tomlValue(v any) string {
 		return "an array"
 	}
 	return fmt.Sprint(v)
-}
-
-// KnownFormat reports whether f is a value of the format field bty understands.
-func KnownFormat(f string) bool {
-	for _, k := range knownFormats {
-		if f == k {
-			return true
-		}
-	}
-	return false
 }

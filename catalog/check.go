@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"bty/format"
 )
 
 // Check is Parse for bty catalog check: besides the problems that make a
@@ -58,9 +60,10 @@ func Check(source string, data []byte) (*Catalog, []Problem, error) {
 		case !hasSum && !isOras && src != "":
 			warn(e.pos.line, e.id, `no sha256: bty would flash it without checking its digest (add sha256 = "<64 hex digits>")`)
 		}
-		if f, ok := e.raw["format"].(string); ok && !KnownFormat(strings.ToLower(strings.TrimSpace(f))) {
-			hint := strings.Join(knownFormats, ", ")
-			if near := nearest(f, knownFormats); near != "" {
+		if f, ok := e.raw["format"].(string); ok && !knownFormat(f) {
+			values := format.CatalogValues()
+			hint := strings.Join(values, ", ")
+			if near := nearest(f, values); near != "" {
 				hint = fmt.Sprintf("did you mean %q?", near)
 			}
 			warn(e.pos.key("format"), e.id, "format %q is not one bty knows (%s): the image's bytes decide its format", f, hint)
@@ -160,4 +163,12 @@ func editDistance(a, b string) int {
 		}
 	}
 	return d[len(a)][len(b)]
+}
+
+// knownFormat reports whether f is a value of the format field (WIRE: img,
+// img.gz, img.xz, img.zst, img.bz2, qcow2), in any case.
+func knownFormat(f string) bool {
+	v := strings.ToLower(strings.TrimSpace(f))
+	fm := format.Parse(v)
+	return fm != "" && fm.Catalog() == v
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"bty/format"
 )
 
 // TestCheck: each catalog is valid (Parse takes it, as a flash does) and
@@ -88,8 +90,8 @@ func TestNearest(t *testing.T) {
 // without a digest, and Parse reads them back as pending.
 func TestPendingRoundTrip(t *testing.T) {
 	in := []Entry{
-		{Name: "a.img", Src: "http://h/images/a.img", SHA256: sumA, Format: FormatRaw, Size: 3, Ref: mustRef(t, "http://h/images/a.img")},
-		{Name: "big.img", Src: "http://h/images/big.img", Pending: true, Format: FormatRaw, Size: 40 << 30, Ref: mustRef(t, "http://h/images/big.img")},
+		{Name: "a.img", Src: "http://h/images/a.img", SHA256: sumA, Format: format.Raw.Catalog(), Size: 3, Ref: mustRef(t, "http://h/images/a.img")},
+		{Name: "big.img", Src: "http://h/images/big.img", Pending: true, Format: format.Raw.Catalog(), Size: 40 << 30, Ref: mustRef(t, "http://h/images/big.img")},
 	}
 	var b bytes.Buffer
 	if err := Encode(&b, in); err != nil {

@@ -4,22 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"bty/category"
 )
 
+// A source that could not be reached or read (network, registry, missing
+// file) is in category.ErrSource (exit code 5).
 var (
-	// ErrUnavailable: a source could not be reached or read (network, registry,
-	// missing file). Maps to exit code 5.
-	ErrUnavailable = errors.New("source unavailable")
-	// ErrNotFound: the server or file system says the thing does not exist.
-	ErrNotFound = errors.New("not found")
+	// ErrNotFound: the server or file system says the thing does not exist;
+	// category.ErrSource.
+	ErrNotFound = category.New(category.ErrSource, "not found")
 	// ErrChanged: the bytes at a URL changed between two attempts (ETag or
 	// Last-Modified differ), so a resumed download would splice two versions.
 	ErrChanged = errors.New("source changed while downloading")
 )
 
 // ErrNotImage: IMG names something that cannot hold an image (a directory, a
-// URL of a scheme bty does not read). Maps to exit code 2.
-var ErrNotImage = errors.New("not an image")
+// URL of a scheme bty does not read); category.ErrUsage.
+var ErrNotImage = category.New(category.ErrUsage, "not an image")
 
 // ErrPending: the catalog lists the image in [[pending_images]]: its server
 // has not computed its sha256 yet. It is a source not available yet (exit 5).
@@ -33,21 +35,21 @@ type sourceError struct {
 }
 
 func (e *sourceError) Error() string   { return e.err.Error() }
-func (e *sourceError) Unwrap() []error { return []error{e.err, ErrUnavailable} }
+func (e *sourceError) Unwrap() []error { return []error{e.err, category.ErrSource} }
 func (e *sourceError) Permanent() bool { return e.permanent }
 
 var (
 	// ErrInvalid: a catalog that cannot be used as written (bad TOML, wrong
 	// version, a broken entry). Every error carrying it is an *InvalidError.
-	// Maps to exit code 2.
-	ErrInvalid = errors.New("invalid catalog")
-	// ErrIntegrity: bytes that catalog itself checks are not what their digest
-	// says (a catalog or manifest blob from a registry), or two digests of one
-	// image disagree (a catalog's sha256 and the registry's layer digest), so
-	// no download could pass verification. Image bytes are verified by the flash
-	// engine. Maps to exit code 4.
-	ErrIntegrity = errors.New("integrity check failed")
+	// category.ErrUsage.
+	ErrInvalid = category.New(category.ErrUsage, "invalid catalog")
 )
+
+// Bytes that catalog itself checks and that are not what their digest says
+// (a catalog or manifest blob from a registry), or two digests of one image
+// that disagree (a catalog's sha256 and the registry's layer digest), so that
+// no download could pass verification, are in category.ErrIntegrity. Image bytes
+// are verified by the flash engine.
 
 // Problem is one reason a catalog is invalid.
 type Problem struct {
@@ -97,5 +99,5 @@ func (e *InvalidError) Unwrap() error { return ErrInvalid }
 
 // ErrIndex: an oras:// reference names an image index (several platforms)
 // where one image is needed; the message lists the platform digests. Maps to
-// exit code 2.
-var ErrIndex = errors.New("an image index (several platforms), not one image")
+// category.ErrUsage.
+var ErrIndex = category.New(category.ErrUsage, "an image index (several platforms), not one image")

@@ -40,7 +40,7 @@ const defaultLoadTimeout = 20 * time.Second
 
 // Load reads and parses the catalog at src: a local path, an http(s):// URL, or
 // an oras:// artifact. Parse errors are *InvalidError (ErrInvalid); a source
-// that cannot be read is ErrUnavailable (ErrNotFound when it does not exist).
+// that cannot be read is category.ErrSource (ErrNotFound when it does not exist).
 func (r *Resolver) Load(ctx context.Context, src string) (*Catalog, error) {
 	data, err := r.fetchCatalog(ctx, src)
 	if err != nil {

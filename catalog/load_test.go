@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"bty/category"
 )
 
 const goodCatalog = `version = 1
@@ -65,14 +67,14 @@ func TestLoad(t *testing.T) {
 		{"http", srv.URL + "/catalog.toml", nil, ""},
 		{"local file", local, nil, ""},
 		{"http 404", srv.URL + "/missing.toml", ErrNotFound, "404"},
-		{"http 500", srv.URL + "/broken.toml", ErrUnavailable, "500"},
-		{"over 4 MiB with length", srv.URL + "/big.toml", ErrUnavailable, "more than 4 MiB"},
-		{"over 4 MiB chunked", srv.URL + "/big-chunked.toml", ErrUnavailable, "larger than 4 MiB"},
+		{"http 500", srv.URL + "/broken.toml", category.ErrSource, "500"},
+		{"over 4 MiB with length", srv.URL + "/big.toml", category.ErrSource, "more than 4 MiB"},
+		{"over 4 MiB chunked", srv.URL + "/big-chunked.toml", category.ErrSource, "larger than 4 MiB"},
 		{"invalid", srv.URL + "/invalid.toml", ErrInvalid, "version 9"},
 		{"missing file", filepath.Join(dir, "nope.toml"), ErrNotFound, "check the path"},
-		{"nothing listening", "http://" + closed + "/catalog.toml", ErrUnavailable, "cannot connect"},
-		{"stalled server", srv.URL + "/stall.toml", ErrUnavailable, "no answer within"},
-		{"unsupported scheme", "ftp://h/c.toml", ErrUnavailable, "not supported"},
+		{"nothing listening", "http://" + closed + "/catalog.toml", category.ErrSource, "cannot connect"},
+		{"stalled server", srv.URL + "/stall.toml", category.ErrSource, "no answer within"},
+		{"unsupported scheme", "ftp://h/c.toml", category.ErrSource, "not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,8 +186,8 @@ src = "https://example.com/ubuntu.img"
 	}
 
 	bad := &Resolver{Catalogs: []string{srv.URL + "/c.toml", "http://" + closedPort(t) + "/c.toml"}}
-	if _, err := bad.Resolve(ctx, "ubuntu.img"); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Resolve with an unreachable catalog = %v, want ErrUnavailable", err)
+	if _, err := bad.Resolve(ctx, "ubuntu.img"); !errors.Is(err, category.ErrSource) {
+		t.Errorf("Resolve with an unreachable catalog = %v, want category.ErrSource", err)
 	}
 }
 
@@ -229,8 +231,8 @@ func TestLists(t *testing.T) {
 	if l := got[2]; l.Err != nil || len(l.Rows) == 0 || l.Source != good {
 		t.Errorf("the good catalog's list = %+v, want its rows", l)
 	}
-	if l := got[3]; !errors.Is(l.Err, ErrUnavailable) || len(l.Rows) != 0 || l.Source != bad {
-		t.Errorf("the unreachable catalog's list = %+v, want ErrUnavailable and no rows", l)
+	if l := got[3]; !errors.Is(l.Err, category.ErrSource) || len(l.Rows) != 0 || l.Source != bad {
+		t.Errorf("the unreachable catalog's list = %+v, want category.ErrSource and no rows", l)
 	}
 	cancel()
 	if l := <-ch; l.Index != 1 || !errors.Is(l.Err, context.Canceled) {
@@ -241,8 +243,8 @@ func TestLists(t *testing.T) {
 	}
 
 	_, err := (&Resolver{ImageRoot: root, Catalogs: []string{good, bad}}).Images(context.Background())
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), bad) {
-		t.Errorf("Images with an unreachable catalog = %v, want ErrUnavailable naming it", err)
+	if !errors.Is(err, category.ErrSource) || !strings.Contains(err.Error(), bad) {
+		t.Errorf("Images with an unreachable catalog = %v, want category.ErrSource naming it", err)
 	}
 }
 

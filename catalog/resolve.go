@@ -11,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"bty/category"
+	"bty/format"
 )
 
 // Source is what the flash engine reads (flash.Source, declared there).
@@ -28,6 +31,7 @@ type Resolved struct {
 	Format     string       // format hint from the catalog, "" when none
 	Size       int64        // expected size of the source bytes, 0 when unknown
 	Ref        string       // canonical ref of the image, "" for a local path given directly
+	Path       string       // the local file Source reads, "" when it is not one
 }
 
 // DigestSource says where an expected digest came from; the values are the
@@ -274,7 +278,7 @@ func (r *Resolver) resolveOras(ctx context.Context, src, name, catalogSHA string
 		return Resolved{}, err
 	}
 	if catalogSHA != "" && catalogSHA != s.Digest() {
-		return Resolved{}, fmt.Errorf("image %q: %w: the catalog says sha256 %s but the registry's layer is sha256:%s: fix the catalog or the tag", name, ErrIntegrity, catalogSHA, s.Digest())
+		return Resolved{}, fmt.Errorf("image %q: %w: the catalog says sha256 %s but the registry's layer is sha256:%s: fix the catalog or the tag", name, category.ErrIntegrity, catalogSHA, s.Digest())
 	}
 	if name == src && s.Title() != "" {
 		name = s.Title()
@@ -285,7 +289,7 @@ func (r *Resolver) resolveOras(ctx context.Context, src, name, catalogSHA string
 	if catalogSHA != "" {
 		from = DigestCatalog
 	}
-	return Resolved{Name: name, Source: s, SHA256: s.Digest(), SHA256From: from, Format: formatFromName(s.Title()), Size: s.Size(), Ref: hashString(s.Ref())}, nil
+	return Resolved{Name: name, Source: s, SHA256: s.Digest(), SHA256From: from, Format: format.FromName(s.Title()).Catalog(), Size: s.Size(), Ref: hashString(s.Ref())}, nil
 }
 
 // resolveFile resolves a local image file; name is its display name.
@@ -301,7 +305,7 @@ func resolveFile(path, name string) (Resolved, error) {
 	if err != nil {
 		return Resolved{}, err
 	}
-	return Resolved{Name: name, Source: FileSource{Path: path}, SHA256: sum, SHA256From: DigestSidecar.from(sum)}, nil
+	return Resolved{Name: name, Source: NewFileSource(path), Path: path, SHA256: sum, SHA256From: DigestSidecar.from(sum)}, nil
 }
 
 // readSidecar reads a sha256 sidecar: its first token must be 64 hex digits. A
@@ -322,8 +326,8 @@ func readSidecar(path string) (string, error) {
 	return sum, nil
 }
 
-// ErrInvalidSidecar: a .sha256 file that holds no digest. Maps to exit code 2.
-var ErrInvalidSidecar = errors.New("invalid sha256 sidecar")
+// ErrInvalidSidecar: a .sha256 file that holds no digest; category.ErrUsage.
+var ErrInvalidSidecar = category.New(category.ErrUsage, "invalid sha256 sidecar")
 
 // NormalizeSHA256 trims and lower-cases a sha256 written as hex; ok is false
 // unless the result is 64 hex digits. Catalogs, sidecars, --sha256 and plans

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"bty/format"
 )
 
 // DefaultImageRootDir is the image root when $BTY_IMAGE_ROOT is unset; the USB
@@ -54,19 +56,19 @@ func ScanRoot(dir string) ([]Entry, error) {
 // scanFile sniffs one candidate file of the image root.
 func scanFile(dir, name string) (Entry, bool) {
 	path := filepath.Join(dir, name)
-	format, size, err := sniffFile(path)
-	if err != nil || format == "" {
+	f, size, err := sniffFile(path)
+	if err != nil || f == "" {
 		return Entry{}, false
 	}
 	e := Entry{
 		Name:   name,
 		Src:    path,
-		Format: format,
+		Format: f.Catalog(),
 		Size:   size,
 		Ref:    hashString("file://" + path),
 	}
-	if hint := formatFromName(name); hint != "" && hint != format {
-		e.Note = fmt.Sprintf("the name says %s but the bytes are %s", hint, format)
+	if hint := format.FromName(name); hint != "" && hint != f {
+		e.Note = fmt.Sprintf("the name says %s but the bytes are %s", hint, f)
 	}
 	sum, err := readSidecar(path + ".sha256")
 	switch {
@@ -88,7 +90,7 @@ func joinNote(a, b string) string {
 // sniffFile opens path without following a symlink (the directory listing may
 // be stale) and sniffs its format. It returns the format ("" when not an image)
 // and the size.
-func sniffFile(path string) (string, int64, error) {
+func sniffFile(path string) (format.Format, int64, error) {
 	f, err := openNoFollow(path)
 	if err != nil {
 		return "", 0, err
@@ -106,11 +108,11 @@ func sniffFile(path string) (string, int64, error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return "", 0, err
 	}
-	format := sniffFormat(head[:n])
-	if format == "" && n > 0 && formatFromName(path) == FormatRaw {
+	sniffed := sniffFormat(head[:n])
+	if sniffed == "" && n > 0 && format.FromName(path) == format.Raw {
 		// A raw image need not start with a partition table (a file system
 		// image, a blank disk): trust the .img/.raw/.iso suffix.
-		format = FormatRaw
+		sniffed = format.Raw
 	}
-	return format, fi.Size(), nil
+	return sniffed, fi.Size(), nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"bty/format"
 )
 
 func TestSniffFormat(t *testing.T) {
@@ -21,16 +23,16 @@ func TestSniffFormat(t *testing.T) {
 	tests := []struct {
 		name string
 		head []byte
-		want string
+		want format.Format
 	}{
-		{"gzip", []byte{0x1f, 0x8b, 8, 0}, FormatGzip},
-		{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0, 0}, FormatXz},
-		{"zstd", []byte{0x28, 0xb5, 0x2f, 0xfd, 1}, FormatZstd},
-		{"bzip2", []byte("BZh91AY"), FormatBzip2},
-		{"qcow2", []byte{'Q', 'F', 'I', 0xfb, 0, 0, 0, 3}, FormatQcow2},
-		{"mbr", mbr, FormatRaw},
-		{"gpt", gpt, FormatRaw},
-		{"iso", iso, FormatRaw},
+		{"gzip", []byte{0x1f, 0x8b, 8, 0}, format.Gzip},
+		{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0, 0}, format.Xz},
+		{"zstd", []byte{0x28, 0xb5, 0x2f, 0xfd, 1}, format.Zstd},
+		{"bzip2", []byte("BZh91AY"), format.Bzip2},
+		{"qcow2", []byte{'Q', 'F', 'I', 0xfb, 0, 0, 0, 3}, format.Qcow2},
+		{"mbr", mbr, format.Raw},
+		{"gpt", gpt, format.Raw},
+		{"iso", iso, format.Raw},
 		{"text", []byte("hello world\n"), ""},
 		{"empty", nil, ""},
 		{"xz magic cut short", []byte{0xfd, '7', 'z'}, ""},
@@ -48,7 +50,7 @@ func FuzzSniffFormat(f *testing.F) {
 	f.Add([]byte{0x1f, 0x8b})
 	f.Add([]byte("QFI\xfb"))
 	f.Fuzz(func(t *testing.T, head []byte) {
-		if got := sniffFormat(head); got != "" && !KnownFormat(got) {
+		if got := sniffFormat(head); got != "" && format.Parse(string(got)) != got {
 			t.Errorf("sniffFormat() = %q, not a known format", got)
 		}
 	})
@@ -93,11 +95,11 @@ func TestScanRoot(t *testing.T) {
 	p := func(n string) string { return filepath.Join(dir, n) }
 	ref := func(n string) string { return hashString("file://" + p(n)) }
 	want := []Entry{
-		{Name: "bad.img.gz", Src: p("bad.img.gz"), Format: FormatGzip, Size: 6, Ref: ref("bad.img.gz"), From: dir, Note: "bad.img.gz.sha256 holds no sha256: fix or remove it"},
-		{Name: "blank.raw", Src: p("blank.raw"), Format: FormatRaw, Size: 1024, Ref: ref("blank.raw"), From: dir},
-		{Name: "debian.img.xz", Src: p("debian.img.xz"), SHA256: sumA, Format: FormatXz, Size: 106, Ref: ref("debian.img.xz"), From: dir},
-		{Name: "disk.img", Src: p("disk.img"), Format: FormatRaw, Size: 4096, Ref: ref("disk.img"), From: dir},
-		{Name: "liar.img.gz", Src: p("liar.img.gz"), Format: FormatXz, Size: 106, Ref: ref("liar.img.gz"), From: dir, Note: "the name says img.gz but the bytes are img.xz"},
+		{Name: "bad.img.gz", Src: p("bad.img.gz"), Format: format.Gzip.Catalog(), Size: 6, Ref: ref("bad.img.gz"), From: dir, Note: "bad.img.gz.sha256 holds no sha256: fix or remove it"},
+		{Name: "blank.raw", Src: p("blank.raw"), Format: format.Raw.Catalog(), Size: 1024, Ref: ref("blank.raw"), From: dir},
+		{Name: "debian.img.xz", Src: p("debian.img.xz"), SHA256: sumA, Format: format.Xz.Catalog(), Size: 106, Ref: ref("debian.img.xz"), From: dir},
+		{Name: "disk.img", Src: p("disk.img"), Format: format.Raw.Catalog(), Size: 4096, Ref: ref("disk.img"), From: dir},
+		{Name: "liar.img.gz", Src: p("liar.img.gz"), Format: format.Xz.Catalog(), Size: 106, Ref: ref("liar.img.gz"), From: dir, Note: "the name says gzip but the bytes are xz"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ScanRoot() differs (-want +got):\n%s", diff)

@@ -25,6 +25,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pelletier/go-toml/v2"
+
+	"bty/category"
+	"bty/format"
 )
 
 // serveDir makes an image directory with a raw image of size bytes (random,
@@ -99,7 +102,7 @@ func TestServerCatalog(t *testing.T) {
 	}
 	src := srv.URL + "/images/disk.img"
 	want := []Entry{
-		{Name: "disk.img", Src: src, SHA256: sha(img), Format: FormatRaw, Size: int64(len(img)), Ref: mustRef(t, src), From: srv.URL + "/catalog.toml", Line: 3},
+		{Name: "disk.img", Src: src, SHA256: sha(img), Format: format.Raw.Catalog(), Size: int64(len(img)), Ref: mustRef(t, src), From: srv.URL + "/catalog.toml", Line: 3},
 		{Name: "debian.img.xz", Src: "https://example.com/debian.img.xz", SHA256: sumA, Format: "img.xz", Size: 123, Ref: mustRef(t, "https://example.com/debian.img.xz"), From: srv.URL + "/catalog.toml", Line: 11},
 	}
 	if diff := cmp.Diff(want, c.Images); diff != "" {
@@ -282,7 +285,7 @@ func TestServerPendingWhileHashing(t *testing.T) {
 		t.Errorf("pending images = %q, want %q", pending, want)
 	}
 	r := &Resolver{Catalogs: []string{url}}
-	if _, err := r.Resolve(context.Background(), "big.img"); !errors.Is(err, ErrPending) || !errors.Is(err, ErrUnavailable) {
+	if _, err := r.Resolve(context.Background(), "big.img"); !errors.Is(err, ErrPending) || !errors.Is(err, category.ErrSource) {
 		t.Errorf("Resolve(big.img) while it is hashed = %v, want ErrPending (a source not available yet)", err)
 	}
 	// Smallest first: mid.img is hashed before big.img, and its progress is

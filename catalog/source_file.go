@@ -9,16 +9,37 @@ import (
 	"os"
 )
 
-// FileSource is an image in a local file (or a device node read as a file).
-type FileSource struct{ Path string }
+// FileSource is an image in a local file (or a device node read as a file),
+// made by NewFileSource. Besides flash.Source it is a flash.Rereadable, its
+// readers of a regular file are flash.HoleSkippers, and its errors are
+// flash.PermanentErrors where retrying cannot help (flash_test.go checks
+// all three).
+type FileSource struct {
+	path   string
+	sparse bool // a regular file with holes, when it was made
+}
 
-func (s FileSource) Name() string { return s.Path }
+// NewFileSource makes the source of the file at path. Whether the file has
+// holes is decided here, once (see Rereadable); a file that cannot be opened
+// yet has none, and Open reports why.
+func NewFileSource(path string) FileSource {
+	s := FileSource{path: path}
+	if f, err := os.Open(path); err == nil {
+		fi, err := f.Stat()
+		s.sparse = err == nil && fi.Mode().IsRegular() && hasHole(f, fi.Size())
+		f.Close()
+	}
+	return s
+}
+
+// Name is the file's path.
+func (s FileSource) Name() string { return s.path }
 
 // Open opens the file at off; the size is the file's length at that moment.
 func (s FileSource) Open(_ context.Context, off int64) (io.ReadCloser, int64, error) {
-	f, err := os.Open(s.Path)
+	f, err := os.Open(s.path)
 	if err != nil {
-		return nil, -1, &sourceError{err: fileErr(s.Path, err), permanent: true}
+		return nil, -1, &sourceError{err: fileErr(s.path, err), permanent: true}
 	}
 	fi, err := f.Stat()
 	if err != nil {
@@ -51,13 +72,5 @@ func fileErr(path string, err error) error {
 // (see flash.Rereadable): a regular file with holes, a sparse raw image, whose
 // holes the scout hashes ahead. A file without holes, as any compressed or
 // qcow2 image is, gains nothing from a second read and costs a copy of every
-// byte more, so it is read and hashed once.
-func (s FileSource) Rereadable() bool {
-	f, err := os.Open(s.Path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	return err == nil && fi.Mode().IsRegular() && hasHole(f, fi.Size())
-}
+// byte more, so it is read and hashed once. It was decided by NewFileSource.
+func (s FileSource) Rereadable() bool { return s.sparse }

@@ -28,7 +28,7 @@ func TestFileSourceSparse(t *testing.T) {
 	}
 	f.Truncate(int64(len(want)))
 	f.Close()
-	src := FileSource{Path: path}
+	src := NewFileSource(path)
 	for _, off := range []int64{0, 4096, 1 << 20, 3<<20 + 5, 8<<20 + 1, int64(len(want))} {
 		rc, size, err := src.Open(context.Background(), off)
 		if err != nil {
@@ -98,9 +98,25 @@ func TestFileSourceRereadable(t *testing.T) {
 	if err := os.Truncate(sparse, 64<<20); err != nil {
 		t.Fatal(err)
 	}
+	sources := map[string]FileSource{}
 	for path, want := range map[string]bool{full: false, sparse: true, filepath.Join(dir, "missing"): false, dir: false} {
-		if got := (FileSource{Path: path}).Rereadable(); got != want {
+		sources[path] = NewFileSource(path)
+		if got := sources[path].Rereadable(); got != want {
 			t.Errorf("Rereadable(%s) = %v, want %v", filepath.Base(path), got, want)
 		}
+	}
+	// It was decided when the source was made: Rereadable does not look at
+	// the file again.
+	if err := os.Remove(sparse); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(full, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !sources[sparse].Rereadable() || sources[full].Rereadable() {
+		t.Errorf("after the files changed, Rereadable = %v for the sparse file (removed), %v for the full one (now sparse), want what NewFileSource found: true, false", sources[sparse].Rereadable(), sources[full].Rereadable())
 	}
 }

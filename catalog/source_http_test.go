@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"bty/category"
 )
 
 // TestHTTPSourceRefused: a refused connection before the server ever answered
@@ -23,7 +25,7 @@ func TestHTTPSourceRefused(t *testing.T) {
 
 	hs := &HTTPSource{URL: url}
 	_, _, err = hs.Open(context.Background(), 0)
-	if err == nil || !isPermanentErr(err) || !errors.Is(err, ErrUnavailable) || strings.Count(err.Error(), url) != 1 || !strings.Contains(err.Error(), "check the network and the URL") {
+	if err == nil || !isPermanentErr(err) || !errors.Is(err, category.ErrSource) || strings.Count(err.Error(), url) != 1 || !strings.Contains(err.Error(), "check the network and the URL") {
 		t.Errorf("Open(refused, never answered) = %v (permanent %v), want a permanent source error naming %s once and what to check", err, isPermanentErr(err), url)
 	}
 

@@ -18,6 +18,8 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"bty/category"
 )
 
 // Registry says how bty talks to OCI registries for oras:// sources.
@@ -115,7 +117,7 @@ func (s *OrasSource) lengthErr(ctx context.Context) error {
 	if err != nil || d.Size == s.layer.Size {
 		return nil
 	}
-	return &sourceError{err: fmt.Errorf("%s: layer %s is %d bytes in the registry but %d in its manifest: %w: the registry holds other bytes than it names", s.ref, s.layer.Digest, d.Size, s.layer.Size, ErrIntegrity), permanent: true}
+	return &sourceError{err: fmt.Errorf("%s: layer %s is %d bytes in the registry but %d in its manifest: %w: the registry holds other bytes than it names", s.ref, s.layer.Digest, d.Size, s.layer.Size, category.ErrIntegrity), permanent: true}
 }
 
 func (s *OrasSource) err(op string, err error) error {
@@ -130,7 +132,7 @@ func registryErr(subject string, err error) error {
 	case errors.Is(err, context.Canceled):
 		return err
 	case errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData):
-		return &sourceError{err: fmt.Errorf("%s: %w (%w): the registry delivered other bytes than its digest names", subject, ErrIntegrity, err), permanent: true}
+		return &sourceError{err: fmt.Errorf("%s: %w (%w): the registry delivered other bytes than its digest names", subject, category.ErrIntegrity, err), permanent: true}
 	case errors.Is(err, errdef.ErrNotFound):
 		return &sourceError{err: fmt.Errorf("%s: %w: check the repository and tag", subject, ErrNotFound), permanent: true}
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusNotFound:

@@ -19,6 +19,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"bty/catalog/catalogtest"
+	"bty/category"
+	"bty/format"
 )
 
 func desc(mediaType, title string, size int64) ocispec.Descriptor {
@@ -105,7 +107,7 @@ func TestOras(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Resolve(%s) = %v", src, err)
 	}
-	if res.SHA256 != sha(img) || res.SHA256From != DigestRegistry || res.Size != int64(len(img)) || res.Name != "debian-13.img.gz" || res.Format != FormatGzip || res.Source.Name() != "debian-13.img.gz" {
+	if res.SHA256 != sha(img) || res.SHA256From != DigestRegistry || res.Size != int64(len(img)) || res.Name != "debian-13.img.gz" || res.Format != format.Gzip.Catalog() || res.Source.Name() != "debian-13.img.gz" {
 		t.Errorf("Resolve(%s) = %+v, want the image layer (sha256 %s, %d bytes, debian-13.img.gz)", src, res, sha(img), len(img))
 	}
 	for _, off := range []int64{0, 1, 1 << 20, int64(len(img)) - 1, int64(len(img))} {
@@ -166,7 +168,7 @@ func TestOras(t *testing.T) {
 	t.Run("missing", func(t *testing.T) {
 		for _, ref := range []string{"images/debian:99", "images/nothing:1"} {
 			_, err := Resolve(ctx, "oras://"+reg.Host+"/"+ref)
-			if !errors.Is(err, ErrNotFound) || !errors.Is(err, ErrUnavailable) {
+			if !errors.Is(err, ErrNotFound) || !errors.Is(err, category.ErrSource) {
 				t.Errorf("Resolve(%s) = %v, want ErrNotFound", ref, err)
 			}
 		}
@@ -193,8 +195,8 @@ func TestOras(t *testing.T) {
 		if err != nil || res.SHA256 != sha(img) || res.SHA256From != DigestCatalog || res.Name != "debian" {
 			t.Errorf("Resolve(debian) via an oras catalog = %+v, %v, want the image layer", res, err)
 		}
-		if _, err := r.Resolve(ctx, "wrong"); !errors.Is(err, ErrIntegrity) {
-			t.Errorf("Resolve(wrong) = %v, want ErrIntegrity: the catalog's sha256 is not the layer's", err)
+		if _, err := r.Resolve(ctx, "wrong"); !errors.Is(err, category.ErrIntegrity) {
+			t.Errorf("Resolve(wrong) = %v, want category.ErrIntegrity: the catalog's sha256 is not the layer's", err)
 		}
 	})
 }
@@ -272,7 +274,7 @@ func TestOrasDockerCredentials(t *testing.T) {
 
 	r = &Resolver{Registry: Registry{DockerConfig: filepath.Join(dir, "none.json")}}
 	_, err = r.Resolve(context.Background(), src)
-	if !errors.Is(err, ErrUnavailable) || !isPermanentErr(err) || !strings.Contains(err.Error(), "docker login") {
+	if !errors.Is(err, category.ErrSource) || !isPermanentErr(err) || !strings.Contains(err.Error(), "docker login") {
 		t.Errorf("Resolve(%s) without credentials = %v, want a permanent access-denied error", src, err)
 	}
 }

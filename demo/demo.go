@@ -11,16 +11,16 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
-	"unicode/utf16"
 
 	"github.com/dsnet/compress/bzip2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sync/errgroup"
+
+	"bty/gpt"
 )
 
 // DiskSize is the size of the demo disk image.
@@ -31,8 +31,6 @@ const (
 	sectors   = DiskSize / sector
 	partFirst = 2048 // LBA of the partition: 1 MiB, as partitioning tools align
 	partLast  = sectors - 34
-	entries   = 128
-	entrySize = 128
 	textSize  = 128 << 10 // bytes of text in each of three stretches
 )
 
@@ -41,49 +39,15 @@ const (
 // GPT at the end.
 func Disk() []byte {
 	d := make([]byte, DiskSize)
-
-	// Protective MBR: one partition of type 0xEE covering the disk.
-	mbr := d[446:462]
-	mbr[1], mbr[2], mbr[3] = 0x00, 0x02, 0x00
-	mbr[4] = 0xEE
-	mbr[5], mbr[6], mbr[7] = 0xFF, 0xFF, 0xFF
-	binary.LittleEndian.PutUint32(mbr[8:], 1)
-	binary.LittleEndian.PutUint32(mbr[12:], sectors-1)
-	d[510], d[511] = 0x55, 0xAA
-
-	// The partition entry array, primary copy at LBA 2.
-	arr := make([]byte, entries*entrySize)
-	e := arr[:entrySize]
-	copy(e[0:], guid("0FC63DAF-8483-4772-8E79-3D69D8477DE4")) // Linux filesystem data
-	copy(e[16:], guid("B7D1E5A0-0D3C-4C55-9A3E-62C0BDE30001"))
-	binary.LittleEndian.PutUint64(e[32:], partFirst)
-	binary.LittleEndian.PutUint64(e[40:], partLast)
-	for i, c := range utf16.Encode([]rune("bty-demo")) {
-		binary.LittleEndian.PutUint16(e[56+2*i:], c)
-	}
-	copy(d[2*sector:], arr)
-	copy(d[(sectors-33)*sector:], arr)
-	arrCRC := crc32.ChecksumIEEE(arr)
-
-	header := func(current, backup, table uint64) []byte {
-		h := make([]byte, 92)
-		copy(h, "EFI PART")
-		binary.LittleEndian.PutUint32(h[8:], 0x00010000)
-		binary.LittleEndian.PutUint32(h[12:], 92)
-		binary.LittleEndian.PutUint64(h[24:], current)
-		binary.LittleEndian.PutUint64(h[32:], backup)
-		binary.LittleEndian.PutUint64(h[40:], 34)
-		binary.LittleEndian.PutUint64(h[48:], partLast)
-		copy(h[56:], guid("B7D1E5A0-0D3C-4C55-9A3E-62C0BDE30000"))
-		binary.LittleEndian.PutUint64(h[72:], table)
-		binary.LittleEndian.PutUint32(h[80:], entries)
-		binary.LittleEndian.PutUint32(h[84:], entrySize)
-		binary.LittleEndian.PutUint32(h[88:], arrCRC)
-		binary.LittleEndian.PutUint32(h[16:], crc32.ChecksumIEEE(h))
-		return h
-	}
-	copy(d[1*sector:], header(1, sectors-1, 2))
-	copy(d[(sectors-1)*sector:], header(sectors-1, 1, sectors-33))
+	head, tail := gpt.Layout(sector, sectors, gpt.MustParseGUID("B7D1E5A0-0D3C-4C55-9A3E-62C0BDE30000"), []gpt.Partition{{
+		Type:  gpt.MustParseGUID("0FC63DAF-8483-4772-8E79-3D69D8477DE4"), // Linux filesystem data
+		ID:    gpt.MustParseGUID("B7D1E5A0-0D3C-4C55-9A3E-62C0BDE30001"),
+		First: partFirst,
+		Last:  partLast,
+		Name:  "bty-demo",
+	}})
+	copy(d, head)
+	copy(d[DiskSize-len(tail):], tail)
 
 	// Text in every other MiB of the partition, so the image has data to
 	// write, zero stretches to skip, and something to look at:
@@ -97,24 +61,6 @@ func Disk() []byte {
 		copy(d[partFirst*sector+i*(2<<20):], t.Bytes()[i*textSize:(i+1)*textSize])
 	}
 	return d
-}
-
-// guid encodes a GUID as GPT stores it: the first three fields little-endian.
-func guid(s string) []byte {
-	var hexs []byte
-	for i := 0; i < len(s); i++ {
-		if s[i] != '-' {
-			hexs = append(hexs, s[i])
-		}
-	}
-	b := make([]byte, 16)
-	if _, err := hex.Decode(b, hexs); err != nil {
-		panic("demo: bad GUID " + s)
-	}
-	b[0], b[1], b[2], b[3] = b[3], b[2], b[1], b[0]
-	b[4], b[5] = b[5], b[4]
-	b[6], b[7] = b[7], b[6]
-	return b
 }
 
 // Image is one file of the demo image set.

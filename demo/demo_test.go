@@ -33,7 +33,7 @@ func TestImagesFlash(t *testing.T) {
 				t.Fatal(err)
 			}
 			target := filepath.Join(dir, "target.img")
-			if _, err := flash.Flash(context.Background(), catalog.FileSource{Path: src}, target, flash.Options{}); err != nil {
+			if _, err := flash.Flash(context.Background(), catalog.NewFileSource(src), target, flash.Options{}); err != nil {
 				t.Fatalf("Flash(%s) = %v", img.Name, err)
 			}
 			got, err := os.ReadFile(target)

@@ -33,7 +33,7 @@
 // and typing its name costs little). Only removable disks are OK outright.
 //
 // Headless mode (--yes, server-driven mode) never prompts: ResolveTarget refuses
-// a Refused disk with an error wrapping ErrRefused and allows Confirm, because every
+// a Refused disk with an error wrapping category.ErrRefused and allows Confirm, because every
 // DISK form Resolve accepts names one disk exactly. The writer's O_EXCL open stays
 // the kernel's last word on "in use".
 package disks

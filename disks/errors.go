@@ -1,25 +1,24 @@
 package disks
 
 import (
-	"errors"
 	"fmt"
 	"strings"
+
+	"bty/category"
 )
 
 var (
 	// ErrNotFound: no disk matches the DISK argument (no such device, not a
-	// whole disk bty lists, or no disk has that serial). Exit code 3.
-	ErrNotFound = errors.New("disk not found")
-	// ErrAmbiguous: serial:S matches more than one disk. Exit code 3.
-	ErrAmbiguous = errors.New("disk ambiguous")
+	// whole disk bty lists, or no disk has that serial); category.ErrRefused.
+	ErrNotFound = category.New(category.ErrRefused, "disk not found")
+	// ErrAmbiguous: serial:S matches more than one disk; category.ErrRefused.
+	ErrAmbiguous = category.New(category.ErrRefused, "disk ambiguous")
 	// ErrBadSpec: the DISK argument is not one of the accepted forms, or names a
-	// partition instead of a whole disk. Exit code 2.
-	ErrBadSpec = errors.New("bad disk argument")
-	// ErrRefused: the disk's verdict is Refused. Exit code 3.
-	ErrRefused = errors.New("refused")
+	// partition instead of a whole disk; category.ErrUsage.
+	ErrBadSpec = category.New(category.ErrUsage, "bad disk argument")
 )
 
-// RefusedError is a target refused by its verdict; it wraps ErrRefused.
+// RefusedError is a target refused by its verdict; it is in category.ErrRefused.
 type RefusedError struct {
 	Disk    string   // device path, e.g. /dev/sda
 	Reasons []string // the verdict's reasons
@@ -29,4 +28,4 @@ func (e *RefusedError) Error() string {
 	return fmt.Sprintf("%s: refused: %s", e.Disk, strings.Join(e.Reasons, "; "))
 }
 
-func (e *RefusedError) Unwrap() error { return ErrRefused }
+func (e *RefusedError) Unwrap() error { return category.ErrRefused }

@@ -89,7 +89,7 @@ func Find(r Roots, ds []Disk, spec string) (Disk, error) {
 }
 
 // ResolveTarget is Resolve plus the headless rule: a Refused disk is an error
-// (*RefusedError, wrapping ErrRefused) and a disk that needs confirmation is
+// (*RefusedError, wrapping category.ErrRefused) and a disk that needs confirmation is
 // allowed, because every form Resolve accepts names one disk exactly. The caller
 // asks for --yes before it calls this without a human to confirm.
 func ResolveTarget(r Roots, spec string, c Check) (Disk, Verdict, error) {

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"bty/category"
 )
 
 func TestResolve(t *testing.T) {
@@ -75,7 +77,7 @@ func TestResolveTarget(t *testing.T) {
 				return
 			}
 			var re *RefusedError
-			if !errors.Is(err, ErrRefused) || !errors.As(err, &re) {
+			if !errors.Is(err, category.ErrRefused) || !errors.As(err, &re) {
 				t.Fatalf("ResolveTarget(%q) error = %v, want a RefusedError", tt.spec, err)
 			}
 			if re.Disk != d.Path {

@@ -9,7 +9,6 @@ import (
 	"runtime"
 
 	"github.com/dsnet/compress/bzip2"
-	"golang.org/x/sync/errgroup"
 )
 
 // bzip2 blocks are independent, as xz's are, but a bzip2 stream records neither
@@ -24,9 +23,9 @@ import (
 // so a block missed or invented shows as corruption, never as a wrong image.
 
 const (
-	bzBlockMagic = 0x314159265359 // π
-	bzEndMagic   = 0x177245385090 // √π
-	bzMagicMask  = 1<<48 - 1
+	bzBlockMagic uint64 = 0x314159265359 // π
+	bzEndMagic   uint64 = 0x177245385090 // √π
+	bzMagicMask  uint64 = 1<<48 - 1
 
 	// bzMaxWorkers bounds the decoders: each holds some 7 MiB for a level 9
 	// block (the BWT's arrays) besides its buffers.
@@ -307,22 +306,26 @@ func (s *bzScanner) head() ([]byte, error) {
 	return head[:n], nil
 }
 
-// bzJob is one block to decode; start delivers the image offset of its output
-// once the previous block is written, end passes its own end to the next job.
-type bzJob struct {
-	stream     []byte
-	start, end chan int64
+// bzDecoder decodes the blocks of a bzip2 source on several workers.
+type bzDecoder struct{ s *bzScanner }
+
+func newBzDecoder(src opened) bzDecoder {
+	return bzDecoder{newBzScanner(src.in)}
 }
 
-// bzip2Parallel decodes the blocks s finds on several workers into sink.
-func bzip2Parallel(ctx context.Context, s *bzScanner, sink imageSink) error {
+func (d bzDecoder) head() ([]byte, error) { return d.s.head() }
+
+func (d bzDecoder) stream(ctx context.Context, sink blockSink) error {
+	return bzip2Parallel(ctx, d.s, sink)
+}
+
+// bzip2Parallel decodes the blocks s finds on several workers into sink. A
+// worker decodes the first bzOutBuf bytes of its block, waits for its turn,
+// which brings the offset where the previous block ended, delivers, decodes
+// and delivers the rest, and passes its end on.
+func bzip2Parallel(ctx context.Context, s *bzScanner, sink blockSink) error {
 	workers := min(runtime.GOMAXPROCS(0), bzMaxWorkers)
-	g, ctx := errgroup.WithContext(ctx)
-	jobs := make(chan bzJob, workers)
-	g.Go(func() error {
-		defer close(jobs)
-		prev := make(chan int64, 1)
-		prev <- 0
+	read := func(ctx context.Context, send func([]byte) error) error {
 		for {
 			b, err := s.next()
 			if err == io.EOF {
@@ -331,49 +334,40 @@ func bzip2Parallel(ctx context.Context, s *bzScanner, sink imageSink) error {
 			if err != nil {
 				return err
 			}
-			j := bzJob{stream: b, start: prev, end: make(chan int64, 1)}
-			select {
-			case jobs <- j:
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := send(b); err != nil {
+				return err
 			}
-			prev = j.end
 		}
-	})
-	for range workers {
-		g.Go(func() error {
-			d, _ := bzip2.NewReader(bytes.NewReader(nil), nil)
-			out := make([]byte, bzOutBuf)
-			for j := range jobs {
-				if err := d.Reset(bytes.NewReader(j.stream)); err != nil {
-					return err
-				}
-				n, err := fill(d, out)
-				var off int64
-				select {
-				case off = <-j.start:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				for {
-					if n > 0 {
-						if err := sink.Data(off, out[:n]); err != nil {
-							return err
-						}
-						off += int64(n)
-					}
-					if err == io.EOF {
-						break
-					}
-					if err != nil {
+	}
+	return ordered(ctx, workers, read, func() (func([]byte, turn) error, func()) {
+		d, _ := bzip2.NewReader(bytes.NewReader(nil), nil)
+		out := make([]byte, bzOutBuf)
+		return func(stream []byte, t turn) error {
+			if err := d.Reset(bytes.NewReader(stream)); err != nil {
+				return err
+			}
+			n, err := fill(d, out)
+			off, werr := t.wait()
+			if werr != nil {
+				return werr
+			}
+			for {
+				if n > 0 {
+					if err := sink.Data(off, out[:n]); err != nil {
 						return err
 					}
-					n, err = fill(d, out)
+					off += int64(n)
 				}
-				j.end <- off
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				n, err = fill(d, out)
 			}
+			t.pass(off)
 			return nil
-		})
-	}
-	return g.Wait()
+		}, nil
+	})
 }

@@ -6,16 +6,18 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/gzip"
+
+	"bty/format"
 )
 
 // gzip: klauspost's decoder, several times faster than the standard library's and
 // than gzip -dc. Concatenated members (pigz, bgzip) are read as one stream.
 var gzipProber = prober{
-	format:   Gzip,
-	match:    func(h []byte) bool { return hasPrefix(h, "\x1f\x8b") },
-	suffixes: []string{".gz", ".gzip", ".img.gz"},
-	decode:   func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) },
-	size:     gzipSize,
+	format: format.Gzip,
+	size:   gzipSize,
+	open: func(src opened) (decoder, error) {
+		return newReaderDecoder(src, func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) })
+	},
 }
 
 // deflateMaxRatio is DEFLATE's largest expansion, 1032:1 (zlib's technical

@@ -3,6 +3,7 @@ package flash
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 )
@@ -60,8 +62,10 @@ func qcow2TestRaw(size int, seed uint64) []byte {
 	return b
 }
 
-// memSink assembles the guest image and counts how often each byte is delivered.
+// memSink assembles the guest image and counts how often each byte is
+// delivered. Like the writer it is safe for concurrent use.
 type memSink struct {
+	mu       sync.Mutex
 	img      []byte
 	seen     []uint8
 	maxPiece int
@@ -82,6 +86,8 @@ func (s *memSink) mark(off, n int64) error {
 }
 
 func (s *memSink) Data(off int64, p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.maxPiece = max(s.maxPiece, len(p))
 	if err := s.mark(off, int64(len(p))); err != nil {
 		return err
@@ -90,7 +96,34 @@ func (s *memSink) Data(off int64, p []byte) error {
 	return nil
 }
 
-func (s *memSink) Zero(off, n int64) error { return s.mark(off, n) }
+func (s *memSink) Zero(off, n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mark(off, n)
+}
+
+func (s *memSink) ReadFrom(r io.Reader) (int64, error) { return readInto(s, r) }
+
+// readInto is ReadFrom for the test sinks: the image from r, in order, as
+// pieces of up to 1 MiB.
+func readInto(s blockSink, r io.Reader) (int64, error) {
+	buf := make([]byte, blockSize)
+	for off := int64(0); ; {
+		n, err := fill(r, buf)
+		if n > 0 {
+			if err := s.Data(off, buf[:n]); err != nil {
+				return off, err
+			}
+			off += int64(n)
+		}
+		if err == io.EOF {
+			return off, nil
+		}
+		if err != nil {
+			return off, err
+		}
+	}
+}
 
 // check reports the first byte not delivered exactly once.
 func (s *memSink) check() error {
@@ -120,7 +153,7 @@ func flashQcow2(t *testing.T, file []byte, knownSize bool, wrap func(io.Reader) 
 	if wrap != nil {
 		r = wrap(r)
 	}
-	if err := q.stream(r, sink); err != nil {
+	if err := q.stream(context.Background(), r, sink); err != nil {
 		return nil, nil, err
 	}
 	if err := sink.check(); err != nil {
@@ -539,11 +572,14 @@ func TestQcow2Seed(t *testing.T) {
 // boundSink checks that every piece lies inside the image and no byte is
 // delivered twice, without allocating the (possibly huge) image.
 type boundSink struct {
+	mu     sync.Mutex
 	size   int64
 	ranges [][2]int64
 }
 
 func (s *boundSink) add(off, n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if off < 0 || n <= 0 || off > s.size || n > s.size-off {
 		return fmt.Errorf("range [%d,+%d) outside [0,%d)", off, n, s.size)
 	}
@@ -551,8 +587,9 @@ func (s *boundSink) add(off, n int64) error {
 	return nil
 }
 
-func (s *boundSink) Data(off int64, p []byte) error { return s.add(off, int64(len(p))) }
-func (s *boundSink) Zero(off, n int64) error        { return s.add(off, n) }
+func (s *boundSink) Data(off int64, p []byte) error      { return s.add(off, int64(len(p))) }
+func (s *boundSink) Zero(off, n int64) error             { return s.add(off, n) }
+func (s *boundSink) ReadFrom(r io.Reader) (int64, error) { return readInto(s, r) }
 
 func FuzzQcow2(f *testing.F) {
 	f.Add(qcow2Seed(2))
@@ -564,7 +601,7 @@ func FuzzQcow2(f *testing.F) {
 				continue
 			}
 			sink := &boundSink{size: q.VirtualSize}
-			if err := q.stream(bytes.NewReader(file), sink); err != nil {
+			if err := q.stream(context.Background(), bytes.NewReader(file), sink); err != nil {
 				if !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("stream(size %d) = %v, want nil or ErrCorrupt", size, err)
 				}

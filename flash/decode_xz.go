@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"io"
+
+	"bty/format"
 )
 
 const xzMagic = "\xfd7zXZ\x00"
@@ -19,10 +21,13 @@ const xzMagic = "\xfd7zXZ\x00"
 // Images of several blocks (xz -T0, pixz) are decoded a block per core
 // (decode_xz_parallel.go).
 var xzProber = prober{
-	format:   Xz,
-	match:    func(h []byte) bool { return hasPrefix(h, xzMagic) },
-	suffixes: []string{".xz"},
-	decode:   newXzReader, // decode_xz_reader.go
+	format: format.Xz,
+	open: func(src opened) (decoder, error) {
+		if blocks := xzParallelBlocks(src.ra, src.size); blocks != nil {
+			return &xzParallelDecoder{in: src.in, blocks: blocks}, nil // decode_xz_parallel.go
+		}
+		return newReaderDecoder(src, newXzReader) // decode_xz_reader.go
+	},
 	size: func(_ context.Context, _ []byte, ra io.ReaderAt, srcSize int64) (int64, bool) {
 		blocks, ok := xzIndex(ra, srcSize)
 		if !ok {

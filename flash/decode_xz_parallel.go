@@ -1,6 +1,7 @@
 package flash
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -9,11 +10,10 @@ import (
 	"hash/crc32"
 	"io"
 	"runtime"
-	"sync"
+
+	"github.com/ulikunitz/xz"
 
 	"bty/flash/lzma2"
-	"github.com/ulikunitz/xz"
-	"golang.org/x/sync/errgroup"
 )
 
 // xz blocks are independent: xz -T0 and pixz cut an image into blocks of a few
@@ -28,8 +28,8 @@ import (
 // flat.
 const maxParallelBlock = 16 << 20
 
-// xzParallelBlocks returns the blocks of a source worth decoding in parallel,
-// or nil.
+// xzParallelBlocks returns the blocks of a source worth decoding in parallel
+// (on two cores or more, at least two blocks, none too large), or nil.
 func xzParallelBlocks(ra io.ReaderAt, srcSize int64) []xzBlock {
 	if !multiCore() {
 		return nil
@@ -46,26 +46,49 @@ func xzParallelBlocks(ra io.ReaderAt, srcSize int64) []xzBlock {
 	return blocks
 }
 
-// multiCore reports whether blocks are worth decoding on several cores.
-func multiCore() bool { return runtime.GOMAXPROCS(0) >= 2 }
-
 type xzJob struct {
 	b   xzBlock
 	buf []byte
 }
 
+// xzParallelDecoder decodes the blocks of a multi-block xz source on every
+// core.
+type xzParallelDecoder struct {
+	in     *input
+	blocks []xzBlock
+}
+
+// head decodes the start of the first block for the tar check, from the first
+// bytes of the source (64 KiB at most: a tar header compresses to far less).
+// A first block that does not decode that far only shortens the head; the
+// workers report what is wrong with it.
+func (d *xzParallelDecoder) head() ([]byte, error) {
+	first := d.blocks[0]
+	b, _ := d.in.peek(int(min(first.comp+first.padded(), 64<<10)))
+	r, err := newXzReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, sniffLen)
+	n, _ := io.ReadFull(r, head)
+	return head[:n], nil
+}
+
+func (d *xzParallelDecoder) stream(ctx context.Context, sink blockSink) error {
+	return xzParallel(ctx, bufio.NewReaderSize(d.in, 64<<10), d.blocks, sink)
+}
+
 // xzParallel reads the source r sequentially and decodes its blocks on
-// GOMAXPROCS workers into sink.
-func xzParallel(ctx context.Context, r io.Reader, blocks []xzBlock, sink imageSink) error {
+// GOMAXPROCS workers into sink, each block at its offset as it is decoded.
+func xzParallel(ctx context.Context, r io.Reader, blocks []xzBlock, sink blockSink) error {
 	workers := runtime.GOMAXPROCS(0)
-	g, ctx := errgroup.WithContext(ctx)
-	jobs := make(chan xzJob, 1)
+	// The buffers of the compressed blocks: one per worker, one queued, one
+	// being read.
 	free := make(chan []byte, workers+2)
 	for range workers + 2 {
 		free <- nil
 	}
-	g.Go(func() error {
-		defer close(jobs)
+	read := func(ctx context.Context, send func(xzJob) error) error {
 		var pos int64
 		for _, b := range blocks {
 			if _, err := io.CopyN(io.Discard, r, b.comp-pos); err != nil {
@@ -87,32 +110,22 @@ func xzParallel(ctx context.Context, r io.Reader, blocks []xzBlock, sink imageSi
 				return err
 			}
 			pos = b.comp + b.padded()
-			select {
-			case jobs <- xzJob{b, buf}:
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := send(xzJob{b, buf}); err != nil {
+				return err
 			}
 		}
 		return nil
-	})
-	var mu sync.Mutex
-	for range workers {
-		g.Go(func() error {
-			var d xzBlockDecoder
-			for j := range jobs {
-				if err := d.decode(j, func(off int64, p []byte) error {
-					mu.Lock()
-					defer mu.Unlock()
-					return sink.Data(off, p)
-				}); err != nil {
-					return err
-				}
-				free <- j.buf
-			}
-			return nil
-		})
 	}
-	return g.Wait()
+	return ordered(ctx, workers, read, func() (func(xzJob, turn) error, func()) {
+		var d xzBlockDecoder
+		return func(j xzJob, _ turn) error {
+			if err := d.decode(j, sink.Data); err != nil {
+				return err
+			}
+			free <- j.buf
+			return nil
+		}, nil
+	})
 }
 
 // xzBlockDecoder is a worker's decoder, kept from block to block.

@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/ulikunitz/xz"
+
+	"bty/category"
 )
 
 // xzSample is n bytes that compress like a disk image: zeros, text, records,
@@ -235,10 +237,10 @@ func TestXzCorrupt(t *testing.T) {
 				if err == nil {
 					t.Fatalf("sequential: decoded %d bytes (equal %v), want an error", len(got), bytes.Equal(got, data))
 				}
-				if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "byte") {
+				if !errors.Is(err, category.ErrIntegrity) || !strings.Contains(err.Error(), "byte") {
 					t.Errorf("sequential: %v, want an integrity error with an offset", err)
 				}
-				if _, ok, err := decodeXzPar(v.b); ok && !errors.Is(err, ErrIntegrity) {
+				if _, ok, err := decodeXzPar(v.b); ok && !errors.Is(err, category.ErrIntegrity) {
 					t.Errorf("parallel: %v, want an integrity error", err)
 				}
 			})

@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/zstd"
+
+	"bty/format"
 )
 
 const zstdMagic = "\x28\xb5\x2f\xfd"
@@ -14,17 +16,17 @@ const zstdMagic = "\x28\xb5\x2f\xfd"
 // may start with skippable frames (pzstd writes one). The decoded size comes from
 // the first data frame's Frame_Content_Size when the encoder wrote it.
 var zstdProber = prober{
-	format:   Zstd,
-	match:    func(h []byte) bool { return hasPrefix(h, zstdMagic) || isZstdSkippable(h) },
-	suffixes: []string{".zst", ".zstd"},
-	decode: func(r io.Reader) (io.Reader, error) {
-		d, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(1<<31), zstd.WithDecoderMaxMemory(1<<40))
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
+	format: format.Zstd,
+	size:   zstdSize,
+	open: func(src opened) (decoder, error) {
+		return newReaderDecoder(src, func(r io.Reader) (io.Reader, error) {
+			d, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(1<<31), zstd.WithDecoderMaxMemory(1<<40))
+			if err != nil {
+				return nil, err
+			}
+			return d.IOReadCloser(), nil
+		})
 	},
-	size: zstdSize,
 }
 
 func isZstdSkippable(h []byte) bool {

@@ -1,21 +1,38 @@
-// Package flash owns the byte pipeline that puts an image on a target:
+// Package flash owns the byte pipeline that puts an image on a target. Flash
+// runs it in this order (flash.go, one function a step):
 //
-//	Source.Open(off) -> resumeReader (retry with Range, count, sha256, length/digest check)
-//	  -> sniff (magic bytes) -> decoder (raw, gzip, xz, zstd, bzip2, or native qcow2)
-//	  -> aligned 1 MiB blocks from a bounded pool, each known zero or not
-//	  -> writer: O_DIRECT|O_EXCL pwrite at absolute offsets, several in flight;
-//	     zero ranges become fallocate(PUNCH_HOLE) or BLKZEROOUT on a device, holes in a file
+//	open        Source.Open(off) -> resumeReader (retry with Range, count, sha256,
+//	            length/digest check) -> prefetcher (a few MiB ahead) -> input
+//	probe       first bytes -> bty/format names the format -> its prober: the
+//	            decoded size where the container records it, and the decoder
+//	refuse tar  decoder.head: the decoded start, "ustar" at 257 refused
+//	open target O_DIRECT|O_EXCL; the image itself, a device too small: refused
+//	stream      wipe the first and last MiB; decoder.stream -> blockSink (the
+//	            writer): aligned 1 MiB blocks from a bounded pool, zero or not;
+//	            O_DIRECT pwrite at absolute offsets, several in flight; zero
+//	            ranges punched, BLKZEROOUT, or holes; the source read to its end
+//	finish      pieces, backup GPT moved, fdatasync, first MiB, fdatasync,
+//	            BLKRRPART, and with Options.Verify a read-back
 //
-// A Rereadable source (a sparse local file) is hashed by a scout, a second
-// reader that runs ahead of the resumeReader, which then only compares blocks
-// with it.
+// A decoder is what a format's prober returns (probe.go; one decode_*.go file
+// per format): a head for the tar check, and a stream into the block sink. It
+// decides its own parallelism: gzip and zstd decode as one stream; xz blocks,
+// bzip2 blocks and qcow2's compressed clusters are decoded on every core by
+// one ordered worker pool (parallel.go) while the source is read once, in
+// order, and hashed on the way.
+//
+// A source may have optional behaviours that Flash looks for, as io.Copy
+// looks for io.WriterTo (source.go): a Rereadable source (a sparse local
+// file) is hashed by a scout, a second reader that runs ahead of the
+// resumeReader, which then only compares blocks with it; a reader that is a
+// HoleSkipper hands holes over without reading them; a PermanentError is not
+// retried.
 //
 // The order is chosen for crash safety: the first and last MiB of the target are
 // wiped first, the image's first MiB is held back in memory, everything else is
 // written, the source's length and digest are checked, and only then is the first
 // MiB written. A flash that fails, is cancelled or loses power leaves a target with
-// no partition table. Finish: fdatasync, BLKRRPART, the backup GPT moved to the end
-// of a larger disk, and with Options.Verify a read-back of every written range.
+// no partition table.
 //
 // Before the target is opened, the decoded size is read where the container
 // records it (Inspect tells it to callers, on the same probers): exact for
@@ -25,6 +42,7 @@
 // Flash returns a partial Result: what was read, written and zeroed, and what
 // the target holds now.
 //
-// flash imports no other package of this module: sources are anything that
-// satisfies Source.
+// flash imports no other package of this module but the leaf vocabulary
+// (bty/format, bty/gpt, bty/category): sources are anything that satisfies
+// Source, and errors wrap a category of bty/category.
 package flash

@@ -2,39 +2,30 @@ package flash
 
 import (
 	"context"
-	"errors"
 	"fmt"
+
+	"bty/category"
 )
 
-// Categories. Every error Flash returns wraps at most one of them; the caller maps
-// them to exit codes.
+// Specific errors, each in one category (bty/category); the caller maps the
+// categories to exit codes.
 var (
-	// ErrIntegrity: the bytes are not what they should be (digest or length
-	// mismatch, corrupt or truncated stream, a tarball instead of a disk image).
-	ErrIntegrity = errors.New("integrity check failed")
-	// ErrRefused: a safety check refused the target (too small, in use, the
-	// source itself).
-	ErrRefused = errors.New("refused")
-	// ErrUnsupported: the image uses a feature bty cannot write (qcow2 backing
-	// file, external data file, encryption).
-	ErrUnsupported = errors.New("unsupported image")
-)
-
-// Specific errors, each in one category.
-var (
-	ErrDigestMismatch = fmt.Errorf("%w: sha256 mismatch", ErrIntegrity)
-	ErrLengthMismatch = fmt.Errorf("%w: length mismatch", ErrIntegrity)
-	ErrCorrupt        = fmt.Errorf("%w: corrupt or truncated stream", ErrIntegrity)
-	ErrTarball        = fmt.Errorf("%w: the image is a tar archive, not a disk image; extract first and flash the disk image inside", ErrIntegrity)
-	ErrTooLarge       = fmt.Errorf("%w: image is larger than the target", ErrRefused)
-	ErrTargetInUse    = fmt.Errorf("%w: target is in use (mounted, held, or opened exclusively by another program)", ErrRefused)
-	ErrTargetIsSource = fmt.Errorf("%w: target is the image file itself", ErrRefused)
+	ErrDigestMismatch = fmt.Errorf("%w: sha256 mismatch", category.ErrIntegrity)
+	ErrLengthMismatch = fmt.Errorf("%w: length mismatch", category.ErrIntegrity)
+	ErrCorrupt        = fmt.Errorf("%w: corrupt or truncated stream", category.ErrIntegrity)
+	ErrTarball        = fmt.Errorf("%w: the image is a tar archive, not a disk image; extract first and flash the disk image inside", category.ErrIntegrity)
+	// ErrUnsupported: the image uses a feature bty cannot write (qcow2
+	// backing file, external data file, encryption); category.ErrIntegrity.
+	ErrUnsupported    = category.New(category.ErrIntegrity, "unsupported image")
+	ErrTooLarge       = fmt.Errorf("%w: image is larger than the target", category.ErrRefused)
+	ErrTargetInUse    = fmt.Errorf("%w: target is in use (mounted, held, or opened exclusively by another program)", category.ErrRefused)
+	ErrTargetIsSource = fmt.Errorf("%w: target is the image file itself", category.ErrRefused)
 )
 
 // OverrunError: the decoded image went on past the end of the target device,
 // found only while writing because its size could not be known before (a gzip
 // or bzip2 stream, a pipe). The target was written up to its end. It is in the
-// ErrRefused category, and says plainly that the target was written.
+// category.ErrRefused, and says plainly that the target was written.
 type OverrunError struct {
 	Target     string
 	TargetSize int64 // bytes
@@ -45,7 +36,7 @@ func (e *OverrunError) Error() string {
 	return fmt.Sprintf("the target is too small: %s was written up to its end (%d bytes of an image of at least %d)", e.Target, e.TargetSize, e.AtLeast)
 }
 
-func (e *OverrunError) Unwrap() error { return ErrRefused }
+func (e *OverrunError) Unwrap() error { return category.ErrRefused }
 
 // CancelError is a flash cancelled through its context, in plain words:
 // "cancelled (interrupt signal received)", never "context canceled". It is
@@ -73,20 +64,17 @@ const (
 
 // IOError is a failure to read the source or to write the target that is not an
 // integrity or safety problem: a network that stayed down, a disk that returned EIO.
+// It is in category.ErrSource or category.ErrIO, by its side.
 type IOError struct {
 	Side Side
 	Err  error
 }
 
 func (e *IOError) Error() string { return fmt.Sprintf("%s: %v", e.Side, e.Err) }
-func (e *IOError) Unwrap() error { return e.Err }
 
-// permanent is implemented by source errors that retrying cannot fix (not found,
-// access denied, the content changed between attempts). Every other source error
-// is retried with backoff.
-type permanent interface{ Permanent() bool }
-
-func isPermanent(err error) bool {
-	var p permanent
-	return errors.As(err, &p) && p.Permanent()
+func (e *IOError) Unwrap() []error {
+	if e.Side == SideSource {
+		return []error{e.Err, category.ErrSource}
+	}
+	return []error{e.Err, category.ErrIO}
 }

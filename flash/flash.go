@@ -1,14 +1,15 @@
 package flash
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
+
+	"bty/category"
+	"bty/format"
 )
 
 // Options tune a flash. The zero value flashes without digest check, read-back or
@@ -41,13 +42,13 @@ type Options struct {
 // the time taken, the digest of the source when it was read to its end, and
 // what the target holds now.
 type Result struct {
-	Format       Format // from the magic bytes
-	FormatHint   Format // from the name or catalog, "" when none
-	SHA256       string // of the source bytes as delivered; "" if not read to the end
-	SourceBytes  int64  // length of the source bytes (read so far, on failure)
-	ImageSize    int64  // decoded image size; 0 when unknown
-	Written      int64  // bytes written
-	Zeroed       int64  // bytes zeroed without writing data (punched, BLKZEROOUT, holes)
+	Format       format.Format // from the magic bytes
+	FormatHint   format.Format // from the name or catalog, "" when none
+	SHA256       string        // of the source bytes as delivered; "" if not read to the end
+	SourceBytes  int64         // length of the source bytes (read so far, on failure)
+	ImageSize    int64         // decoded image size; 0 when unknown
+	Written      int64         // bytes written
+	Zeroed       int64         // bytes zeroed without writing data (punched, BLKZEROOUT, holes)
 	Duration     time.Duration
 	Verified     bool        // read back and compared
 	GPTRelocated bool        // the backup GPT was moved to the end of the disk
@@ -90,184 +91,225 @@ func (r *Result) TargetNote(path string) string {
 // Flash writes the image from src to the block device or regular file at
 // target, in the crash-safe order described in the package comment. It always
 // returns a Result, partial when err is not nil.
-func Flash(ctx context.Context, src Source, target string, opt Options) (res *Result, err error) {
-	start := time.Now()
-	res = &Result{Target: TargetUntouched}
-	rr := newResumeReader(ctx, src, opt.Size, opt.SHA256, opt.Retry)
-	defer rr.Close()
-	var w atomic.Pointer[writer]
-	var verified atomic.Int64
-	var imageSize atomic.Int64
-	imageSize.Store(-1)
-	rep := newReporter(opt.Progress, opt.ProgressInterval, func() Progress {
-		p := Progress{SourceBytes: rr.count.Load(), SourceTotal: rr.total.Load(), ImageSize: imageSize.Load(), Verified: verified.Load()}
-		if w := w.Load(); w != nil {
+func Flash(ctx context.Context, src Source, target string, opt Options) (*Result, error) {
+	f := newRun(ctx, src, opt)
+	defer f.close()
+	err := f.flash(target)
+	return f.res, f.failed(ctx, err)
+}
+
+// flash runs the pipeline in its order: open the source, probe its format and
+// open the decoder, refuse a tar archive, open the target, stream the image
+// onto it, finish. Everything before the target is opened leaves the target as
+// it was when it fails.
+func (f *flashRun) flash(target string) error {
+	in, head, err := f.open()
+	if err != nil {
+		return err
+	}
+	dec, err := f.probe(in, head)
+	if err != nil {
+		return err
+	}
+	if err := f.refuseTar(dec); err != nil {
+		return err
+	}
+	t, err := f.openTarget(target)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	w, err := f.stream(t, in, dec)
+	if err != nil {
+		return err
+	}
+	return f.finish(t, w)
+}
+
+// flashRun is one Flash: the source being read, what is known so far, and the
+// progress reports.
+type flashRun struct {
+	ctx    context.Context // cancelled when Flash returns
+	cancel context.CancelFunc
+	src    Source
+	opt    Options
+	start  time.Time
+	res    *Result
+	rr     *resumeReader
+	rep    *reporter
+	p      prober // the source's format
+	info   Info   // what the container says of the image
+
+	w         atomic.Pointer[writer] // once the target is open
+	verified  atomic.Int64
+	imageSize atomic.Int64 // -1 until known
+}
+
+func newRun(ctx context.Context, src Source, opt Options) *flashRun {
+	f := &flashRun{src: src, opt: opt, start: time.Now(), res: &Result{Target: TargetUntouched}}
+	f.rr = newResumeReader(ctx, src, opt.Size, opt.SHA256, opt.Retry)
+	f.ctx, f.cancel = context.WithCancel(ctx)
+	f.imageSize.Store(-1)
+	f.rep = newReporter(opt.Progress, opt.ProgressInterval, func() Progress {
+		p := Progress{SourceBytes: f.rr.count.Load(), SourceTotal: f.rr.total.Load(), ImageSize: f.imageSize.Load(), Verified: f.verified.Load()}
+		if w := f.w.Load(); w != nil {
 			p.Written, p.Zeroed = w.written.Load(), w.zeroed.Load()
 		}
 		return p
 	})
-	defer rep.close()
-	defer func() {
-		if err == nil {
-			return
-		}
-		var ce *CancelError
-		if errors.Is(err, context.Canceled) && !errors.As(err, &ce) {
-			err = &CancelError{Cause: context.Cause(ctx)}
-		}
-		// What is known of a flash that failed.
-		res.SourceBytes = rr.count.Load()
-		res.SHA256 = rr.delivered()
-		if wr := w.Load(); wr != nil {
-			res.Written, res.Zeroed = wr.written.Load(), wr.zeroed.Load()
-		}
-		res.Duration = time.Since(start)
-	}()
+	return f
+}
 
-	// Open the source and decide the format before touching the target, so a
-	// missing, corrupt or tar source leaves the target as it was. The source is
-	// read and hashed a few MiB ahead, in its own goroutine.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pf := newPrefetcher(ctx, rr)
-	br := bufio.NewReaderSize(pf, 64<<10)
-	head, err := br.Peek(sniffLen)
+func (f *flashRun) close() {
+	f.cancel()
+	f.rep.close()
+	f.rr.Close()
+}
+
+// failed completes the Result of a flash that failed with what is known when
+// it stopped, and words a cancel plainly.
+func (f *flashRun) failed(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *CancelError
+	if errors.Is(err, context.Canceled) && !errors.As(err, &ce) {
+		err = &CancelError{Cause: context.Cause(ctx)}
+	}
+	f.res.SourceBytes = f.rr.count.Load()
+	f.res.SHA256 = f.rr.delivered()
+	if w := f.w.Load(); w != nil {
+		f.res.Written, f.res.Zeroed = w.written.Load(), w.zeroed.Load()
+	}
+	f.res.Duration = time.Since(f.start)
+	return err
+}
+
+// open starts reading the source, a few MiB ahead and hashed, in a goroutine
+// of its own, and returns its first bytes for the probers.
+func (f *flashRun) open() (*input, []byte, error) {
+	in := &input{pf: newPrefetcher(f.ctx, f.rr)}
+	head, err := in.peek(sniffLen)
 	if err != nil && err != io.EOF {
-		return res, classify(ctx, rr, err, "")
+		return nil, nil, f.classify(err, "")
 	}
 	if len(head) == 0 {
-		if err := rr.failed(); err != nil {
-			return res, err
+		if err := f.rr.failed(); err != nil {
+			return nil, nil, err
 		}
-		return res, errEmpty(src)
+		return nil, nil, errEmpty(f.src)
 	}
-	p, info := inspect(ctx, src, head, rr.size, opt.FormatHint)
-	res.Format, res.FormatHint = info.Format, info.FormatHint
-	if res.FormatHint != "" && res.FormatHint != res.Format {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: the bytes are %s but the name says %s; writing it as %s", src.Name(), res.Format, res.FormatHint, res.Format))
-	}
-	ra := sourceReaderAt{ctx: ctx, src: src}
+	return in, head, nil
+}
 
-	var q *qcow2Image
-	var blocks []xzBlock // set when xz blocks are decoded in parallel
-	var bz *bzScanner    // set when bzip2 blocks are
-	var dec *bufio.Reader
-	var dhead []byte // the start of the decoded image, for the tar check
-	switch {
-	case p.format == Qcow2:
-		if q, err = parseQcow2(ra, rr.size); err != nil {
-			return res, classify(ctx, rr, err, p.format)
-		}
-		info.ImageSize, info.Exact = q.VirtualSize, true
-	case p.format == Bzip2 && multiCore():
-		bz = newBzScanner(br)
-		if dhead, err = bz.head(); err != nil {
-			return res, classify(ctx, rr, err, p.format)
-		}
-	default:
-		if p.format == Xz {
-			blocks = xzParallelBlocks(ra, rr.size)
-		}
-		in := io.Reader(br)
-		if blocks != nil {
-			// The workers read br; the tar check decodes the start of the
-			// first block from the bytes already buffered.
-			buffered, _ := br.Peek(br.Buffered())
-			in = bytes.NewReader(buffered)
-		}
-		dec = br // raw
-		if p.decode != nil {
-			r, err := p.decode(in)
-			if err != nil {
-				return res, classify(ctx, rr, err, p.format)
-			}
-			dec = bufio.NewReaderSize(r, 64<<10)
-		}
-		if dhead, err = dec.Peek(sniffLen); err != nil && err != io.EOF && blocks == nil {
-			return res, classify(ctx, rr, err, p.format)
-		}
+// probe decides the format from the first bytes, reads the decoded size where
+// the container records it, and opens the format's decoder.
+func (f *flashRun) probe(in *input, head []byte) (decoder, error) {
+	f.p, f.info = inspect(f.ctx, f.src, head, f.rr.size, f.opt.FormatHint)
+	f.res.Format, f.res.FormatHint = f.info.Format, f.info.FormatHint
+	if f.res.FormatHint != "" && f.res.FormatHint != f.res.Format {
+		f.res.Warnings = append(f.res.Warnings, fmt.Sprintf("%s: the bytes are %s but the name says %s; writing it as %s", f.src.Name(), f.res.Format, f.res.FormatHint, f.res.Format))
 	}
-	if isTar(dhead) {
-		return res, fmt.Errorf("%w (%s)", ErrTarball, src.Name())
-	}
-	size := int64(-1) // the decoded size, when it is known exactly
-	if info.Exact {
-		size = info.ImageSize
-		res.ImageSize = size
-	}
-	imageSize.Store(size)
-
-	t, err := openTarget(target)
+	dec, err := f.p.open(opened{in: in, ra: sourceReaderAt{ctx: f.ctx, src: f.src}, size: f.rr.size})
 	if err != nil {
-		return res, err
+		return nil, f.classify(err, f.p.format)
 	}
-	defer t.close()
-	if t.sameFile(src.Name()) {
-		return res, fmt.Errorf("%w: %s", ErrTargetIsSource, target)
-	}
-	// A lower bound is enough to know that the target is too small.
-	if t.isDev && info.ImageSize > t.size {
-		return res, fmt.Errorf("%w: %s, %s has %d", ErrTooLarge, info.sizeText(), target, t.size)
-	}
+	return dec, nil
+}
 
-	rep.setPhase(PhaseWriting)
-	res.Target = TargetNoPartitionTable
-	if err := t.prepare(); err != nil {
-		return res, err
+// refuseTar decodes the start of the image and refuses a tar archive.
+func (f *flashRun) refuseTar(dec decoder) error {
+	head, err := dec.head()
+	if err != nil {
+		return f.classify(err, f.p.format)
 	}
-	buffers := opt.Blocks
+	if isTar(head) {
+		return fmt.Errorf("%w (%s)", ErrTarball, f.src.Name())
+	}
+	if f.info.Exact {
+		f.res.ImageSize = f.info.ImageSize
+		f.imageSize.Store(f.info.ImageSize)
+	}
+	return nil
+}
+
+// openTarget opens the target and refuses it if it is the source itself or,
+// a device, too small for what the container says of the image (a lower
+// bound is enough for that).
+func (f *flashRun) openTarget(path string) (*target, error) {
+	t, err := openTarget(path)
+	if err != nil {
+		return nil, err
+	}
+	if t.sameFile(f.src.Name()) {
+		t.close()
+		return nil, fmt.Errorf("%w: %s", ErrTargetIsSource, path)
+	}
+	if t.isDev && f.info.ImageSize > t.size {
+		t.close()
+		return nil, fmt.Errorf("%w: %s, %s has %d", ErrTooLarge, f.info.sizeText(), path, t.size)
+	}
+	return t, nil
+}
+
+// stream wipes what could boot on the target and writes the image onto it but
+// for its first MiB, which the writer holds back. It returns once the source
+// was read to its end and checked out, and every write is done.
+func (f *flashRun) stream(t *target, in *input, dec decoder) (*writer, error) {
+	f.rep.setPhase(PhaseWriting)
+	f.res.Target = TargetNoPartitionTable
+	if err := t.prepare(); err != nil {
+		return nil, err
+	}
+	buffers := f.opt.Blocks
 	if buffers <= 0 {
 		buffers = 16
 	}
-	wr := newWriter(ctx, t, newPool(buffers), opt.Verify)
-	w.Store(wr)
-	switch {
-	case q != nil:
-		err = q.stream(br, wr)
-	case blocks != nil:
-		err = xzParallel(ctx, br, blocks, wr)
-	case bz != nil:
-		err = bzip2Parallel(ctx, bz, wr)
-	case dec == br:
-		err = copyRaw(ctx, br, pf, wr, size)
-	default:
-		err = copyBlocks(ctx, dec, wr)
-	}
+	w := newWriter(f.ctx, t, newPool(buffers), f.opt.Verify)
+	f.w.Store(w)
+	err := dec.stream(f.ctx, w)
 	if err == nil {
 		// Read the source to its end: the length and digest checks run there.
 		// The scout may still be hashing the last hole of a sparse image;
 		// meanwhile the target writes back what it has.
-		wr.flushBehind()
-		_, err = io.Copy(io.Discard, br)
+		w.flushBehind()
+		err = in.drain()
 	}
-	derr := wr.drain()
+	derr := w.drain()
 	switch {
-	case ctx.Err() != nil:
-		return res, ctx.Err()
+	case f.ctx.Err() != nil:
+		return nil, f.ctx.Err()
 	case derr != nil:
-		return res, derr
+		return nil, derr
 	case err != nil:
-		return res, classify(ctx, rr, err, p.format)
+		return nil, f.classify(err, f.p.format)
 	}
-	if err := rr.failed(); err != nil {
-		return res, err
+	if err := f.rr.failed(); err != nil {
+		return nil, err
 	}
+	return w, nil
+}
 
-	// The image is on the target but for its first MiB, and the source checked
-	// out. Finish in an order that keeps the target unbootable until the end.
-	res.ImageSize = wr.end
-	imageSize.Store(wr.end) // known now, whatever the container said
-	rep.setPhase(PhaseFinishing)
-	if err := t.finishSize(wr.end); err != nil {
-		return res, err
+// finish completes a target that holds the image but for its first MiB, from
+// a source that checked out, in an order that keeps it unbootable until the
+// end: the unaligned pieces, the backup GPT moved to the end of a larger disk,
+// a flush, the first MiB, a flush; then the partition table re-read and, with
+// Options.Verify, the read-back.
+func (f *flashRun) finish(t *target, w *writer) error {
+	res := f.res
+	res.ImageSize = w.end
+	f.imageSize.Store(w.end) // known now, whatever the container said
+	f.rep.setPhase(PhaseFinishing)
+	if err := t.finishSize(w.end); err != nil {
+		return err
 	}
-	if err := wr.writePieces(); err != nil {
-		return res, err
+	if err := w.writePieces(); err != nil {
+		return err
 	}
-	if t.isDev && t.size > wr.end {
-		if backup, off, ok := relocateGPT(wr.head, t.align, t.size); ok {
+	if t.isDev && t.size > w.end {
+		if backup, off, ok := relocateGPT(w.head, t.align, t.size); ok {
 			if err := t.writeAt(backup, off); err != nil {
-				return res, err
+				return err
 			}
 			res.GPTRelocated = true
 		}
@@ -276,138 +318,57 @@ func Flash(ctx context.Context, src Source, target string, opt Options) (res *Re
 	// is written: a device may write its cache back in any order, and a power
 	// cut must not leave a partition table over missing data.
 	if err := t.sync(); err != nil {
-		return res, err
+		return err
 	}
-	if err := wr.writeHead(); err != nil {
-		return res, err
+	if err := w.writeHead(); err != nil {
+		return err
 	}
 	res.Target = TargetWritten
 	if err := t.sync(); err != nil {
-		return res, err
+		return err
 	}
 	if err := t.rereadPartitions(); err != nil {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%v: the kernel still shows the old partitions until they are closed or the machine reboots", err))
 	}
-	if opt.Verify {
-		rep.setPhase(PhaseVerifying)
-		if err := wr.readBack(func(n int64) { verified.Add(n) }); err != nil {
-			return res, err
+	if f.opt.Verify {
+		f.rep.setPhase(PhaseVerifying)
+		if err := w.readBack(func(n int64) { f.verified.Add(n) }); err != nil {
+			return err
 		}
 		res.Verified = true
 	}
-	res.SHA256 = rr.sum()
-	res.SourceBytes = rr.off
-	res.Written, res.Zeroed = wr.written.Load(), wr.zeroed.Load()
-	res.Retries = rr.retries
-	res.Duration = time.Since(start)
-	rep.setPhase(PhaseDone)
-	return res, nil
-}
-
-// copyRaw hands a raw image to the writer as it comes: the bytes br holds, then
-// the prefetcher's chunks. A hole of a sparse source goes to the writer as a
-// zero range without being read, copied or scanned. It returns once the size
-// the source announced (if >= 0) is delivered, so that the target's flush
-// starts while the end-of-source checks (the scout's digest of a final hole)
-// still run; a source that goes on past it fails those checks.
-func copyRaw(ctx context.Context, br *bufio.Reader, pf *prefetcher, w *writer, size int64) error {
-	off := int64(br.Buffered())
-	head, _ := br.Peek(int(off))
-	if err := w.Data(0, head); err != nil {
-		return err
-	}
-	br.Discard(int(off))
-	for size < 0 || off < size {
-		data, zeros, err := pf.next()
-		switch {
-		case err == io.EOF:
-			return nil
-		case err != nil:
-			return err
-		case zeros > 0:
-			err = w.Zero(off, zeros)
-			off += zeros
-		default:
-			err = w.Data(off, data)
-			off += int64(len(data))
-		}
-		if err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
+	res.SHA256 = f.rr.sum()
+	res.SourceBytes = f.rr.off
+	res.Written, res.Zeroed = w.written.Load(), w.zeroed.Load()
+	res.Retries = f.rr.retries
+	res.Duration = time.Since(f.start)
+	f.rep.setPhase(PhaseDone)
 	return nil
 }
 
-// copyBlocks reads the decoded stream into pool blocks and hands each to the
-// writer at its offset.
-func copyBlocks(ctx context.Context, r io.Reader, w *writer) error {
-	for off := int64(0); ; {
-		b, err := w.pool.get(w.ctx)
-		if err != nil {
-			return err
-		}
-		n, err := fill(r, b)
-		if n > 0 {
-			if werr := w.block(off, b, n); werr != nil {
-				return werr
-			}
-			off += int64(n)
-		} else {
-			w.pool.put(b)
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-}
-
-// fill reads until b is full or the reader fails; unlike io.ReadFull it passes a
-// decoder's io.ErrUnexpectedEOF (a truncated stream) through unchanged, and
-// returns io.EOF for a clean end whether or not b got bytes.
-func fill(r io.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		k, err := r.Read(b[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-func hintOf(hint, name string) Format {
+func hintOf(hint, name string) format.Format {
 	if hint != "" {
-		return FormatFromName(hint)
+		return format.FromName(hint)
 	}
-	return FormatFromName(name)
+	return format.FromName(name)
 }
 
-// classify turns a pipeline error into one of the package's categories. A
-// failure of the source (cut, digest, length) explains whatever the decoder then
-// said; an error the decoder raised on its own means corrupt data.
-func classify(ctx context.Context, rr *resumeReader, err error, f Format) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
+// classify turns a pipeline error into one of the categories. A failure of
+// the source (cut, digest, length) explains whatever the decoder then said;
+// an error the decoder raised on its own means corrupt data.
+func (f *flashRun) classify(err error, fm format.Format) error {
+	if f.ctx.Err() != nil {
+		return f.ctx.Err()
 	}
-	if ferr := rr.failed(); ferr != nil {
+	if ferr := f.rr.failed(); ferr != nil {
 		return ferr
 	}
 	var ioe *IOError
-	if errors.Is(err, ErrIntegrity) || errors.Is(err, ErrRefused) || errors.Is(err, ErrUnsupported) || errors.As(err, &ioe) {
+	if errors.Is(err, category.ErrIntegrity) || errors.Is(err, category.ErrRefused) || errors.Is(err, ErrUnsupported) || errors.As(err, &ioe) {
 		return err
 	}
-	if f == "" {
+	if fm == "" {
 		return &IOError{Side: SideSource, Err: err}
 	}
-	return fmt.Errorf("%w: %s: %w", ErrCorrupt, f, err)
+	return fmt.Errorf("%w: %s: %w", ErrCorrupt, fm, err)
 }

@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"bty/category"
+	"bty/format"
 )
 
 // Info is what is known of a source before anything is written: the format
 // and how large the decoded image is.
 type Info struct {
-	Format     Format // from the magic bytes
-	FormatHint Format // from the name or catalog, "" when none
-	SourceSize int64  // length of the source bytes, -1 when unknown
+	Format     format.Format // from the magic bytes
+	FormatHint format.Format // from the name or catalog, "" when none
+	SourceSize int64         // length of the source bytes, -1 when unknown
 	// ImageSize is the decoded size when Exact, else a lower bound of it
 	// (gzip's trailer, a pzstd stream's first frame); -1 when nothing is known
 	// (bzip2, a stream of unknown length).
@@ -64,5 +67,5 @@ func (i Info) sizeText() string {
 }
 
 func errEmpty(src Source) error {
-	return fmt.Errorf("%w: %s is empty", ErrIntegrity, src.Name())
+	return fmt.Errorf("%w: %s is empty", category.ErrIntegrity, src.Name())
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"bty/format"
 )
 
 // memSource is an image in memory; it opens at any offset, as a file does.
@@ -24,25 +26,25 @@ func (s memSource) Open(_ context.Context, off int64) (io.ReadCloser, int64, err
 	return io.NopCloser(bytes.NewReader(s.b[min(off, int64(len(s.b))):])), int64(len(s.b)), nil
 }
 
-func compress(t *testing.T, f Format, data []byte) []byte {
+func compress(t *testing.T, f format.Format, data []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	var w io.WriteCloser
 	var err error
 	switch f {
-	case Gzip:
+	case format.Gzip:
 		w = gzip.NewWriter(&buf)
-	case Xz:
+	case format.Xz:
 		w, err = xz.NewWriter(&buf)
-	case Zstd:
+	case format.Zstd:
 		w, err = zstd.NewWriter(&buf)
-	case Bzip2:
+	case format.Bzip2:
 		w, err = bzip2.NewWriter(&buf, nil)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f == Zstd {
+	if f == format.Zstd {
 		// The streaming writer records no size; EncodeAll does, as zstd does
 		// for a file.
 		return w.(*zstd.Encoder).EncodeAll(data, nil)
@@ -62,23 +64,23 @@ func TestInspect(t *testing.T) {
 	img := bytes.Repeat([]byte("bty inspects "), 300000) // 3.9 MB
 	n := int64(len(img))
 	small := img[:1000]
-	gzipBoth := append(compress(t, Gzip, img), compress(t, Gzip, small)...)
-	badTrailer := compress(t, Gzip, small)
+	gzipBoth := append(compress(t, format.Gzip, img), compress(t, format.Gzip, small)...)
+	badTrailer := compress(t, format.Gzip, small)
 	binary.LittleEndian.PutUint32(badTrailer[len(badTrailer)-4:], 0xffffffff)
 	for _, tc := range []struct {
 		name  string
 		b     []byte
-		f     Format
+		f     format.Format
 		size  int64
 		exact bool
 	}{
-		{"raw", img, Raw, n, true},
-		{"gzip: the trailer is a lower bound", compress(t, Gzip, img), Gzip, n, false},
-		{"gzip of two members: the last one's size", gzipBoth, Gzip, 1000, false},
-		{"gzip with a trailer larger than deflate allows", badTrailer, Gzip, -1, false},
-		{"xz: the index", compress(t, Xz, img), Xz, n, true},
-		{"zstd: the frame header", compress(t, Zstd, img), Zstd, n, true},
-		{"bzip2: not recorded", compress(t, Bzip2, img), Bzip2, -1, false},
+		{"raw", img, format.Raw, n, true},
+		{"gzip: the trailer is a lower bound", compress(t, format.Gzip, img), format.Gzip, n, false},
+		{"gzip of two members: the last one's size", gzipBoth, format.Gzip, 1000, false},
+		{"gzip with a trailer larger than deflate allows", badTrailer, format.Gzip, -1, false},
+		{"xz: the index", compress(t, format.Xz, img), format.Xz, n, true},
+		{"zstd: the frame header", compress(t, format.Zstd, img), format.Zstd, n, true},
+		{"bzip2: not recorded", compress(t, format.Bzip2, img), format.Bzip2, -1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			info, err := Inspect(context.Background(), memSource{"x", tc.b}, Options{})

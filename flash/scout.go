@@ -9,26 +9,18 @@ import (
 	"hash/maphash"
 	"io"
 	"sync"
+
+	"bty/category"
 )
 
-// Rereadable is implemented by sources that are cheap to read twice and gain
-// from it: a sparse file on a local disk. Flash hashes such a source in a second
-// reader, the scout, that runs ahead of the one feeding the target. The sha256
-// of a raw image covers its holes too, and hashing a gigabyte of zeros takes
-// most of a second; in the scout it overlaps the writing and the final flush
-// instead of following them. A source without holes is better read and hashed
-// once: a second read would only cost a copy. The two reads are compared block
-// by block with a keyed hash, so a file that changes under bty fails the flash
-// instead of passing a digest that is not the one of the bytes written.
-type Rereadable interface {
-	Rereadable() bool
-}
-
-// holeSkipper is implemented by readers of sparse files: SkipHole moves past the
-// hole at the current offset, if any, and returns its length.
-type holeSkipper interface {
-	SkipHole() int64
-}
+// The scout: the sha256 of a raw image covers its holes too, and hashing a
+// gigabyte of zeros takes most of a second; for a Rereadable source a second
+// reader, the scout, hashes it ahead of the reader that feeds the target, so
+// that this overlaps the writing and the final flush instead of following
+// them. A source without holes is better read and hashed once: a second read
+// would only cost a copy. The two reads are compared block by block with a
+// keyed hash, so a file that changes under bty fails the flash instead of
+// passing a digest that is not the one of the bytes written.
 
 // scoutLead is how many bytes of file data (holes do not count) the scout may
 // read ahead of the writing reader: they are in the page cache when that one
@@ -87,7 +79,7 @@ func (s *scout) run(ctx context.Context, src Source) (int64, string, error) {
 		return 0, "", &IOError{Side: SideSource, Err: err}
 	}
 	defer rc.Close()
-	skip, _ := rc.(holeSkipper)
+	skip, _ := rc.(HoleSkipper)
 	h := sha256.New()
 	bs := newBlockSums(s.seed, s.zero, s.publish)
 	buf := make([]byte, blockSize)
@@ -222,7 +214,7 @@ func (c *checker) compare(wait bool) {
 		case err != nil:
 			c.err = err
 		case !ok || c.pending[0] != want:
-			c.err = fmt.Errorf("%w: %s changed while it was being read (the block at byte %d differs between two reads); flash it again when nothing writes to it", ErrIntegrity, c.name, c.block)
+			c.err = fmt.Errorf("%w: %s changed while it was being read (the block at byte %d differs between two reads); flash it again when nothing writes to it", category.ErrIntegrity, c.name, c.block)
 		}
 		c.pending = c.pending[1:]
 		c.block += blockSize
@@ -254,7 +246,7 @@ func (c *checker) finish(n int64) (string, error) {
 		return "", err
 	}
 	if size != n {
-		return "", fmt.Errorf("%w: %s changed while it was being read (%d bytes, then %d); flash it again when nothing writes to it", ErrIntegrity, c.name, size, n)
+		return "", fmt.Errorf("%w: %s changed while it was being read (%d bytes, then %d); flash it again when nothing writes to it", category.ErrIntegrity, c.name, size, n)
 	}
 	return digest, nil
 }

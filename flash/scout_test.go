@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"bty/category"
 )
 
 // twiceSource is a rereadable source whose later opens may see other bytes, as
@@ -120,7 +122,7 @@ func TestScoutSeesChange(t *testing.T) {
 			src := &twiceSource{reads: [][]byte{img, later}, holes: holes}
 			out := filepath.Join(t.TempDir(), "out.img")
 			_, err := Flash(context.Background(), src, out, Options{})
-			if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "changed while it was being read") {
+			if !errors.Is(err, category.ErrIntegrity) || !strings.Contains(err.Error(), "changed while it was being read") {
 				t.Errorf("%s, holes=%v: err = %v, want a change reported as an integrity failure", name, holes, err)
 			}
 		}

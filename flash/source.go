@@ -11,17 +11,60 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"bty/category"
 )
 
 // Source is where the image bytes come from: a file, an HTTP URL, a registry blob.
+//
+// Like io.Copy with io.WriterTo, Flash looks for optional behaviours: a source
+// that is worth reading twice (Rereadable), readers that skip the holes of a
+// sparse file (HoleSkipper), errors that retrying cannot fix (PermanentError).
+// A source that wraps another (to slow it, to count it) must forward each of
+// them, or the flash silently does without.
 type Source interface {
 	// Name is the file name or URL of the bytes; its suffix is a format hint.
+	// For a local file it is the file's path (Flash refuses to write a file
+	// target onto it).
 	Name() string
 	// Open returns the bytes from offset off to the end, and the total size of the
-	// source (-1 when unknown). Errors that report Permanent() == true are not
+	// source (-1 when unknown). Errors that are a PermanentError are not
 	// retried; any other error from Open or from reading is retried by reopening
 	// at the offset reached.
 	Open(ctx context.Context, off int64) (rc io.ReadCloser, size int64, err error)
+}
+
+// Rereadable is implemented by sources that are cheap to read twice and gain
+// from it: a sparse file on a local disk. Flash hashes such a source in a
+// second reader, the scout, that runs ahead of the one feeding the target
+// (scout.go says why). Rereadable reports what was decided when the source
+// was made; it does not look at the file again.
+type Rereadable interface {
+	Source
+	Rereadable() bool
+}
+
+// HoleSkipper is implemented by the readers that a Source's Open returns for a
+// sparse file: SkipHole moves past the hole at the current offset, if any, and
+// returns its length (0: data here, or the reader cannot tell). Flash hands a
+// hole to the target as a zero range without reading, copying or hashing it
+// byte by byte.
+type HoleSkipper interface {
+	io.Reader
+	SkipHole() int64
+}
+
+// PermanentError is implemented by source errors that retrying cannot fix
+// (not found, access denied, the content changed between attempts). Every
+// other source error is retried with backoff.
+type PermanentError interface {
+	error
+	Permanent() bool
+}
+
+func isPermanent(err error) bool {
+	var p PermanentError
+	return errors.As(err, &p) && p.Permanent()
 }
 
 // Retry is the resume policy for sources that break mid-stream.
@@ -63,7 +106,7 @@ type resumeReader struct {
 	want    int64 // expected by the caller, 0 unknown
 	digest  string
 	h       hash.Hash
-	check   *checker     // set when a scout hashes the source (see Rereadable)
+	check   *checker     // set when a scout hashes the source (a Rereadable one)
 	scouted string       // the scout's digest, at the end
 	mu      sync.Mutex   // guards err and actual, which failed reads from other goroutines
 	err     error        // sticky: the first error that ended the stream, or io.EOF
@@ -162,7 +205,7 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 		// is truncated (an integrity failure), not unavailable.
 		failures++
 		if failures >= r.retry.attempts() || isPermanent(err) {
-			if !errors.Is(err, ErrIntegrity) {
+			if !errors.Is(err, category.ErrIntegrity) {
 				err = &IOError{Side: SideSource, Err: err}
 			}
 			return 0, r.end(err)
@@ -174,7 +217,7 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 // and hashing (or checking) it like zeros read, and returns its length; 0 when
 // the source has no hole there or cannot tell.
 func (r *resumeReader) skipHole() (int64, error) {
-	hs, ok := r.rc.(holeSkipper)
+	hs, ok := r.rc.(HoleSkipper)
 	if !ok {
 		return 0, nil
 	}

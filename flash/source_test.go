@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"bty/category"
 )
 
 // flakySource serves data, but each Open delivers at most per bytes and then
@@ -83,7 +85,7 @@ func TestResumeReader(t *testing.T) {
 			case tc.want != nil && (err == nil || !strings.Contains(err.Error(), tc.msg)):
 				t.Fatalf("ReadAll error = %v, want one mentioning %q", err, tc.msg)
 			case tc.want == ErrDigestMismatch || tc.want == ErrLengthMismatch:
-				if !errors.Is(err, tc.want) || !errors.Is(err, ErrIntegrity) {
+				if !errors.Is(err, tc.want) || !errors.Is(err, category.ErrIntegrity) {
 					t.Errorf("ReadAll error = %v, want %v (an integrity error)", err, tc.want)
 				}
 			}

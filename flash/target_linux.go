@@ -4,18 +4,37 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"bty/category"
 )
 
 type targetSys struct {
 	fd       int      // O_DIRECT (and O_EXCL on a device) descriptor
 	buffered *os.File // opened on first use, for pieces O_DIRECT cannot take
-	noPunch  bool     // fallocate(PUNCH_HOLE) refused: BLKZEROOUT instead
-	noZero   bool     // BLKZEROOUT unsupported: write zeros instead
 	dev      uint64   // st_dev/st_ino of a file target, to spot the source itself
 	ino      uint64
+
+	// The writer goroutines zero ranges concurrently; once the device says
+	// it does not support a way of zeroing, later ranges skip it.
+	noPunch atomic.Bool // fallocate(PUNCH_HOLE) unsupported: BLKZEROOUT instead
+	noZero  atomic.Bool // BLKZEROOUT unsupported: write zeros instead
+	// punch and zeroOut are the two zeroing calls of a device. They are
+	// fields so that a test can make one fail in ways no real device can be
+	// made to (an EIO, an unsupported BLKZEROOUT).
+	punch, zeroOut func(fd int, off, n int64) error
+}
+
+func punchHole(fd int, off, n int64) error {
+	return unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+}
+
+func blkZeroOut(fd int, off, n int64) error {
+	r := [2]uint64{uint64(off), uint64(n)}
+	return ioctl(fd, unix.BLKZEROOUT, uintptr(unsafe.Pointer(&r)))
 }
 
 // openTarget opens a block device with O_DIRECT|O_EXCL (the kernel refuses the
@@ -28,7 +47,7 @@ func openTarget(path string) (*target, error) {
 	case err == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK:
 		return openDevice(path)
 	case err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return nil, fmt.Errorf("%w: %s is neither a block device nor a regular file", ErrRefused, path)
+		return nil, fmt.Errorf("%w: %s is neither a block device nor a regular file", category.ErrRefused, path)
 	case err != nil && !errors.Is(err, unix.ENOENT):
 		return nil, &IOError{Side: SideTarget, Err: &os.PathError{Op: "stat", Path: path, Err: err}}
 	}
@@ -55,7 +74,7 @@ func openDevice(path string) (*target, error) {
 	if err != nil {
 		return nil, targetOpenError(path, err)
 	}
-	t := &target{path: path, isDev: true, direct: true, sys: targetSys{fd: fd}}
+	t := &target{path: path, isDev: true, direct: true, sys: targetSys{fd: fd, punch: punchHole, zeroOut: blkZeroOut}}
 	// BLKGETSIZE64: the device size in bytes (the 512-byte-sector BLKGETSIZE
 	// overflows on large disks).
 	var size uint64
@@ -80,7 +99,7 @@ func targetOpenError(path string, err error) error {
 	case errors.Is(err, unix.EBUSY):
 		return fmt.Errorf("%w: %s: unmount its file systems and stop what holds it (LVM, RAID, dm-crypt)", ErrTargetInUse, path)
 	case errors.Is(err, unix.EROFS), errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
-		return fmt.Errorf("%w: %s is not writable (%v): check the write-protect switch, or run as root", ErrRefused, path, err)
+		return fmt.Errorf("%w: %s is not writable (%v): check the write-protect switch, or run as root", category.ErrRefused, path, err)
 	}
 	return &IOError{Side: SideTarget, Err: &os.PathError{Op: "open", Path: path, Err: err}}
 }
@@ -135,26 +154,34 @@ func (t *target) writeBuffered(p []byte, off int64) error {
 // unmap: an SSD or a thin volume frees them, a loop device punches a hole in its
 // backing file); where the device cannot, BLKZEROOUT zeros it (the kernel writes
 // zero pages if need be); where that is not supported either, zeros are written.
+// Only "unsupported" turns a way off for good: any other failure of a punch
+// (an I/O error on one range) sends that range on to BLKZEROOUT, which reports
+// a real failure with its range, and the next range is punched again.
 func (t *target) zeroRange(off, n int64) error {
 	if !t.isDev {
 		return nil
 	}
-	if !t.sys.noPunch {
-		if unix.Fallocate(t.sys.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n) == nil {
+	if !t.sys.noPunch.Load() {
+		err := t.sys.punch(t.sys.fd, off, n)
+		if err == nil {
 			return nil
 		}
-		t.sys.noPunch = true
+		// EOPNOTSUPP: the device has no WRITE ZEROES (or the kernel took
+		// it away after a failure); ENODEV, ENOSYS: a kernel before 4.9,
+		// without fallocate on block devices.
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOSYS) {
+			t.sys.noPunch.Store(true)
+		}
 	}
-	if !t.sys.noZero {
-		r := [2]uint64{uint64(off), uint64(n)}
-		err := ioctl(t.sys.fd, unix.BLKZEROOUT, uintptr(unsafe.Pointer(&r)))
+	if !t.sys.noZero.Load() {
+		err := t.sys.zeroOut(t.sys.fd, off, n)
 		if err == nil {
 			return nil
 		}
 		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOTTY) && !errors.Is(err, unix.EINVAL) {
 			return t.pathErr("ioctl BLKZEROOUT", fmt.Errorf("range %d+%d: %w", off, n, err))
 		}
-		t.sys.noZero = true
+		t.sys.noZero.Store(true)
 	}
 	for n > 0 {
 		c := min(n, int64(len(zeroBlock)))

@@ -11,7 +11,7 @@ func openTarget(path string) (*target, error) { return nil, errors.ErrUnsupporte
 func (t *target) writeAt(p []byte, off int64) error       { return errors.ErrUnsupported }
 func (t *target) writeBuffered(p []byte, off int64) error { return errors.ErrUnsupported }
 func (t *target) zeroRange(off, n int64) error            { return errors.ErrUnsupported }
-func (t *target) readAt(p []byte, off int64) error        { return errors.ErrUnsupported }
+func (t *target) readAt(p []byte, off int64) (int, error) { return 0, errors.ErrUnsupported }
 func (t *target) prepare() error                          { return errors.ErrUnsupported }
 func (t *target) finishSize(size int64) error             { return errors.ErrUnsupported }
 func (t *target) sync() error                             { return errors.ErrUnsupported }

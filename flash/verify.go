@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+
+	"bty/category"
 )
 
 // readBack reads every range the writer made back from the target (O_DIRECT where
@@ -28,12 +30,12 @@ func (w *writer) readBack(done func(n int64)) error {
 				return err
 			}
 			if int64(n) < off-lo+c {
-				return fmt.Errorf("%w: verify: %s ends at byte %d, before the image does", ErrIntegrity, w.t.path, lo+int64(n))
+				return fmt.Errorf("%w: verify: %s ends at byte %d, before the image does", category.ErrIntegrity, w.t.path, lo+int64(n))
 			}
 			p := buf[off-lo : off-lo+c]
 			if e.zero && !isZero(p) {
 				i := bytes.IndexFunc(p, func(r rune) bool { return r != 0 })
-				return fmt.Errorf("%w: verify: %s holds non-zero bytes at offset %d, where zeros were written", ErrIntegrity, w.t.path, off+int64(max(i, 0)))
+				return fmt.Errorf("%w: verify: %s holds non-zero bytes at offset %d, where zeros were written", category.ErrIntegrity, w.t.path, off+int64(max(i, 0)))
 			}
 			if !e.zero {
 				h.Write(p)
@@ -42,7 +44,7 @@ func (w *writer) readBack(done func(n int64)) error {
 			done(c)
 		}
 		if !e.zero && !bytes.Equal(h.Sum(nil), e.sum[:]) {
-			return fmt.Errorf("%w: verify: %s differs from the image in bytes %d to %d", ErrIntegrity, w.t.path, e.off, e.off+e.n)
+			return fmt.Errorf("%w: verify: %s differs from the image in bytes %d to %d", category.ErrIntegrity, w.t.path, e.off, e.off+e.n)
 		}
 	}
 	return nil

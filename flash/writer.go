@@ -3,18 +3,26 @@ package flash
 import (
 	"context"
 	"crypto/sha256"
+	"io"
 	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 )
 
-// imageSink receives a decoded image as pieces at absolute offsets, in any order.
-// Ranges never delivered read as zero. p is only valid during the call.
-type imageSink interface {
+// blockSink is where a decoder delivers the image: pieces at absolute offsets
+// in any order (Data, Zero; p is only valid during the call), or, from a
+// decoder that produces the image in order, all of it from a reader
+// (ReadFrom), read straight into the sink's aligned blocks. Ranges never
+// delivered read as zero. It is safe for concurrent use. The writer is the
+// one used by Flash.
+type blockSink interface {
 	Data(off int64, p []byte) error
 	Zero(off, n int64) error
+	ReadFrom(r io.Reader) (int64, error)
 }
+
+var _ blockSink = (*writer)(nil)
 
 // job is one I/O for a writer goroutine: a data write from a pool block, or a
 // zero range.
@@ -41,8 +49,9 @@ type extent struct {
 }
 
 // writer turns image pieces into aligned direct writes and zero ranges, holds the
-// image's first MiB back, and keeps several writes in flight. Its methods other
-// than the goroutines' are called from one producer goroutine.
+// image's first MiB back, and keeps several writes in flight. Producers (the
+// decoder's goroutines) call Data, Zero and ReadFrom, one at a time (in);
+// Flash calls the rest once they are done.
 type writer struct {
 	t      *target
 	pool   *pool
@@ -51,9 +60,10 @@ type writer struct {
 	ctx    context.Context
 	verify bool
 
-	head    []byte // the image's first MiB, written last
-	end     int64  // highest image offset seen
-	zOff    int64  // pending zero range, coalesced
+	in      sync.Mutex // serializes the producers
+	head    []byte     // the image's first MiB, written last
+	end     int64      // highest image offset seen
+	zOff    int64      // pending zero range, coalesced
 	zLen    int64
 	pieces  []piece
 	acc     []byte // accumulating block for Data; acc[i] is image offset accBase+i
@@ -275,12 +285,18 @@ func (w *writer) flushZero() error {
 	return nil
 }
 
-// Data implements imageSink for decoders that deliver pieces (qcow2): contiguous
-// pieces are gathered into pool blocks before they are written.
+// Data implements blockSink: contiguous pieces are gathered into pool blocks
+// before they are written.
 func (w *writer) Data(off int64, p []byte) error {
+	w.in.Lock()
+	defer w.in.Unlock()
+	return w.data(off, p)
+}
+
+func (w *writer) data(off int64, p []byte) error {
 	if k, err := w.fit(off, off+int64(len(p))); err != nil {
 		if k > 0 {
-			if werr := w.Data(off, p[:k]); werr != nil {
+			if werr := w.data(off, p[:k]); werr != nil {
 				return werr
 			}
 		}
@@ -322,8 +338,10 @@ func (w *writer) flushAcc() error {
 	return w.write(lo, p, b)
 }
 
-// Zero implements imageSink.
+// Zero implements blockSink.
 func (w *writer) Zero(off, n int64) error {
+	w.in.Lock()
+	defer w.in.Unlock()
 	if k, err := w.fit(off, off+n); err != nil {
 		if k > 0 {
 			if werr := w.zero(off, k); werr != nil {
@@ -335,8 +353,58 @@ func (w *writer) Zero(off, n int64) error {
 	return w.zero(off, n)
 }
 
+// ReadFrom implements blockSink: it reads the image from r, from its start to
+// io.EOF, into pool blocks and hands each to the writing goroutines as it is
+// filled. A decoder's io.ErrUnexpectedEOF (a truncated stream) is returned as
+// it is.
+func (w *writer) ReadFrom(r io.Reader) (int64, error) {
+	w.in.Lock()
+	defer w.in.Unlock()
+	for off := int64(0); ; {
+		if err := w.ctx.Err(); err != nil {
+			return off, err
+		}
+		b, err := w.pool.get(w.ctx)
+		if err != nil {
+			return off, err
+		}
+		n, err := fill(r, b)
+		if n > 0 {
+			if werr := w.block(off, b, n); werr != nil {
+				return off, werr
+			}
+			off += int64(n)
+		} else {
+			w.pool.put(b)
+		}
+		if err == io.EOF {
+			return off, nil
+		}
+		if err != nil {
+			return off, err
+		}
+	}
+}
+
+// fill reads until b is full or the reader fails; unlike io.ReadFull it passes a
+// decoder's io.ErrUnexpectedEOF (a truncated stream) through unchanged, and
+// returns io.EOF for a clean end whether or not b got bytes.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := r.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // drain submits what is pending and waits for every write in flight.
 func (w *writer) drain() error {
+	w.in.Lock()
+	defer w.in.Unlock()
 	err := w.flushAcc()
 	if err == nil {
 		err = w.flushZero()

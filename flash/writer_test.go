@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"bty/category"
 )
 
 // TestWriterPieces delivers an image as odd-sized pieces in shuffled order (as
@@ -70,7 +72,7 @@ func TestWriterPieces(t *testing.T) {
 	f, _ := os.OpenFile(path, os.O_WRONLY, 0)
 	f.WriteAt([]byte{want[3<<20] ^ 1}, 3<<20)
 	f.Close()
-	if err := w.readBack(func(int64) {}); !errors.Is(err, ErrIntegrity) {
+	if err := w.readBack(func(int64) {}); !errors.Is(err, category.ErrIntegrity) {
 		t.Errorf("readBack after a flipped byte = %v, want an integrity error", err)
 	}
 }

@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"bty/gpt"
 )
 
 func TestParseGUID(t *testing.T) {
 	// The EFI system partition type as it is stored on disk (UEFI spec 5.3.3).
-	want := guid{0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b}
+	want := gpt.GUID{0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b}
 	if guidESP != want {
-		t.Errorf("parseGUID(C12A7328-F81F-11D2-BA4B-00A0C93EC93B) = % x, want % x", guidESP, want)
+		t.Errorf("MustParseGUID(C12A7328-F81F-11D2-BA4B-00A0C93EC93B) = % x, want % x", guidESP, want)
 	}
 	a, b := derivedGUID([]byte("seed"), "disk"), derivedGUID([]byte("seed"), "esp")
 	if a == b || a != derivedGUID([]byte("seed"), "disk") {
@@ -27,13 +29,13 @@ func TestParseGUID(t *testing.T) {
 
 func TestGPTRegions(t *testing.T) {
 	const n = 8 << 11 // 8 MiB of sectors
-	parts := []gptPartition{
-		{typ: guidESP, id: derivedGUID(nil, "1"), first: 2048, last: 4095, name: "EFI system partition"},
-		{typ: guidBasicData, id: derivedGUID(nil, "2"), first: 4096, last: 14335, name: "BTY_IMAGES"},
+	parts := []gpt.Partition{
+		{Type: guidESP, ID: derivedGUID(nil, "1"), First: 2048, Last: 4095, Name: "EFI system partition"},
+		{Type: guidBasicData, ID: derivedGUID(nil, "2"), First: 4096, Last: 14335, Name: "BTY_IMAGES"},
 	}
-	head, tail := gptRegions(n, derivedGUID(nil, "disk"), parts)
+	head, tail := gpt.Layout(sectorSize, n, derivedGUID(nil, "disk"), parts)
 	if len(head) != 34*sectorSize || len(tail) != 33*sectorSize {
-		t.Fatalf("gptRegions sizes = %d, %d, want %d, %d", len(head), len(tail), 34*sectorSize, 33*sectorSize)
+		t.Fatalf("gpt.Layout sizes = %d, %d, want %d, %d", len(head), len(tail), 34*sectorSize, 33*sectorSize)
 	}
 	check := func(name string, h []byte, my, alt, table uint64) {
 		if string(h[:8]) != "EFI PART" {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"bty/gpt"
 )
 
 // DefaultCmdline are the kernel options of the USB image's boot entry: kernel
@@ -207,7 +209,7 @@ func BuildUSB(o USBOptions) (*USB, error) {
 	}
 	imgSectors := uint64(0)
 	if total > imgStart+mib/sectorSize {
-		_, lastUsable := gptLayout(total)
+		_, lastUsable := gpt.Usable(sectorSize, total)
 		imgSectors = (lastUsable+1)/(mib/sectorSize)*(mib/sectorSize) - imgStart
 	}
 	// The volume that --size leaves is checked as it will be laid out (its
@@ -221,10 +223,10 @@ func BuildUSB(o USBOptions) (*USB, error) {
 		return nil, inputf("%s is too small: the boot files and images need %d MiB", what, (need*sectorSize+mib-1)/mib)
 	}
 	heap, _ := newExfatLayout(imgSectors)
-	head, tail := gptRegions(total, derivedGUID(id, "disk"), []gptPartition{
-		{typ: guidESP, id: derivedGUID(id, "esp"), first: espStart, last: espStart + espSectors - 1, name: "EFI system partition"},
-		{typ: guidBasicData, id: derivedGUID(id, "images"), first: imgStart, last: imgStart + imgSectors - 1, name: ImagesLabel},
-		{typ: guidBIOSBoot, id: derivedGUID(id, "bios"), first: biosBootFirst, last: biosBootLast, name: "BIOS boot partition"},
+	head, tail := gpt.Layout(sectorSize, total, derivedGUID(id, "disk"), []gpt.Partition{
+		{Type: guidESP, ID: derivedGUID(id, "esp"), First: espStart, Last: espStart + espSectors - 1, Name: "EFI system partition"},
+		{Type: guidBasicData, ID: derivedGUID(id, "images"), First: imgStart, Last: imgStart + imgSectors - 1, Name: ImagesLabel},
+		{Type: guidBIOSBoot, ID: derivedGUID(id, "bios"), First: biosBootFirst, Last: biosBootLast, Name: "BIOS boot partition"},
 	})
 	copy(head, mbrCode)
 
@@ -272,7 +274,7 @@ func BuildUSB(o USBOptions) (*USB, error) {
 	if err := w.Sync(); err != nil {
 		return nil, usb.failed(err)
 	}
-	if _, err := w.WriteAt(tail, int64(total-1-gptTableLBAs)*sectorSize); err != nil {
+	if _, err := w.WriteAt(tail, int64(total)*sectorSize-int64(len(tail))); err != nil {
 		return nil, usb.failed(err)
 	}
 	if _, err := w.WriteAt(head, 0); err != nil {

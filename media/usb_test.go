@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"bty/gpt"
 )
 
 // usbInputs writes a fake kernel and module tree, a fake shim and GRUB for
@@ -157,7 +159,7 @@ func imagesStart(t *testing.T, p string) uint64 {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	f.ReadAt(b, 2*sectorSize+gptEntrySize+32)
+	f.ReadAt(b, 2*sectorSize+gpt.EntrySize+32)
 	var v uint64
 	for i := 7; i >= 0; i-- {
 		v = v<<8 | uint64(b[i])

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"bty/catalog"
+	"bty/category"
 )
 
 // The image fan-out cache (bty serve --cache DIR): the machines of a
@@ -414,7 +415,7 @@ func (c *Cache) fetch(it *cacheItem, origin originFunc) (cacheOrigin, *os.File, 
 				size = n
 				if o.size > 0 && n != o.size {
 					rc.Close()
-					return fail(fmt.Errorf("the origin has %d bytes, the catalog says %d: %w", n, o.size, catalog.ErrIntegrity))
+					return fail(fmt.Errorf("the origin has %d bytes, the catalog says %d: %w", n, o.size, category.ErrIntegrity))
 				}
 				if err := c.reserve(it, n-it.reserved); err != nil {
 					rc.Close()
@@ -444,7 +445,7 @@ func (c *Cache) fetch(it *cacheItem, origin originFunc) (cacheOrigin, *os.File, 
 		if ctx.Err() != nil {
 			return fail(fmt.Errorf("the server is stopping: %w", ctx.Err()))
 		}
-		if errors.Is(err, errCacheFull) || errors.Is(err, catalog.ErrIntegrity) {
+		if errors.Is(err, errCacheFull) || errors.Is(err, category.ErrIntegrity) {
 			return fail(err)
 		}
 		if fails++; fails >= cacheAttempts || permanentErr(err) {
@@ -458,12 +459,12 @@ func (c *Cache) fetch(it *cacheItem, origin originFunc) (cacheOrigin, *os.File, 
 		wait = min(wait*2, 8*time.Second)
 	}
 	if o.size > 0 && off != o.size {
-		return fail(fmt.Errorf("the origin delivered %d bytes, the catalog says %d: %w", off, o.size, catalog.ErrIntegrity))
+		return fail(fmt.Errorf("the origin delivered %d bytes, the catalog says %d: %w", off, o.size, category.ErrIntegrity))
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	want := firstOf(o.sha256, it.meta.SHA256)
 	if want != "" && sum != want {
-		return fail(fmt.Errorf("the origin's bytes have sha256 %s, not %s: %w: nothing was cached", sum, want, catalog.ErrIntegrity))
+		return fail(fmt.Errorf("the origin's bytes have sha256 %s, not %s: %w: nothing was cached", sum, want, category.ErrIntegrity))
 	}
 	c.mu.Lock()
 	it.meta.SHA256, it.meta.Size, it.meta.FilledAt, it.size = sum, off, time.Now().UTC(), off
@@ -478,7 +479,7 @@ func (c *Cache) copy(it *cacheItem, f *os.File, h hash.Hash, r io.Reader, buf []
 		n, err := r.Read(buf)
 		if n > 0 {
 			if size >= 0 && *off+int64(n) > size {
-				return got, fmt.Errorf("the origin sent more than its %d bytes: %w", size, catalog.ErrIntegrity)
+				return got, fmt.Errorf("the origin sent more than its %d bytes: %w", size, category.ErrIntegrity)
 			}
 			if size < 0 && *off+int64(n) > it.reserved {
 				if err := c.reserve(it, cacheStep); err != nil {

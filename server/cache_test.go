@@ -26,6 +26,7 @@ import (
 
 	"bty/catalog"
 	"bty/catalog/catalogtest"
+	"bty/category"
 	"bty/flash"
 	"bty/wire"
 )
@@ -340,7 +341,7 @@ func TestCacheCorruptOrigin(t *testing.T) {
 		switch {
 		case err == nil:
 			t.Errorf("machine %d: the flash of corrupt bytes succeeded", i)
-		case !errors.Is(err, catalog.ErrUnavailable) && !errors.Is(err, flash.ErrIntegrity):
+		case !errors.Is(err, category.ErrSource) && !errors.Is(err, category.ErrIntegrity):
 			t.Errorf("machine %d: %v, want a source or integrity failure", i, err)
 		case results[i] != nil && results[i].SourceBytes >= int64(len(data)):
 			t.Errorf("machine %d read all %d bytes of a corrupt fill", i, results[i].SourceBytes)

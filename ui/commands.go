@@ -27,10 +27,10 @@ func (m Model) prefillCmd() tea.Cmd {
 	return func() tea.Msg {
 		img, err := res.Resolve(ctx, spec, root, cats)
 		var e catalog.Entry
-		if fs, ok := img.Source.(catalog.FileSource); ok && err == nil {
+		if img.Path != "" && err == nil {
 			// A path given directly: its size, for the plan and the
 			// verdicts, is the file's.
-			if fi, err := os.Stat(fs.Path); err == nil {
+			if fi, err := os.Stat(img.Path); err == nil {
 				e.Size = fi.Size()
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"bty/catalog"
 	"bty/disks"
 	"bty/flash"
+	"bty/format"
 )
 
 // The fixtures: an image root, a catalog that loads, one that does not, and
@@ -28,17 +29,17 @@ const (
 
 func fakeRootRows() []catalog.Entry {
 	return []catalog.Entry{
-		{Name: "alpine-3.20-x86_64.qcow2", Src: fakeRoot + "/alpine-3.20-x86_64.qcow2", Format: catalog.FormatQcow2, Size: 187 << 20, From: fakeRoot},
-		{Name: "debian-12-generic-amd64.img.xz", Src: fakeRoot + "/debian-12-generic-amd64.img.xz", Format: catalog.FormatXz, Size: 312 << 20, SHA256: fakeDigest, From: fakeRoot},
-		{Name: "rescue.img", Src: fakeRoot + "/rescue.img", Format: catalog.FormatRaw, Size: 64 << 20, From: fakeRoot},
-		{Name: "ubuntu-24.04-server-cloudimg.img.gz", Src: fakeRoot + "/ubuntu-24.04-server-cloudimg.img.gz", Format: catalog.FormatGzip, Size: 598 << 20, SHA256: fakeDigest, From: fakeRoot},
+		{Name: "alpine-3.20-x86_64.qcow2", Src: fakeRoot + "/alpine-3.20-x86_64.qcow2", Format: format.Qcow2.Catalog(), Size: 187 << 20, From: fakeRoot},
+		{Name: "debian-12-generic-amd64.img.xz", Src: fakeRoot + "/debian-12-generic-amd64.img.xz", Format: format.Xz.Catalog(), Size: 312 << 20, SHA256: fakeDigest, From: fakeRoot},
+		{Name: "rescue.img", Src: fakeRoot + "/rescue.img", Format: format.Raw.Catalog(), Size: 64 << 20, From: fakeRoot},
+		{Name: "ubuntu-24.04-server-cloudimg.img.gz", Src: fakeRoot + "/ubuntu-24.04-server-cloudimg.img.gz", Format: format.Gzip.Catalog(), Size: 598 << 20, SHA256: fakeDigest, From: fakeRoot},
 	}
 }
 
 func fakeCatalogRows() []catalog.Entry {
 	return []catalog.Entry{
-		{Name: "fedora-40-cloud.raw.xz", Src: "https://images.example.com/fedora-40-cloud.raw.xz", Format: catalog.FormatXz, Size: 402 << 20, SHA256: fakeDigest, From: goodCatalog},
-		{Name: "talos-1.7-metal.raw.zst", Src: "https://images.example.com/talos-1.7-metal.raw.zst", Format: catalog.FormatZstd, Size: 91 << 20, From: goodCatalog},
+		{Name: "fedora-40-cloud.raw.xz", Src: "https://images.example.com/fedora-40-cloud.raw.xz", Format: format.Xz.Catalog(), Size: 402 << 20, SHA256: fakeDigest, From: goodCatalog},
+		{Name: "talos-1.7-metal.raw.zst", Src: "https://images.example.com/talos-1.7-metal.raw.zst", Format: format.Zstd.Catalog(), Size: 91 << 20, From: goodCatalog},
 	}
 }
 
@@ -70,7 +71,7 @@ func fakeProgress() flash.Progress {
 }
 
 func fakeResult() *flash.Result {
-	return &flash.Result{Format: flash.Xz, SHA256: fakeDigest, SourceBytes: 312 << 20, ImageSize: 2 << 30,
+	return &flash.Result{Format: format.Xz, SHA256: fakeDigest, SourceBytes: 312 << 20, ImageSize: 2 << 30,
 		Written: 1288 << 20, Zeroed: 760 << 20, Duration: 14*time.Second + 300*time.Millisecond, Verified: true}
 }
 
@@ -173,7 +174,7 @@ func (f *fakeBackend) backend() Backend {
 	return Backend{
 		// Every image decodes to 2 GiB, known from its header.
 		Inspect: func(_ context.Context, src flash.Source, _ flash.Options) (flash.Info, error) {
-			return flash.Info{Format: flash.FormatFromName(src.Name()), SourceSize: -1, ImageSize: 2 << 30, Exact: true}, nil
+			return flash.Info{Format: format.FromName(src.Name()), SourceSize: -1, ImageSize: 2 << 30, Exact: true}, nil
 		},
 		Flash: func(ctx context.Context, src flash.Source, target string, opt flash.Options) (*flash.Result, error) {
 			f.mu.Lock()

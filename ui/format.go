@@ -9,6 +9,8 @@ import (
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"bty/format"
 )
 
 // rateText is a rate in bytes per second.
@@ -90,17 +92,8 @@ func wrap(text string, width int) string {
 
 // formatName is a catalog format value as people say it: "img.xz" is xz.
 func formatName(f string) string {
-	switch f {
-	case "img":
-		return "raw"
-	case "img.gz":
-		return "gzip"
-	case "img.xz":
-		return "xz"
-	case "img.zst":
-		return "zstd"
-	case "img.bz2":
-		return "bzip2"
+	if n := format.Parse(f); n != "" {
+		return string(n)
 	}
 	return f
 }

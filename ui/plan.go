@@ -7,6 +7,7 @@ import (
 	"bty/catalog"
 	"bty/disks"
 	"bty/flash"
+	"bty/format"
 	"bty/units"
 )
 
@@ -54,7 +55,7 @@ func (p plan) sizeText() string {
 	switch {
 	case p.info.ImageSize <= 0:
 		return in + ", size to write known once decoded"
-	case p.info.Format == flash.Raw && p.info.ImageSize == read:
+	case p.info.Format == format.Raw && p.info.ImageSize == read:
 		return units.Bytes(read)
 	case p.info.Exact:
 		return in + ", " + units.Bytes(p.info.ImageSize) + " to write"
@@ -84,16 +85,14 @@ func (p plan) check(root string) disks.Check {
 	if f == "" {
 		f = p.entry.Format
 	}
-	if f == catalog.FormatRaw {
+	if format.Parse(f) == format.Raw {
 		c.ImageSize = p.size()
 	}
 	if p.info.ImageSize > 0 {
 		// Exact or a lower bound: either way a smaller disk cannot hold it.
 		c.ImageSize = p.info.ImageSize
 	}
-	if fs, ok := p.image.Source.(catalog.FileSource); ok {
-		c.ImagePath = fs.Path
-	}
+	c.ImagePath = p.image.Path
 	if fi, err := os.Stat(root); root != "" && err == nil && fi.IsDir() {
 		c.ImageRoot = root
 	}

@@ -5,6 +5,7 @@ import (
 
 	"bty/catalog"
 	"bty/flash"
+	"bty/format"
 )
 
 // TestPlanSizeText: the confirmation says what the flash reads and what it
@@ -16,11 +17,11 @@ func TestPlanSizeText(t *testing.T) {
 		p    plan
 		want string
 	}{
-		{"raw", plan{info: flash.Info{Format: flash.Raw, SourceSize: 64 * mib, ImageSize: 64 * mib, Exact: true}}, "64.0 MiB"},
-		{"xz from a catalog", plan{entry: catalog.Entry{Size: 312 * mib}, info: flash.Info{Format: flash.Xz, SourceSize: 312 * mib, ImageSize: 2048 * mib, Exact: true}},
+		{"raw", plan{info: flash.Info{Format: format.Raw, SourceSize: 64 * mib, ImageSize: 64 * mib, Exact: true}}, "64.0 MiB"},
+		{"xz from a catalog", plan{entry: catalog.Entry{Size: 312 * mib}, info: flash.Info{Format: format.Xz, SourceSize: 312 * mib, ImageSize: 2048 * mib, Exact: true}},
 			"312 MiB to read, 2.0 GiB to write"},
-		{"gzip trailer", plan{info: flash.Info{Format: flash.Gzip, SourceSize: 3 * mib, ImageSize: 9 * mib}}, "3.0 MiB to read, at least 9.0 MiB to write"},
-		{"bzip2", plan{info: flash.Info{Format: flash.Bzip2, SourceSize: 3 * mib, ImageSize: -1}}, "3.0 MiB to read, size to write known once decoded"},
+		{"gzip trailer", plan{info: flash.Info{Format: format.Gzip, SourceSize: 3 * mib, ImageSize: 9 * mib}}, "3.0 MiB to read, at least 9.0 MiB to write"},
+		{"bzip2", plan{info: flash.Info{Format: format.Bzip2, SourceSize: 3 * mib, ImageSize: -1}}, "3.0 MiB to read, size to write known once decoded"},
 		{"not inspected", plan{info: flash.Info{SourceSize: -1, ImageSize: -1}}, "unknown size to read, size to write known once decoded"},
 	} {
 		if got := tc.p.sizeText(); got != tc.want {

@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"bty/catalog"
+	"bty/internal/testproc"
 )
 
 func main() {
@@ -294,7 +295,7 @@ var addrRE = regexp.MustCompile(`fleet server at (http://[0-9.:]+)/`)
 func serve(bty, dir, cat string) (*server, error) {
 	cmd := exec.Command(bty, "serve", "--images", filepath.Join(dir, "images"), "--state", filepath.Join(dir, "state"),
 		"--cache", filepath.Join(dir, "cache"), "--catalog", cat, "--listen", "127.0.0.1:0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	testproc.DieWithTest(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"bty/internal/testproc"
 )
 
 // Server is a running PostgreSQL server.
@@ -109,7 +111,7 @@ func Start(durable bool, settings ...string) (*Server, error) {
 	defer log.Close()
 	s.cmd = command(args...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	testproc.DieWithTest(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err

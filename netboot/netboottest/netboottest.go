@@ -165,13 +165,13 @@ func DoIn(ns string, f func() error) error {
 			return
 		}
 		defer f0.Close()
-		if err := unix.Setns(int(f0.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := setns(f0); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", ns, err)
 			return
 		}
 		err = f()
-		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+		if setns(home) == nil {
 			runtime.UnlockOSThread()
 		}
 		errc <- err

@@ -52,7 +52,7 @@ const maxAttempts = 12
 
 // migrateLock is the advisory lock key under which a server migrates the
 // schema, so that two starting at once do not both migrate.
-const migrateLock = 0x6274795f736368 // "bty_sch"
+const migrateLock int64 = 0x6274795f736368 // "bty_sch"
 
 // OpenPostgres connects to the database at dsn (a postgres:// URL or a
 // key=value string) and brings its schema up to date. upTo limits the

@@ -6,58 +6,46 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ulikunitz/xz"
+
+	"bty/format"
 )
 
-func TestSniff(t *testing.T) {
+// TestProbeOf: each format's magic finds its prober (bty/format tests the
+// magic itself); a tar archive is raw to the probers, and the tar check
+// finds it.
+func TestProbeOf(t *testing.T) {
 	tar := make([]byte, 512)
 	copy(tar[257:], "ustar\x0000")
 	for _, tc := range []struct {
 		name string
 		head []byte
-		want Format
+		want format.Format
 	}{
-		{"gzip", []byte("\x1f\x8b\x08\x00"), Gzip},
-		{"xz", []byte("\xfd7zXZ\x00\x00\x04"), Xz},
-		{"zstd", []byte("\x28\xb5\x2f\xfd\x04"), Zstd},
-		{"zstd skippable frame first", []byte("\x50\x2a\x4d\x18\x04\x00\x00\x00"), Zstd},
-		{"bzip2", []byte("BZh91AY&SY"), Bzip2},
-		{"BZh without level is raw", []byte("BZhx"), Raw},
-		{"qcow2", []byte("QFI\xfb\x00\x00\x00\x03"), Qcow2},
-		{"mbr", append(make([]byte, 510), 0x55, 0xaa), Raw},
-		{"empty", nil, Raw},
-		{"tar is raw to the sniffer", tar, Raw},
+		{"gzip", []byte("\x1f\x8b\x08\x00"), format.Gzip},
+		{"xz", []byte("\xfd7zXZ\x00\x00\x04"), format.Xz},
+		{"zstd", []byte("\x28\xb5\x2f\xfd\x04"), format.Zstd},
+		{"zstd skippable frame first", []byte("\x50\x2a\x4d\x18\x04\x00\x00\x00"), format.Zstd},
+		{"bzip2", []byte("BZh91AY&SY"), format.Bzip2},
+		{"BZh without level is raw", []byte("BZhx"), format.Raw},
+		{"qcow2", []byte("QFI\xfb\x00\x00\x00\x03"), format.Qcow2},
+		{"mbr", append(make([]byte, 510), 0x55, 0xaa), format.Raw},
+		{"empty", nil, format.Raw},
+		{"tar is raw to the sniffer", tar, format.Raw},
 	} {
-		if got := Sniff(tc.head); got != tc.want {
-			t.Errorf("Sniff(%s) = %s, want %s", tc.name, got, tc.want)
+		if got := probeOf(tc.head).format; got != tc.want {
+			t.Errorf("probeOf(%s) = %s, want %s", tc.name, got, tc.want)
 		}
 	}
 	if !isTar(tar) || isTar(make([]byte, 512)) {
 		t.Errorf("isTar(ustar at 257) = %v, isTar(zeros) = %v, want true, false", isTar(tar), isTar(make([]byte, 512)))
 	}
-}
-
-func TestFormatFromName(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		want Format
-	}{
-		{"debian-13.img.xz", Xz},
-		{"DEBIAN.IMG.GZ", Gzip},
-		{"a.img.zst", Zstd},
-		{"a.img.bz2", Bzip2},
-		{"vm.qcow2", Qcow2},
-		{"disk.img", Raw},
-		{"https://host/path/a.img.xz?token=abc.gz", Xz},
-		{"img.xz", Xz}, // catalog format names
-		{"img", Raw},
-		{"qcow2", Qcow2},
-		{"README", ""},
-	} {
-		if got := FormatFromName(tc.name); got != tc.want {
-			t.Errorf("FormatFromName(%q) = %q, want %q", tc.name, got, tc.want)
+	for _, f := range format.All {
+		if !slices.ContainsFunc(probers, func(p prober) bool { return p.format == f }) {
+			t.Errorf("no prober for %s", f)
 		}
 	}
 }
