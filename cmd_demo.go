@@ -78,7 +78,7 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 	return o.Err
 }
 
-// slowResolver opens the images as slowSources.
+// slowResolver opens the images as demo.Slow sources.
 type slowResolver struct{ ui.Resolver }
 
 func (r slowResolver) Open(ctx context.Context, en catalog.Entry) (catalog.Resolved, error) {
