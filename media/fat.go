@@ -181,23 +181,60 @@ func fatDirEntry(e []byte, raw [11]byte, attr, ntFlags byte, cluster, size uint3
 // base of w. hidden is the partition's first sector (the BPB records it),
 // label at most 11 characters.
 func writeFAT32(w io.WriterAt, base int64, n uint64, hidden uint32, label string, serial uint32, files []fatFile) error {
-	const reserved = 32
+	v, err := newFAT32(w, base, n)
+	if err != nil {
+		return err
+	}
+	v.root = fatTree(files)
+	if err := v.place(v.root); err != nil {
+		return err
+	}
+	if err := v.writeDir(v.root, nil, label); err != nil {
+		return err
+	}
+	return v.writeTables(hidden, label, serial)
+}
+
+// fat32 is the layout of one FAT32 volume being written: its geometry, the
+// FAT as clusters are allocated, and where the next one starts.
+type fat32 struct {
+	w            io.WriterAt
+	base         int64  // byte offset of the volume in w
+	n            uint64 // sectors
+	spc          uint32 // sectors per cluster
+	clusterBytes int
+	fatSectors   uint32
+	dataStart    uint64 // first sector of cluster 2
+	clusterCount uint32
+	fat          []uint32
+	next         uint32           // next free cluster
+	root         *fatNode         // the root directory, which holds the label
+	aliases      map[*fatNode]int // long names so far per directory, numbering the short aliases
+}
+
+const fatReserved = 32 // sectors before the first FAT
+
+func newFAT32(w io.WriterAt, base int64, n uint64) (*fat32, error) {
 	spc := fatClusterSectors(n)
-	clusterBytes := int(spc) * sectorSize
 	// The FAT must describe every cluster; sizing it for all sectors after the
 	// reserved ones overestimates by a few sectors, which is allowed.
-	fatSectors := uint32(((n-reserved)/uint64(spc)+2)*4+sectorSize-1) / sectorSize
-	dataStart := uint64(reserved) + 2*uint64(fatSectors)
+	fatSectors := uint32(((n-fatReserved)/uint64(spc)+2)*4+sectorSize-1) / sectorSize
+	dataStart := uint64(fatReserved) + 2*uint64(fatSectors)
 	if n <= dataStart {
-		return inputf("EFI system partition of %d sectors is too small", n)
+		return nil, inputf("EFI system partition of %d sectors is too small", n)
 	}
 	clusterCount := uint32((n - dataStart) / uint64(spc))
 	if clusterCount < 65525 {
-		return inputf("EFI system partition of %d sectors is too small for FAT32 (%d clusters, 65525 needed)", n, clusterCount)
+		return nil, inputf("EFI system partition of %d sectors is too small for FAT32 (%d clusters, 65525 needed)", n, clusterCount)
 	}
+	v := &fat32{w: w, base: base, n: n, spc: spc, clusterBytes: int(spc) * sectorSize, fatSectors: fatSectors,
+		dataStart: dataStart, clusterCount: clusterCount, fat: make([]uint32, clusterCount+2), next: 2, aliases: map[*fatNode]int{}}
+	v.fat[0], v.fat[1] = 0x0ffffff8, 0x0fffffff
+	return v, nil
+}
 
-	// Build the tree, sorted, then give every directory and file its clusters
-	// in depth-first order.
+// fatTree is the directory tree of files, rooted at a node of its own.
+func fatTree(files []fatFile) *fatNode {
 	root := &fatNode{dir: true}
 	for _, f := range files {
 		parts := strings.Split(strings.Trim(path.Clean("/"+f.path), "/"), "/")
@@ -208,125 +245,125 @@ func writeFAT32(w io.WriterAt, base int64, n uint64, hidden uint32, label string
 		leaf := d.child(parts[len(parts)-1])
 		leaf.dir, leaf.data = false, f.data
 	}
-	fat := make([]uint32, clusterCount+2)
-	fat[0], fat[1] = 0x0ffffff8, 0x0fffffff
-	next := uint32(2)
-	alloc := func(bytes int) (uint32, uint32, error) {
-		if bytes == 0 {
-			return 0, 0, nil
-		}
-		k := uint32((bytes + clusterBytes - 1) / clusterBytes)
-		if uint64(next)+uint64(k) > uint64(clusterCount)+2 {
-			return 0, 0, inputf("EFI system partition of %d sectors is too small for its files", n)
-		}
-		first := next
-		for c := first; c < first+k-1; c++ {
-			fat[c] = c + 1
-		}
-		fat[first+k-1] = 0x0fffffff
-		next += k
-		return first, k, nil
+	return root
+}
+
+// alloc chains the clusters for bytes in the FAT: the first and how many.
+func (v *fat32) alloc(bytes int) (uint32, uint32, error) {
+	if bytes == 0 {
+		return 0, 0, nil
 	}
-	var place func(d *fatNode) error
-	place = func(d *fatNode) error {
-		slices.SortFunc(d.children, func(a, b *fatNode) int { return strings.Compare(a.name, b.name) })
-		entries := 2 // "." and "..", or the volume label and an end marker
-		for _, c := range d.children {
-			entries += len(fatNameEntries(c.name, 0, 0, 0, 0))
-		}
-		var err error
-		if d.cluster, d.clusters, err = alloc(max(entries*32, 1)); err != nil {
+	k := uint32((bytes + v.clusterBytes - 1) / v.clusterBytes)
+	if uint64(v.next)+uint64(k) > uint64(v.clusterCount)+2 {
+		return 0, 0, inputf("EFI system partition of %d sectors is too small for its files", v.n)
+	}
+	first := v.next
+	for c := first; c < first+k-1; c++ {
+		v.fat[c] = c + 1
+	}
+	v.fat[first+k-1] = 0x0fffffff
+	v.next += k
+	return first, k, nil
+}
+
+// place sorts directory d and gives it and everything below it their
+// clusters, in depth-first order.
+func (v *fat32) place(d *fatNode) error {
+	slices.SortFunc(d.children, func(a, b *fatNode) int { return strings.Compare(a.name, b.name) })
+	entries := 2 // "." and "..", or the volume label and an end marker
+	for _, c := range d.children {
+		entries += len(fatNameEntries(c.name, 0, 0, 0, 0))
+	}
+	var err error
+	if d.cluster, d.clusters, err = v.alloc(max(entries*32, 1)); err != nil {
+		return err
+	}
+	for _, c := range d.children {
+		if c.dir {
+			if err := v.place(c); err != nil {
+				return err
+			}
+		} else if c.cluster, c.clusters, err = v.alloc(len(c.data)); err != nil {
 			return err
 		}
-		for _, c := range d.children {
-			if c.dir {
-				if err := place(c); err != nil {
-					return err
-				}
-			} else if c.cluster, c.clusters, err = alloc(len(c.data)); err != nil {
+	}
+	return nil
+}
+
+func (v *fat32) clusterOff(c uint32) int64 {
+	return v.base + int64(v.dataStart+uint64(c-2)*uint64(v.spc))*sectorSize
+}
+
+// writeDir writes directory d, whose parent is parent (nil for the root),
+// and everything below it.
+func (v *fat32) writeDir(d, parent *fatNode, label string) error {
+	buf := make([]byte, int(d.clusters)*v.clusterBytes)
+	i := 0
+	if d == v.root {
+		var raw [11]byte
+		copy(raw[:], strings.Repeat(" ", 11))
+		copy(raw[:], strings.ToUpper(label))
+		fatDirEntry(buf[0:], raw, 0x08, 0, 0, 0)
+		i++
+	} else {
+		dot := [11]byte{'.', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '}
+		fatDirEntry(buf[0:], dot, 0x10, 0, d.cluster, 0)
+		dot[1] = '.'
+		up := parent.cluster
+		if parent == v.root {
+			up = 0 // ".." of a top-level directory says 0, not the root's cluster
+		}
+		fatDirEntry(buf[32:], dot, 0x10, 0, up, 0)
+		i += 2
+	}
+	for _, c := range d.children {
+		attr, size := byte(0x20), uint32(len(c.data))
+		if c.dir {
+			attr, size = 0x10, 0
+		}
+		es := fatNameEntries(c.name, attr, c.cluster, size, v.aliases[d])
+		for _, e := range es {
+			copy(buf[i*32:], e[:])
+			i++
+		}
+		if len(es) > 1 {
+			v.aliases[d]++
+		}
+	}
+	if _, err := v.w.WriteAt(buf, v.clusterOff(d.cluster)); err != nil {
+		return err
+	}
+	for _, c := range d.children {
+		if c.dir {
+			if err := v.writeDir(c, d, label); err != nil {
+				return err
+			}
+		} else if len(c.data) > 0 {
+			if _, err := v.w.WriteAt(c.data, v.clusterOff(c.cluster)); err != nil {
 				return err
 			}
 		}
-		return nil
 	}
-	if err := place(root); err != nil {
-		return err
-	}
+	return nil
+}
 
-	clusterOff := func(c uint32) int64 {
-		return base + int64(dataStart+uint64(c-2)*uint64(spc))*sectorSize
-	}
-	aliases := map[*fatNode]int{} // long names so far per directory, numbering the short aliases
-	var writeDir func(d, parent *fatNode) error
-	writeDir = func(d, parent *fatNode) error {
-		buf := make([]byte, int(d.clusters)*clusterBytes)
-		i := 0
-		if d == root {
-			var raw [11]byte
-			copy(raw[:], strings.Repeat(" ", 11))
-			copy(raw[:], strings.ToUpper(label))
-			fatDirEntry(buf[0:], raw, 0x08, 0, 0, 0)
-			i++
-		} else {
-			dot := [11]byte{'.', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '}
-			fatDirEntry(buf[0:], dot, 0x10, 0, d.cluster, 0)
-			dot[1] = '.'
-			up := parent.cluster
-			if parent == root {
-				up = 0 // ".." of a top-level directory says 0, not the root's cluster
-			}
-			fatDirEntry(buf[32:], dot, 0x10, 0, up, 0)
-			i += 2
-		}
-		for _, c := range d.children {
-			attr, size := byte(0x20), uint32(len(c.data))
-			if c.dir {
-				attr, size = 0x10, 0
-			}
-			es := fatNameEntries(c.name, attr, c.cluster, size, aliases[d])
-			for _, e := range es {
-				copy(buf[i*32:], e[:])
-				i++
-			}
-			if len(es) > 1 {
-				aliases[d]++
-			}
-		}
-		if _, err := w.WriteAt(buf, clusterOff(d.cluster)); err != nil {
-			return err
-		}
-		for _, c := range d.children {
-			if c.dir {
-				if err := writeDir(c, d); err != nil {
-					return err
-				}
-			} else if len(c.data) > 0 {
-				if _, err := w.WriteAt(c.data, clusterOff(c.cluster)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	if err := writeDir(root, nil); err != nil {
-		return err
-	}
-
-	// Boot sector (BPB), FSInfo, and their backups at sectors 6 and 7.
+// writeTables writes the boot sector (BPB), FSInfo, their backups at sectors
+// 6 and 7, and the two FATs: last, once every cluster is allocated.
+func (v *fat32) writeTables(hidden uint32, label string, serial uint32) error {
 	bs := make([]byte, sectorSize)
 	copy(bs[0:], []byte{0xeb, 0x58, 0x90})
 	copy(bs[3:], "BTY     ")
 	binary.LittleEndian.PutUint16(bs[11:], sectorSize)
-	bs[13] = byte(spc)
-	binary.LittleEndian.PutUint16(bs[14:], reserved)
+	bs[13] = byte(v.spc)
+	binary.LittleEndian.PutUint16(bs[14:], fatReserved)
 	bs[16] = 2                                  // FATs
 	bs[21] = 0xf8                               // media: fixed disk
 	binary.LittleEndian.PutUint16(bs[24:], 63)  // sectors per track
 	binary.LittleEndian.PutUint16(bs[26:], 255) // heads
 	binary.LittleEndian.PutUint32(bs[28:], hidden)
-	binary.LittleEndian.PutUint32(bs[32:], uint32(n))
-	binary.LittleEndian.PutUint32(bs[36:], fatSectors)
-	binary.LittleEndian.PutUint32(bs[44:], root.cluster)
+	binary.LittleEndian.PutUint32(bs[32:], uint32(v.n))
+	binary.LittleEndian.PutUint32(bs[36:], v.fatSectors)
+	binary.LittleEndian.PutUint32(bs[44:], v.root.cluster)
 	binary.LittleEndian.PutUint16(bs[48:], 1) // FSInfo sector
 	binary.LittleEndian.PutUint16(bs[50:], 6) // backup boot sector
 	bs[64] = 0x80                             // drive number
@@ -339,24 +376,24 @@ func writeFAT32(w io.WriterAt, base int64, n uint64, hidden uint32, label string
 	fsinfo := make([]byte, sectorSize)
 	binary.LittleEndian.PutUint32(fsinfo[0:], 0x41615252)
 	binary.LittleEndian.PutUint32(fsinfo[484:], 0x61417272)
-	binary.LittleEndian.PutUint32(fsinfo[488:], clusterCount+2-next) // free clusters
-	binary.LittleEndian.PutUint32(fsinfo[492:], next)                // next free
+	binary.LittleEndian.PutUint32(fsinfo[488:], v.clusterCount+2-v.next) // free clusters
+	binary.LittleEndian.PutUint32(fsinfo[492:], v.next)                  // next free
 	binary.LittleEndian.PutUint32(fsinfo[508:], 0xaa550000)
 
 	for _, s := range []struct {
 		sector int64
 		data   []byte
 	}{{0, bs}, {1, fsinfo}, {6, bs}, {7, fsinfo}} {
-		if _, err := w.WriteAt(s.data, base+s.sector*sectorSize); err != nil {
+		if _, err := v.w.WriteAt(s.data, v.base+s.sector*sectorSize); err != nil {
 			return err
 		}
 	}
-	fatBytes := make([]byte, int(fatSectors)*sectorSize)
-	for i, v := range fat {
-		binary.LittleEndian.PutUint32(fatBytes[4*i:], v)
+	fatBytes := make([]byte, int(v.fatSectors)*sectorSize)
+	for i, c := range v.fat {
+		binary.LittleEndian.PutUint32(fatBytes[4*i:], c)
 	}
 	for i := range 2 {
-		if _, err := w.WriteAt(fatBytes, base+int64(reserved+uint32(i)*fatSectors)*sectorSize); err != nil {
+		if _, err := v.w.WriteAt(fatBytes, v.base+int64(fatReserved+uint32(i)*v.fatSectors)*sectorSize); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,10 +24,11 @@ import (
 // message goes through Update, and the commands it returns run in goroutines
 // whose messages are fed back in until nothing more arrives.
 type harness struct {
-	t    *testing.T
-	m    Model
-	msgs chan tea.Msg
-	quit bool
+	t       *testing.T
+	m       Model
+	msgs    chan tea.Msg
+	quit    bool
+	running atomic.Int32 // commands still running
 }
 
 func newHarness(t *testing.T, opt Options) *harness {
@@ -41,8 +43,11 @@ func (h *harness) exec(cmd tea.Cmd) {
 	if cmd == nil {
 		return
 	}
+	h.running.Add(1)
 	go func() {
-		if msg := cmd(); msg != nil {
+		msg := cmd()
+		h.running.Add(-1) // the message, if any, is what settle waits for now
+		if msg != nil {
 			h.msgs <- msg
 		}
 	}()
@@ -63,13 +68,20 @@ func (h *harness) process(msg tea.Msg) {
 	}
 }
 
-// settle handles messages until none arrives for a while.
+// settle handles messages until none arrives for a while: 40 ms when no
+// command is running, longer while one is (a disk list or an inspection on a
+// loaded machine can take more than 40 ms; a flash waiting in the fake
+// backend runs until the test lets it go, so the wait is bounded).
 func (h *harness) settle() {
 	for {
+		quiet := 40 * time.Millisecond
+		if h.running.Load() > 0 {
+			quiet = 250 * time.Millisecond
+		}
 		select {
 		case msg := <-h.msgs:
 			h.process(msg)
-		case <-time.After(40 * time.Millisecond):
+		case <-time.After(quiet):
 			return
 		}
 	}
