@@ -87,6 +87,19 @@ func TestFlashFormatsOnLoop(t *testing.T) {
 				if res.Zeroed == 0 {
 					t.Errorf("result bytes_zeroed = 0, want the zero regions zeroed rather than written")
 				}
+				// No digest is expected: a raw image is not hashed, any
+				// other form is (its own bytes).
+				wantSum, wantSkipped := "", true
+				if f.name != "raw" {
+					b, err := os.ReadFile(img)
+					if err != nil {
+						t.Fatal(err)
+					}
+					wantSum, wantSkipped = sha256Hex(b), false
+				}
+				if res.SHA256 != wantSum || res.SHA256Skipped != wantSkipped {
+					t.Errorf("result sha256 %q sha256_skipped %v, want %q %v", res.SHA256, res.SHA256Skipped, wantSum, wantSkipped)
+				}
 			})
 		}
 	}
@@ -143,6 +156,10 @@ func TestFlashIntegrityFailures(t *testing.T) {
 	b, _ = os.ReadFile(xz)
 	writeFile(t, truncated, b[:len(b)*2/3])
 	wrongSum := strings.Repeat("ab", 32)
+	// The same image with holes and a sidecar: hashed by the scout, holes
+	// and all, while the writing read skips them.
+	sparse := makeForm(t, raw, ".sparse.img", "cp --sparse=always %s %s")
+	writeFile(t, sparse+".sha256", []byte(wrongSum+"  disk.img.sparse.img\n"))
 
 	dev := newLoop(t, 8<<20, 512)
 	for _, tc := range []struct {
@@ -154,6 +171,7 @@ func TestFlashIntegrityFailures(t *testing.T) {
 		{"truncated xz", []string{"--image", truncated}, "corrupt or truncated"},
 		{"wrong sha256", []string{"--image", raw, "--sha256", wrongSum}, "sha256 mismatch"},
 		{"wrong sidecar", []string{"--image", withSidecar(t, raw, wrongSum)}, "sha256 mismatch"},
+		{"wrong sidecar, sparse image", []string{"--image", sparse}, "sha256 mismatch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sh(t, "head -c 2M /dev/urandom > "+dev)
@@ -439,20 +457,28 @@ func deref(s *string) string {
 // TestFlashDigestSource: the result says whether the digest was checked and
 // against what, in the text summary and in the JSON result.
 func TestFlashDigestSource(t *testing.T) {
+	requireTool(t, "gzip")
 	dir := t.TempDir()
 	raw, img := testImage(t, dir, 1<<20+3)
 	sum := sha256Hex(img)
 	sidecar := withSidecar(t, raw, sum)
+	gz := makeForm(t, raw, ".gz", "gzip -c %s > %s")
+	gzBytes, err := os.ReadFile(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
 	target := filepath.Join(dir, "out.img")
 	for _, tc := range []struct {
 		name   string
 		args   []string
 		source string // "" for null
+		sum    string // the digest reported: "" for none
 		text   string
 	}{
-		{"none", []string{"--image", raw}, "", "not checked: no expected digest is known"},
-		{"sidecar", []string{"--image", sidecar}, "sidecar", "matches the .sha256 sidecar"},
-		{"flag over sidecar", []string{"--image", sidecar, "--sha256", strings.ToUpper(sum)}, "flag", "matches --sha256"},
+		{"none", []string{"--image", raw}, "", "", "sha256 not computed: a raw image is hashed only to check an expected digest"},
+		{"none, gzip", []string{"--image", gz}, "", sha256Hex(gzBytes), "sha256 " + sha256Hex(gzBytes) + ": not checked: no expected digest is known"},
+		{"sidecar", []string{"--image", sidecar}, "sidecar", sum, "sha256 " + sum + ": matches the .sha256 sidecar"},
+		{"flag over sidecar", []string{"--image", sidecar, "--sha256", strings.ToUpper(sum)}, "flag", sum, "sha256 " + sum + ": matches --sha256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append(tc.args, "--disk", target, "--yes")
@@ -461,6 +487,12 @@ func TestFlashDigestSource(t *testing.T) {
 				t.Fatalf("bty %v = exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
 			}
 			res := lastResult(t, r.stdout)
+			if res.SHA256 != tc.sum || res.SHA256Skipped != (tc.sum == "") {
+				t.Errorf("sha256 %q sha256_skipped %v, want %q %v", res.SHA256, res.SHA256Skipped, tc.sum, tc.sum == "")
+			}
+			if !strings.Contains(r.stdout, `"sha256_skipped":`) {
+				t.Errorf("result line %s has no sha256_skipped", r.stdout)
+			}
 			wantExpected := sum
 			if tc.source == "" {
 				wantExpected = ""
@@ -472,8 +504,8 @@ func TestFlashDigestSource(t *testing.T) {
 				t.Errorf("sha256_expected = %s, want %q (empty: null)", deref(res.SHA256Expected), wantExpected)
 			}
 			r = runBty(t, args...)
-			if want := "sha256 " + sum + ": " + tc.text; r.code != 0 || !strings.Contains(r.stdout, want) {
-				t.Errorf("bty %v = exit %d, stdout %q, want it to say %q", args, r.code, r.stdout, want)
+			if r.code != 0 || !strings.Contains(r.stdout, tc.text) {
+				t.Errorf("bty %v = exit %d, stdout %q, want it to say %q", args, r.code, r.stdout, tc.text)
 			}
 		})
 	}

@@ -50,6 +50,7 @@ type resultLine struct {
 	Target         string   `json:"target,omitempty"`
 	Format         string   `json:"format,omitempty"`
 	SHA256         string   `json:"sha256,omitempty"`
+	SHA256Skipped  bool     `json:"sha256_skipped"`  // not hashed: a raw image with no expected digest
 	SHA256Expected *string  `json:"sha256_expected"` // null: no digest to check against
 	SHA256Source   *string  `json:"sha256_source"`   // sidecar, catalog, flag, registry, plan; null
 	SourceBytes    int64    `json:"source_bytes,omitempty"`
@@ -162,7 +163,7 @@ func (run *flashRun) line(err error, code int) resultLine {
 		return l
 	}
 	secs := res.Duration.Seconds()
-	l.Format, l.SHA256, l.SourceBytes, l.ImageSize = string(res.Format), res.SHA256, res.SourceBytes, res.ImageSize
+	l.Format, l.SHA256, l.SHA256Skipped, l.SourceBytes, l.ImageSize = string(res.Format), res.SHA256, res.SHA256Skipped, res.SourceBytes, res.ImageSize
 	l.Written, l.Zeroed, l.Seconds = res.Written, res.Zeroed, round3(secs)
 	if done := res.ImageSize; secs > 0 {
 		if err != nil {
@@ -193,12 +194,15 @@ func (r *report) result(run *flashRun) {
 		rate = units.Bytes(int64(float64(res.ImageSize)/secs)) + "/s"
 	}
 	checked := "not checked: no expected digest is known (give --sha256, or put IMAGE.sha256 beside the image)"
-	if run.want != "" {
+	switch {
+	case run.want != "":
 		checked = run.wantFrom.Matches()
+	case res.SHA256Skipped:
+		checked = "a raw image is hashed only to check an expected digest (give --sha256, or put IMAGE.sha256 beside the image)"
 	}
 	fmt.Fprintf(r.e.stdout, "bty: wrote %s (%s, %s) to %s in %s (%s): %s written, %s zeroed%s\nsha256 %s: %s\n",
 		run.image, res.Format, units.Bytes(res.ImageSize), run.target, res.Duration.Round(time.Millisecond), rate,
-		units.Bytes(res.Written), units.Bytes(res.Zeroed), verified, res.SHA256, checked)
+		units.Bytes(res.Written), units.Bytes(res.Zeroed), verified, res.Digest(), checked)
 }
 
 // fail reports a failed run: as the JSON result, or on a terminal by ending

@@ -96,6 +96,11 @@ func (s *memSink) Data(off int64, p []byte) error {
 	return nil
 }
 
+func (s *memSink) Take(off int64, p []byte, release func()) error {
+	defer release()
+	return s.Data(off, p)
+}
+
 func (s *memSink) Zero(off, n int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -587,7 +592,11 @@ func (s *boundSink) add(off, n int64) error {
 	return nil
 }
 
-func (s *boundSink) Data(off int64, p []byte) error      { return s.add(off, int64(len(p))) }
+func (s *boundSink) Data(off int64, p []byte) error { return s.add(off, int64(len(p))) }
+func (s *boundSink) Take(off int64, p []byte, release func()) error {
+	defer release()
+	return s.Data(off, p)
+}
 func (s *boundSink) Zero(off, n int64) error             { return s.add(off, n) }
 func (s *boundSink) ReadFrom(r io.Reader) (int64, error) { return readInto(s, r) }
 

@@ -9,8 +9,8 @@ import (
 
 // raw: the source is the image. Its size is the source's, and it is handed to
 // the sink as it comes, without a copy into pool blocks: the prefetcher's
-// chunks go to Data, and a hole of a sparse source goes to Zero without being
-// read, copied or scanned.
+// buffers go to Take and are written from where they were read, and a hole
+// of a sparse source goes to Zero without being read, copied or scanned.
 var rawProber = prober{
 	format: format.Raw,
 	size: func(_ context.Context, _ []byte, _ io.ReaderAt, srcSize int64) (int64, bool) {
@@ -38,7 +38,7 @@ func (d rawDecoder) head() ([]byte, error) {
 // fails those checks.
 func (d rawDecoder) stream(ctx context.Context, sink blockSink) error {
 	for off := int64(0); d.size < 0 || off < d.size; {
-		data, zeros, err := d.in.next()
+		data, zeros, release, err := d.in.take()
 		switch {
 		case err == io.EOF:
 			return nil
@@ -48,7 +48,7 @@ func (d rawDecoder) stream(ctx context.Context, sink blockSink) error {
 			err = sink.Zero(off, zeros)
 			off += zeros
 		default:
-			err = sink.Data(off, data)
+			err = sink.Take(off, data, release)
 			off += int64(len(data))
 		}
 		if err != nil {

@@ -23,10 +23,17 @@
 //
 // A source may have optional behaviours that Flash looks for, as io.Copy
 // looks for io.WriterTo (source.go): a Rereadable source (a sparse local
-// file) is hashed by a scout, a second reader that runs ahead of the
-// resumeReader, which then only compares blocks with it; a reader that is a
-// HoleSkipper hands holes over without reading them; a PermanentError is not
-// retried.
+// file) with an expected digest is hashed by a scout, a second reader that
+// runs ahead of the resumeReader, which then only compares blocks with it; a
+// reader that is a HoleSkipper hands holes over without reading them; a
+// PermanentError is not retried.
+//
+// Hashing follows what must be checked: with an expected digest every byte
+// is hashed; without one, every format but raw is still hashed (the
+// compressed bytes, in the prefetcher's goroutine), and a raw image is not
+// (Result.SHA256Skipped): its holes would cost more to hash than to write.
+// The raw path hands the prefetcher's aligned buffers to the writer as they
+// are (blockSink.Take), so on a fast target it costs a read and a write.
 //
 // The order is chosen for crash safety: the first and last MiB of the target are
 // wiped first, the image's first MiB is held back in memory, everything else is

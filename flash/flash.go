@@ -16,7 +16,11 @@ import (
 // progress reports.
 type Options struct {
 	// SHA256 is the expected digest of the source bytes (lower-case hex); empty
-	// means not checked (the digest is still computed and reported).
+	// means not checked. The digest is then still computed and reported for
+	// every format but raw, beside decoding, where it costs a fraction of it.
+	// A raw image is not hashed without one (Result.SHA256Skipped): its sha256
+	// covers every hole, and hashing a GiB takes as long as a fast disk takes
+	// to write it, while a hole costs the target nothing.
 	SHA256 string
 	// Size is the expected length of the source bytes; zero means unknown.
 	Size int64
@@ -42,19 +46,29 @@ type Options struct {
 // the time taken, the digest of the source when it was read to its end, and
 // what the target holds now.
 type Result struct {
-	Format       format.Format // from the magic bytes
-	FormatHint   format.Format // from the name or catalog, "" when none
-	SHA256       string        // of the source bytes as delivered; "" if not read to the end
-	SourceBytes  int64         // length of the source bytes (read so far, on failure)
-	ImageSize    int64         // decoded image size; 0 when unknown
-	Written      int64         // bytes written
-	Zeroed       int64         // bytes zeroed without writing data (punched, BLKZEROOUT, holes)
-	Duration     time.Duration
-	Verified     bool        // read back and compared
-	GPTRelocated bool        // the backup GPT was moved to the end of the disk
-	Retries      int         // times the source was reopened after a failure
-	Warnings     []string    // format disagreement, busy partition table re-read
-	Target       TargetState // what the target holds now
+	Format        format.Format // from the magic bytes
+	FormatHint    format.Format // from the name or catalog, "" when none
+	SHA256        string        // of the source bytes as delivered; "" if not read to the end, or skipped
+	SHA256Skipped bool          // not hashed: a raw image with no expected digest (Options.SHA256 says why)
+	SourceBytes   int64         // length of the source bytes (read so far, on failure)
+	ImageSize     int64         // decoded image size; 0 when unknown
+	Written       int64         // bytes written
+	Zeroed        int64         // bytes zeroed without writing data (punched, BLKZEROOUT, holes)
+	Duration      time.Duration
+	Verified      bool        // read back and compared
+	GPTRelocated  bool        // the backup GPT was moved to the end of the disk
+	Retries       int         // times the source was reopened after a failure
+	Warnings      []string    // format disagreement, busy partition table re-read
+	Target        TargetState // what the target holds now
+}
+
+// Digest is the source's sha256 for people to read: SHA256, or "not
+// computed" when it was skipped.
+func (r *Result) Digest() string {
+	if r.SHA256Skipped {
+		return "not computed"
+	}
+	return r.SHA256
 }
 
 // TargetState is what a target holds when Flash returns.
@@ -207,6 +221,7 @@ func (f *flashRun) open() (*input, []byte, error) {
 func (f *flashRun) probe(in *input, head []byte) (decoder, error) {
 	f.p, f.info = inspect(f.ctx, f.src, head, f.rr.size, f.opt.FormatHint)
 	f.res.Format, f.res.FormatHint = f.info.Format, f.info.FormatHint
+	f.res.SHA256Skipped = !f.rr.hashFor(f.p.format)
 	if f.res.FormatHint != "" && f.res.FormatHint != f.res.Format {
 		f.res.Warnings = append(f.res.Warnings, fmt.Sprintf("%s: the bytes are %s but the name says %s; writing it as %s", f.src.Name(), f.res.Format, f.res.FormatHint, f.res.Format))
 	}

@@ -52,7 +52,11 @@ func (s *growSink) add(off int64, p []byte, n int64) error {
 	return nil
 }
 
-func (s *growSink) Data(off int64, p []byte) error      { return s.add(off, p, int64(len(p))) }
+func (s *growSink) Data(off int64, p []byte) error { return s.add(off, p, int64(len(p))) }
+func (s *growSink) Take(off int64, p []byte, release func()) error {
+	defer release()
+	return s.Data(off, p)
+}
 func (s *growSink) Zero(off, n int64) error             { return s.add(off, nil, n) }
 func (s *growSink) ReadFrom(r io.Reader) (int64, error) { return readInto(s, r) }
 

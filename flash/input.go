@@ -48,6 +48,21 @@ func (in *input) next() (data []byte, zeros int64, err error) {
 	return in.pf.next()
 }
 
+// take is next for a consumer that keeps the data past the next call: the
+// data stays valid until release is called, which gives its buffer back to
+// the prefetcher. release is never nil.
+func (in *input) take() (data []byte, zeros int64, release func(), err error) {
+	held := len(in.held) > 0 // a copy of the peeked bytes, in no buffer
+	data, zeros, err = in.next()
+	release = func() {}
+	if len(data) > 0 && !held {
+		if r := in.pf.keep(); r != nil {
+			release = r
+		}
+	}
+	return data, zeros, release, err
+}
+
 // drain reads the source to its end, where the length and digest checks run.
 func (in *input) drain() error {
 	for {

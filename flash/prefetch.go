@@ -30,7 +30,8 @@ const (
 func newPrefetcher(ctx context.Context, r *resumeReader) *prefetcher {
 	p := &prefetcher{full: make(chan chunk, prefetchBuffers), free: make(chan []byte, prefetchBuffers), errc: make(chan error, 1)}
 	for range prefetchBuffers {
-		p.free <- make([]byte, prefetchSize)
+		// Aligned, so that the raw path can write them as they are (Take).
+		p.free <- alignedBuf(prefetchSize)
 	}
 	go func() {
 		defer close(p.full)
@@ -98,6 +99,18 @@ func (p *prefetcher) next() (data []byte, zeros int64, err error) {
 	data, zeros = p.cur, p.zeros
 	p.cur, p.zeros = nil, 0
 	return data, zeros, nil
+}
+
+// keep hands the buffer of the data next returned last over to the caller,
+// who gives it back with the function returned once done with the data; nil
+// when that buffer is handed over already (or there is none).
+func (p *prefetcher) keep() func() {
+	b := p.buf
+	if b == nil {
+		return nil
+	}
+	p.buf = nil
+	return func() { p.free <- b[:cap(b)] }
 }
 
 // fetch makes sure there is an unread chunk, or returns the error that ended

@@ -2,6 +2,7 @@ package flash
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ type twiceSource struct {
 	reads [][]byte // the bytes each Open sees, the last one for any further opens
 	holes bool     // readers report runs of zeros as holes
 	opens int
+	read  atomic.Int64 // bytes read, by all readers (holes skipped are not read)
 }
 
 func (s *twiceSource) Name() string     { return "twice.img" }
@@ -35,7 +38,7 @@ func (s *twiceSource) Open(_ context.Context, off int64) (io.ReadCloser, int64, 
 	data := s.reads[min(s.opens, len(s.reads)-1)]
 	s.opens++
 	s.mu.Unlock()
-	r := &holeReader{data: data, off: off}
+	r := &holeReader{data: data, off: off, read: &s.read}
 	if !s.holes {
 		return io.NopCloser(struct{ io.Reader }{r}), int64(len(data)), nil
 	}
@@ -46,6 +49,7 @@ func (s *twiceSource) Open(_ context.Context, off int64) (io.ReadCloser, int64, 
 type holeReader struct {
 	data []byte
 	off  int64
+	read *atomic.Int64 // counts the bytes read, if set
 }
 
 func (r *holeReader) Read(p []byte) (int, error) {
@@ -54,6 +58,9 @@ func (r *holeReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.data[r.off:])
 	r.off += int64(n)
+	if r.read != nil {
+		r.read.Add(int64(n))
+	}
 	return n, nil
 }
 
@@ -109,7 +116,8 @@ func TestScoutDigest(t *testing.T) {
 }
 
 // A file that changes between the scout's read and the writing read fails the
-// flash, whichever of the two saw which version.
+// flash, whichever of the two saw which version. (The scout runs only when a
+// digest is expected: without one the file is read once, as dd reads it.)
 func TestScoutSeesChange(t *testing.T) {
 	img := sparseImage(9 << 20)
 	flipped := bytes.Clone(img)
@@ -121,7 +129,7 @@ func TestScoutSeesChange(t *testing.T) {
 		for _, holes := range []bool{false, true} {
 			src := &twiceSource{reads: [][]byte{img, later}, holes: holes}
 			out := filepath.Join(t.TempDir(), "out.img")
-			_, err := Flash(context.Background(), src, out, Options{})
+			_, err := Flash(context.Background(), src, out, Options{SHA256: sha256Hex(img)})
 			if !errors.Is(err, category.ErrIntegrity) || !strings.Contains(err.Error(), "changed while it was being read") {
 				t.Errorf("%s, holes=%v: err = %v, want a change reported as an integrity failure", name, holes, err)
 			}
@@ -175,5 +183,70 @@ func TestCheckerDoesNotWaitForScout(t *testing.T) {
 	digest, err := c.finish(int64(len(img)))
 	if err != nil || digest != sha256Hex(img) {
 		t.Errorf("finish = %s, %v; want %s", digest, err, sha256Hex(img))
+	}
+}
+
+// A raw image flashed with no expected digest is read once, its holes are not
+// read at all, and its digest is reported as skipped rather than computed;
+// the target still gets every byte. Only the first few MiB, read while the
+// format is not known yet, may be read through a hole.
+func TestRawWithoutDigestReadOnce(t *testing.T) {
+	img := make([]byte, 64<<20)
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := 0
+	for at := 0; at < len(img); at += 8 << 20 { // 3 MiB of data every 8 MiB
+		for i := at; i < at+3<<20; i++ {
+			img[i] = byte(rng.Uint32())
+		}
+		data += 3 << 20
+	}
+	src := &twiceSource{reads: [][]byte{img}, holes: true}
+	out := filepath.Join(t.TempDir(), "out.img")
+	res, err := Flash(context.Background(), src, out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.SHA256Skipped || res.SHA256 != "" || res.Digest() != "not computed" {
+		t.Errorf("result sha256 %q, skipped %v, digest %q; want \"\", true, \"not computed\"", res.SHA256, res.SHA256Skipped, res.Digest())
+	}
+	if src.opens != 1 {
+		t.Errorf("the source was opened %d times, want once", src.opens)
+	}
+	lead := int64(prefetchBuffers+2) * prefetchSize
+	if got := src.read.Load(); got > int64(data)+lead {
+		t.Errorf("%d bytes were read from an image with %d bytes of data, want at most %d more", got, data, lead)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, img) {
+		t.Errorf("the target differs from the image (%v)", err)
+	}
+
+	// With the digest expected, the same image is hashed, holes and all,
+	// and checked.
+	src = &twiceSource{reads: [][]byte{img}, holes: true}
+	res, err = Flash(context.Background(), src, out, Options{SHA256: sha256Hex(img)})
+	if err != nil || res.SHA256Skipped || res.SHA256 != sha256Hex(img) {
+		t.Errorf("with the digest expected: sha256 %q, skipped %v, err %v; want %s", res.SHA256, res.SHA256Skipped, err, sha256Hex(img))
+	}
+}
+
+// Any other format is hashed without an expected digest: the digest of the
+// compressed bytes, beside decoding.
+func TestCompressedWithoutDigestHashed(t *testing.T) {
+	img := sparseImage(3<<20 + 5)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(img)
+	zw.Close()
+	src := &twiceSource{reads: [][]byte{gz.Bytes()}}
+	out := filepath.Join(t.TempDir(), "out.img")
+	res, err := Flash(context.Background(), src, out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SHA256Skipped || res.SHA256 != sha256Hex(gz.Bytes()) {
+		t.Errorf("gzip without a digest: sha256 %q, skipped %v; want %s, false", res.SHA256, res.SHA256Skipped, sha256Hex(gz.Bytes()))
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, img) {
+		t.Errorf("the target differs from the image (%v)", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"bty/category"
+	"bty/format"
 )
 
 // Source is where the image bytes come from: a file, an HTTP URL, a registry blob.
@@ -35,10 +36,11 @@ type Source interface {
 }
 
 // Rereadable is implemented by sources that are cheap to read twice and gain
-// from it: a sparse file on a local disk. Flash hashes such a source in a
-// second reader, the scout, that runs ahead of the one feeding the target
-// (scout.go says why). Rereadable reports what was decided when the source
-// was made; it does not look at the file again.
+// from it: a sparse file on a local disk. When a digest is expected, Flash
+// hashes such a source in a second reader, the scout, that runs ahead of the
+// one feeding the target (scout.go says why); without one it reads it once.
+// Rereadable reports what was decided when the source was made; it does not
+// look at the file again.
 type Rereadable interface {
 	Source
 	Rereadable() bool
@@ -96,6 +98,10 @@ func (r Retry) backoff() time.Duration {
 // of the stream it checks the length against the size the source announced (and
 // the expected size, if any) and the digest against the expected one, and returns
 // ErrLengthMismatch or ErrDigestMismatch instead of io.EOF.
+//
+// Without an expected digest, whether it hashes at all is decided once the
+// format is known (hashFor): a raw image is not hashed (its holes would cost
+// more to hash than to write), any other format is, beside decoding.
 type resumeReader struct {
 	ctx     context.Context
 	src     Source
@@ -106,6 +112,7 @@ type resumeReader struct {
 	want    int64 // expected by the caller, 0 unknown
 	digest  string
 	h       hash.Hash
+	hashing atomic.Int32 // hashUndecided, hashOn or hashOff
 	check   *checker     // set when a scout hashes the source (a Rereadable one)
 	scouted string       // the scout's digest, at the end
 	mu      sync.Mutex   // guards err and actual, which failed reads from other goroutines
@@ -116,13 +123,42 @@ type resumeReader struct {
 	total   atomic.Int64 // r.size, likewise
 }
 
+// The states of resumeReader.hashing. Until the format is known, the bytes
+// are hashed and holes are read as zeros (the first few MiB at most, the
+// prefetcher's lead): a hole skipped then would be owed to a hash that may
+// yet be wanted.
+const (
+	hashUndecided int32 = iota
+	hashOn
+	hashOff
+)
+
 func newResumeReader(ctx context.Context, src Source, wantSize int64, wantDigest string, retry Retry) *resumeReader {
 	r := &resumeReader{ctx: ctx, src: src, retry: retry, size: -1, want: wantSize, digest: wantDigest, h: sha256.New()}
 	r.total.Store(-1)
-	if rs, ok := src.(Rereadable); ok && rs.Rereadable() {
-		r.check = newChecker(ctx, newScout(ctx, src), src.Name())
+	if wantDigest != "" {
+		r.hashing.Store(hashOn)
+		if rs, ok := src.(Rereadable); ok && rs.Rereadable() {
+			r.check = newChecker(ctx, newScout(ctx, src), src.Name())
+		}
 	}
 	return r
+}
+
+// hashFor decides, once the format is known, whether the source is hashed
+// when no digest is expected: not for a raw image, whose sha256 would cover
+// its holes and cost more than writing it (hashing a GiB takes the time a
+// fast disk takes to write it; a hole costs the target nothing), yes for any
+// other format, where hashing the compressed bytes runs beside decoding and
+// costs a fraction of it. It reports whether the source is hashed. With an
+// expected digest it is always hashed.
+func (r *resumeReader) hashFor(fm format.Format) bool {
+	if fm == format.Raw {
+		r.hashing.CompareAndSwap(hashUndecided, hashOff)
+	} else {
+		r.hashing.CompareAndSwap(hashUndecided, hashOn)
+	}
+	return r.hashing.Load() == hashOn
 }
 
 // open opens the source at the current offset, retrying failures with backoff.
@@ -178,10 +214,12 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 		}
 		n, err := r.rc.Read(p)
 		if n > 0 {
-			if r.check == nil {
+			if r.check != nil {
+				if err := r.check.write(p[:n]); err != nil {
+					return 0, r.end(err)
+				}
+			} else if r.hashing.Load() != hashOff {
 				r.h.Write(p[:n])
-			} else if err := r.check.write(p[:n]); err != nil {
-				return 0, r.end(err)
 			}
 			r.off += int64(n)
 			r.count.Store(r.off)
@@ -215,21 +253,23 @@ func (r *resumeReader) Read(p []byte) (int, error) {
 
 // skipHole moves past a hole at the current offset of a sparse source, counting
 // and hashing (or checking) it like zeros read, and returns its length; 0 when
-// the source has no hole there or cannot tell.
+// the source has no hole there or cannot tell, or while hashing is undecided.
 func (r *resumeReader) skipHole() (int64, error) {
 	hs, ok := r.rc.(HoleSkipper)
-	if !ok {
+	mode := r.hashing.Load()
+	if !ok || mode == hashUndecided {
 		return 0, nil
 	}
 	n := hs.SkipHole()
 	if n == 0 {
 		return 0, nil
 	}
-	if r.check != nil {
+	switch {
+	case r.check != nil:
 		if err := r.check.zeros(n); err != nil {
 			return 0, r.end(err)
 		}
-	} else {
+	case mode == hashOn:
 		hashZeros(r.h, n)
 	}
 	r.off += n
@@ -261,9 +301,13 @@ func (r *resumeReader) finish() error {
 	return io.EOF
 }
 
+// sum is the digest of what was delivered; "" when the source was not hashed.
 func (r *resumeReader) sum() string {
-	if r.check != nil {
+	switch {
+	case r.check != nil:
 		return r.scouted
+	case r.hashing.Load() == hashOff:
+		return ""
 	}
 	return hex.EncodeToString(r.h.Sum(nil))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -258,5 +259,59 @@ func TestTargetPunchAfterFailure(t *testing.T) {
 	}
 	if used := st.Blocks * 512; used > 8<<20 {
 		t.Errorf("the backing file has %d MiB allocated after an image of 2 MiB of data and %d MiB of zeros; want the zero ranges punched after one failed punch (%d punches)", used>>20, mib-2, calls.Load())
+	}
+}
+
+// shortReads caps every read of a twiceSource at max bytes, as a network
+// source's reads are: the raw path then gets chunks at unaligned offsets.
+type shortReads struct {
+	*twiceSource
+	max int
+}
+
+func (s shortReads) Open(ctx context.Context, off int64) (io.ReadCloser, int64, error) {
+	rc, n, err := s.twiceSource.Open(ctx, off)
+	return struct {
+		io.Reader
+		io.Closer
+	}{&cappedReader{rc, s.max}, rc}, n, err
+}
+
+type cappedReader struct {
+	r   io.Reader
+	max int
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.max)]) }
+
+// The raw path writes the source's buffers as they are where it can (aligned
+// reads past the first MiB) and copies them where it cannot (short reads at
+// odd offsets, the first MiB): either way the loop device ends up with the
+// image, byte for byte, and a read-back agrees.
+func TestRawTakeOnLoop(t *testing.T) {
+	requireRoot(t)
+	img := sparseImage(9<<20 + 1536) // whole sectors, the last 4 KiB not whole
+	dev, file := tmpfsLoop(t, len(img))
+	for name, src := range map[string]Source{
+		"aligned reads, holes": &twiceSource{reads: [][]byte{img}, holes: true},
+		"aligned reads":        &twiceSource{reads: [][]byte{img}},
+		"short reads":          shortReads{&twiceSource{reads: [][]byte{img}}, 100003},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(file, bytes.Repeat([]byte{0xee}, len(img)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res, err := Flash(context.Background(), src, dev, Options{Verify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, img) || !res.Verified || res.Written+res.Zeroed != int64(len(img)) {
+				t.Errorf("target equal %v, verified %v, written+zeroed %d; want the image's %d bytes", bytes.Equal(got, img), res.Verified, res.Written+res.Zeroed, len(img))
+			}
+		})
 	}
 }

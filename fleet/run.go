@@ -160,7 +160,7 @@ func (r *Runner) flash(ctx context.Context, plan wire.Plan) Outcome {
 	if opt.SHA256 != "" {
 		checked = from.Matches()
 	}
-	r.say("flash complete: %s in %s, sha256 %s (%s)", d.Path, res.Duration.Round(time.Millisecond), res.SHA256, checked)
+	r.say("flash complete: %s in %s, sha256 %s (%s)", d.Path, res.Duration.Round(time.Millisecond), res.Digest(), checked)
 	r.progress.Wait()
 	done := wire.Status{Status: wire.StatusDone, SHA256: res.SHA256, BytesWritten: res.Written + res.Zeroed}
 	if err := r.Client.PostStatus(context.WithoutCancel(ctx), done); err != nil {

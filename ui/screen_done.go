@@ -85,14 +85,17 @@ func (s doneScreen) View(st Styles) string {
 	lines = append(lines, field("Throughput", tp+"  ("+units.Bytes(r.ImageSize)+" image)"))
 	lines = append(lines, field("On disk", units.Bytes(r.Written)+" written, "+units.Bytes(r.Zeroed)+" zeroed without writing"))
 	lines = append(lines, field("Format", string(r.Format)))
-	sum := r.SHA256
-	if w < 80 {
+	sum := r.Digest()
+	if w < 80 && !r.SHA256Skipped {
 		sum = shortDigest(sum, st.Ellipsis)
 	}
 	lines = append(lines, field("sha256", sum))
-	if s.plan.sha256 != "" {
+	switch {
+	case s.plan.sha256 != "":
 		lines = append(lines, field("", st.Good.Render(s.plan.sha256From.Matches())))
-	} else {
+	case r.SHA256Skipped:
+		lines = append(lines, field("", st.Warn.Render("no expected digest: a raw image is hashed only to check one")))
+	default:
 		lines = append(lines, field("", st.Warn.Render("no expected digest: computed, not checked")))
 	}
 	if r.Verified {
