@@ -143,6 +143,17 @@ func (ix *Index) Len(i int) int64 {
 // Hex returns a block digest as the lower-case hex of its route and file name.
 func Hex(sum [32]byte) string { return hex.EncodeToString(sum[:]) }
 
+// ParseHex is the inverse of Hex: it accepts exactly 64 lower-case hex
+// digits, the only spelling of a digest in a route or a file name.
+func ParseHex(s string) ([32]byte, bool) {
+	var sum [32]byte
+	if len(s) != 2*len(sum) || strings.ToLower(s) != s {
+		return sum, false
+	}
+	_, err := hex.Decode(sum[:], []byte(s))
+	return sum, err == nil
+}
+
 // blockCount is the number of blocks of Length bytes.
 func (ix *Index) blockCount() int64 {
 	return (ix.Length + ix.BlockSize - 1) / ix.BlockSize
@@ -174,13 +185,12 @@ func (ix *Index) check() error {
 }
 
 func parseDigest(d string) ([32]byte, error) {
-	var sum [32]byte
 	x, ok := strings.CutPrefix(d, "sha256:")
-	b, err := hex.DecodeString(x)
-	if !ok || err != nil || len(b) != len(sum) || strings.ToLower(x) != x {
+	sum, hexOK := ParseHex(x)
+	if !ok || !hexOK {
 		return sum, corruptf("block index: image digest %q is not sha256:<64 lower-case hex digits>", d)
 	}
-	return [32]byte(b), nil
+	return sum, nil
 }
 
 // truncated reports an index that ended inside what, or a read error.
