@@ -144,7 +144,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"block size not a power of two", put64(16, 3*MinBlockSize), "block size 12288 is out of bounds"},
 		{"block size huge", put64(16, 1<<40), "out of bounds"},
 		{"length huge", put64(24, 1<<62), "image length 4611686018427387904 is larger"},
-		{"too many blocks", put64(24, (MaxBlocks+1)*MinBlockSize), "more than 4194304 blocks"},
+		{"too many blocks", put64(24, (MaxBlocks+1)*MinBlockSize), "more than 16777216 blocks"},
 		{"count below length", put64(64, 3), "3 block digests for 12388 bytes in blocks of 4096: want 4"},
 		{"count above length", put64(64, 5), "5 block digests for 12388 bytes in blocks of 4096: want 4"},
 		{"oversized claim", func() []byte {
