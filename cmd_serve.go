@@ -18,7 +18,8 @@ import (
 	"bty/server/store"
 )
 
-const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR] [--blocks DIR|none]
+const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR]
+                 [--blocks DIR|none]
        bty serve --images DIR --state DIR [--boot DIR] [--url URL]
                  [--catalog SRC]... [--listen ADDR]
                  [--pxe [--interface IF] [--pxe-known-only] [--ipxe-dir DIR]]
