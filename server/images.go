@@ -85,14 +85,21 @@ func (ix *imageIndex) byRef(ctx context.Context) (map[string]catalog.Entry, erro
 // one (by digest when it is known), the rest at their src.
 func (ix *imageIndex) url(e catalog.Entry, base string) string {
 	switch {
-	case e.From == ix.dir && strings.HasPrefix(e.Src, ix.base+"/"):
-		return base + strings.TrimPrefix(e.Src, ix.base)
 	case ix.cache != nil && ix.remote(e) && e.SHA256 != "":
 		return base + "/cache/" + e.SHA256 + "/" + url.PathEscape(e.Name)
 	case ix.cache != nil && ix.remote(e):
 		return base + "/cache/ref/" + e.Ref + "/" + url.PathEscape(e.Name)
 	}
-	return e.Src
+	return ix.rebase(e, e.Src, base)
+}
+
+// rebase is u, a URL of e's (its src or block index), as a client that
+// reached the server at base fetches it.
+func (ix *imageIndex) rebase(e catalog.Entry, u, base string) string {
+	if e.From == ix.dir && strings.HasPrefix(u, ix.base+"/") {
+		return base + strings.TrimPrefix(u, ix.base)
+	}
+	return u
 }
 
 // remote reports whether e is a catalog row read over the network (http(s)
