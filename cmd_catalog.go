@@ -6,71 +6,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"os"
 	"strings"
-	"text/tabwriter"
 
 	"bty/catalog"
-	"bty/ui"
 )
-
-// cmdImages: bty images [--catalog SRC]... [--json]
-func cmdImages(ctx context.Context, e env, args []string) error {
-	var catalogs multiFlag
-	var asJSON, plainHTTP bool
-	fs := newFlagSet(e, "images", "bty images [--catalog SRC]... [--json]\n\nLists the images of the image root ($BTY_IMAGE_ROOT, else /var/lib/bty/images)\nand of the catalogs, as --image finds them.")
-	fs.Var(&catalogs, "catalog", "catalog `SRC` (TOML file, http(s) URL, oras:// ref); repeatable")
-	fs.BoolVar(&asJSON, "json", false, "print a JSON array")
-	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
-	if ok, err := parseFlags(fs, args); !ok {
-		return err
-	}
-	root := catalog.DefaultImageRoot(e.getenv)
-	r := &catalog.Resolver{Catalogs: catalogs, ImageRoot: root, Registry: catalog.Registry{PlainHTTP: plainHTTP}}
-	rows, err := r.Images(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(root); err != nil && e.getenv("BTY_IMAGE_ROOT") != "" {
-		fmt.Fprintf(e.stderr, "bty: image root %s: %v\n", root, err)
-	}
-	if asJSON {
-		if rows == nil {
-			rows = []catalog.Entry{}
-		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tFORMAT\tSIZE\tSHA256\tREF\tSOURCE")
-	for _, row := range rows {
-		format, size, sum := row.Format, "?", "unknown"
-		if format == "" {
-			format = "?"
-		}
-		if row.Size > 0 {
-			size = ui.Bytes(row.Size)
-		}
-		switch {
-		case row.SHA256 != "":
-			sum = "known"
-		case row.Pending:
-			sum = "pending"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, format, size, sum, row.Ref[:min(12, len(row.Ref))], row.From)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, row := range rows {
-		if row.Note != "" {
-			fmt.Fprintf(e.stderr, "bty: %s: %s\n", row.Name, row.Note)
-		}
-	}
-	return nil
-}
 
 // checkResult is the JSON form of bty catalog check.
 type checkResult struct {
@@ -136,7 +75,7 @@ catalog to flash from ignores what the warnings are about.`)
 		return usagef("catalog check takes one catalog source, a path, an http(s):// URL or an oras:// ref (see bty catalog check --help)")
 	}
 	src := pos[0]
-	c, warns, err := (&catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}).Check(ctx, src)
+	c, warns, err := newResolver(e, nil, plainHTTP).Check(ctx, src)
 	byStrict := err == nil && strict && len(warns) > 0
 	if byStrict {
 		err = &catalog.InvalidError{Source: src, Problems: warns}
@@ -196,19 +135,4 @@ catalog to flash from ignores what the warnings are about.`)
 		fmt.Fprintf(e.stderr, "bty: %s: %s: the catalog is refused\n", src, plural(len(inv.Problems), "problem"))
 	}
 	return reported{err}
-}
-
-// displayAddr makes a wildcard listen address usable in a URL.
-func displayAddr(a net.Addr) string {
-	s := a.String()
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return s
-	}
-	if host == "" || host == "::" || host == "0.0.0.0" {
-		if h, err := os.Hostname(); err == nil && !strings.ContainsAny(h, " /") {
-			host = h
-		}
-	}
-	return net.JoinHostPort(host, port)
 }

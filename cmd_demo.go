@@ -47,15 +47,9 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 	if _, err := demo.Write(images); err != nil {
 		return err
 	}
-	var be ui.Backend
+	res := ui.CatalogResolver(newResolver(e, nil, false))
 	if slow {
-		be.Open = func(ctx context.Context, en catalog.Entry) (catalog.Resolved, error) {
-			r, err := (&catalog.Resolver{}).Open(ctx, en)
-			if err == nil && en.Size > 0 {
-				r.Source = demo.Slow(r.Source, en.Size, 5*time.Second)
-			}
-			return r, err
-		}
+		res = slowResolver{res}
 	}
 	o, err := ui.Run(ctx, ui.Options{
 		Title:     "demo",
@@ -63,8 +57,8 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 		Targets: func(disks.Check) ([]ui.Target, error) {
 			return []ui.Target{ui.FileTarget(scratch, "scratch file (demo target)")}, nil
 		},
-		Plain:   ui.PlainTerminal(e.getenv, ttyName(out)),
-		Backend: be,
+		Plain:    ui.PlainTerminal(e.getenv, ttyName(out)),
+		Resolver: res,
 	})
 	switch {
 	case keep:
@@ -82,4 +76,15 @@ func cmdDemo(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	return o.Err
+}
+
+// slowResolver opens the images as demo.Slow sources.
+type slowResolver struct{ ui.Resolver }
+
+func (r slowResolver) Open(ctx context.Context, en catalog.Entry) (catalog.Resolved, error) {
+	img, err := r.Resolver.Open(ctx, en)
+	if err == nil && en.Size > 0 {
+		img.Source = demo.Slow(img.Source, en.Size, 5*time.Second)
+	}
+	return img, err
 }

@@ -24,11 +24,6 @@ type flashFlags struct {
 	catalogs            multiFlag
 }
 
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
 func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 	var f flashFlags
 	var showVersion bool
@@ -65,12 +60,6 @@ func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 	return &f, nil
 }
 
-// resolver finds --image in the image root and the --catalog catalogs, or
-// takes it as a path or URL.
-func (f *flashFlags) resolver(e env) *catalog.Resolver {
-	return &catalog.Resolver{Catalogs: f.catalogs, ImageRoot: catalog.DefaultImageRoot(e.getenv), Registry: catalog.Registry{PlainHTTP: f.plainHTTP}}
-}
-
 func cmdFlash(ctx context.Context, e env, args []string) error {
 	f, err := parseFlashFlags(e, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -83,8 +72,11 @@ func cmdFlash(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The one resolver of this run: headless mode, the wizard and
+	// server-driven mode reach images the same way.
+	res := newResolver(e, f.catalogs, f.plainHTTP)
 	if serverMode(f, cmdline) {
-		return runServer(ctx, e, f, cmdline)
+		return followServer(ctx, e, f, res, cmdline)
 	}
 	switch {
 	case f.image == "-" && !f.yes:
@@ -93,21 +85,21 @@ func cmdFlash(ctx context.Context, e env, args []string) error {
 		return usagef("--image - reads the image from standard input, which is a terminal: pipe the image in (xz -dc x.img.xz | bty --image - ...)")
 	case !f.yes:
 		// The wizard, opened at the first choice not made on the command line.
-		return runWizard(ctx, e, f)
+		return runWizard(ctx, e, f, res)
 	case f.image == "":
 		return usagef("--image is missing: --yes flashes without a prompt, so name the image to flash")
 	case f.disk == "":
 		return usagef("--disk is missing: --yes flashes without a prompt, so name the target disk or file")
 	}
-	return headless(ctx, e, f)
+	return headless(ctx, e, f, res)
 }
 
 // headless runs one flash without a TUI, reporting on stderr or as JSON lines.
-func headless(ctx context.Context, e env, f *flashFlags) error {
+func headless(ctx context.Context, e env, f *flashFlags, res *catalog.Resolver) error {
 	rep := newReport(e, f.json)
 	run := &flashRun{image: f.image, target: f.disk}
 	err := func() error {
-		img, err := f.resolver(e).Resolve(ctx, f.image)
+		img, err := res.Resolve(ctx, f.image)
 		if err != nil {
 			return err
 		}

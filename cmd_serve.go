@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"bty/catalog"
@@ -76,7 +77,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if quarantine != "disk" && quarantine != "wizard" {
 		return usagef("--quarantine %q: say disk or wizard", quarantine)
 	}
-	r := &catalog.Resolver{Registry: catalog.Registry{PlainHTTP: plainHTTP}}
+	// The fleet server resolves oras:// tags with it too (server.Options).
+	r := newResolver(e, nil, plainHTTP)
 	var loaded []*catalog.Catalog
 	for _, src := range catalogs {
 		c, err := r.Load(ctx, src)
@@ -166,4 +168,19 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintln(e.stderr, "bty serve: stopped")
 	return reported{ctx.Err()}
+}
+
+// displayAddr makes a wildcard listen address usable in a URL.
+func displayAddr(a net.Addr) string {
+	s := a.String()
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		if h, err := os.Hostname(); err == nil && !strings.ContainsAny(h, " /") {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -13,9 +13,10 @@ import (
 
 // runWizard runs the TUI: bty without --yes. --catalog skips the source
 // screen; --image and --disk pre-fill the choices, and with both the wizard
-// opens at the confirmation. Reboot is offered on the done screen only in the
+// opens at the confirmation. The wizard reaches images through res, as
+// headless mode does, in the places it names. Reboot is offered on the done screen only in the
 // live environment, and happens here after the TUI has released the terminal.
-func runWizard(ctx context.Context, e env, f *flashFlags) error {
+func runWizard(ctx context.Context, e env, f *flashFlags, res *catalog.Resolver) error {
 	out, err := wizardTerminal(e)
 	if err != nil {
 		return err
@@ -33,6 +34,7 @@ func runWizard(ctx context.Context, e env, f *flashFlags) error {
 	o, err := ui.Run(ctx, ui.Options{
 		ImageRoot:      catalog.DefaultImageRoot(e.getenv),
 		Catalogs:       f.catalogs,
+		Resolver:       ui.CatalogResolver(res),
 		DefaultCatalog: catalog.DefaultCatalog(e.getenv),
 		Image:          f.image,
 		Disk:           f.disk,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"bty/internal/testproc"
 	"bty/wire"
 )
 
@@ -84,7 +85,7 @@ func TestVMFleetLoop(t *testing.T) {
 		"-netdev", "user,id=n0,bootfile=" + guest + "/pxe-bootstrap.ipxe", "-device", "virtio-net-pci,netdev=n0,mac=" + vmMAC}
 	args = append(args, target.args(1)...)
 	args = append(args, decoy.args(2)...)
-	qemu := exec.Command("qemu-system-x86_64", args...)
+	qemu := testproc.DieWithTest(exec.Command("qemu-system-x86_64", args...))
 	qemu.Stdout, qemu.Stderr = os.Stderr, os.Stderr
 	start := time.Now()
 	if err := qemu.Start(); err != nil {

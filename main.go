@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"bty/catalog"
 )
 
 func main() {
@@ -44,6 +46,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bty: %v\n", err)
 	}
 	return code
+}
+
+// newResolver is how a command reaches images: the image root, the catalogs
+// named with --catalog, and --plain-http for oras:// registries. A command
+// builds one and hands it to everything it runs.
+func newResolver(e env, catalogs []string, plainHTTP bool) *catalog.Resolver {
+	return &catalog.Resolver{Catalogs: catalogs, ImageRoot: catalog.DefaultImageRoot(e.getenv), Registry: catalog.Registry{PlainHTTP: plainHTTP}}
 }
 
 // command is a subcommand: bty NAME args...

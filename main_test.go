@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"bty/internal/need"
+	"bty/internal/testproc"
 )
 
 // btyBin is the binary under test, built once by TestMain.
@@ -106,9 +107,9 @@ func runCmdUnder(t *testing.T, under []string, env []string, stdin io.Reader, ar
 // btyCommand is the binary with args, run by the command under (nil: none).
 func btyCommand(ctx context.Context, under []string, args ...string) *exec.Cmd {
 	if len(under) == 0 {
-		return exec.CommandContext(ctx, btyBin, args...)
+		return testproc.DieWithTest(exec.CommandContext(ctx, btyBin, args...))
 	}
-	return exec.CommandContext(ctx, under[0], append(append(under[1:len(under):len(under)], btyBin), args...)...)
+	return testproc.DieWithTest(exec.CommandContext(ctx, under[0], append(append(under[1:len(under):len(under)], btyBin), args...)...))
 }
 
 // inNetns runs a command inside the network namespace ns.

@@ -9,7 +9,7 @@ import (
 
 	"bty/catalog"
 	"bty/flash"
-	"bty/ui"
+	"bty/units"
 )
 
 // report prints the progress and the result of a headless flash: one refreshed
@@ -126,13 +126,13 @@ func progressText(p flash.Progress) string {
 	}
 	switch {
 	case p.ImageSize > 0:
-		fmt.Fprintf(&b, " %3.0f%%  %s / %s", min(1, float64(done)/float64(p.ImageSize))*100, ui.Bytes(done), ui.Bytes(p.ImageSize))
+		fmt.Fprintf(&b, " %3.0f%%  %s / %s", min(1, float64(done)/float64(p.ImageSize))*100, units.Bytes(done), units.Bytes(p.ImageSize))
 	case p.Phase == flash.PhaseOpening:
 	default:
-		fmt.Fprintf(&b, "  %s", ui.Bytes(done))
+		fmt.Fprintf(&b, "  %s", units.Bytes(done))
 	}
 	if p.Rate > 0 {
-		fmt.Fprintf(&b, "  %s/s", ui.Bytes(int64(p.Rate)))
+		fmt.Fprintf(&b, "  %s/s", units.Bytes(int64(p.Rate)))
 	}
 	if p.ImageSize <= 0 && p.SourceTotal > 0 && p.Phase == flash.PhaseWriting {
 		fmt.Fprintf(&b, "  (source %.0f%% read)", min(1, float64(p.SourceBytes)/float64(p.SourceTotal))*100)
@@ -190,15 +190,15 @@ func (r *report) result(run *flashRun) {
 	}
 	rate := "-"
 	if secs := res.Duration.Seconds(); secs > 0 {
-		rate = ui.Bytes(int64(float64(res.ImageSize)/secs)) + "/s"
+		rate = units.Bytes(int64(float64(res.ImageSize)/secs)) + "/s"
 	}
 	checked := "not checked: no expected digest is known (give --sha256, or put IMAGE.sha256 beside the image)"
 	if run.want != "" {
 		checked = run.wantFrom.Matches()
 	}
 	fmt.Fprintf(r.e.stdout, "bty: wrote %s (%s, %s) to %s in %s (%s): %s written, %s zeroed%s\nsha256 %s: %s\n",
-		run.image, res.Format, ui.Bytes(res.ImageSize), run.target, res.Duration.Round(time.Millisecond), rate,
-		ui.Bytes(res.Written), ui.Bytes(res.Zeroed), verified, res.SHA256, checked)
+		run.image, res.Format, units.Bytes(res.ImageSize), run.target, res.Duration.Round(time.Millisecond), rate,
+		units.Bytes(res.Written), units.Bytes(res.Zeroed), verified, res.SHA256, checked)
 }
 
 // fail reports a failed run: as the JSON result, or on a terminal by ending

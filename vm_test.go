@@ -21,6 +21,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"bty/internal/need"
+	"bty/internal/testproc"
 	"bty/media"
 )
 
@@ -238,7 +239,7 @@ func runVM(t *testing.T, r vmRun, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout)
 	defer cancel()
 	base := []string{"-accel", "tcg", "-m", "512M", "-display", "none", "-no-reboot", "-no-user-config", "-nodefaults", "-serial", "stdio"}
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", append(base, args...)...)
+	cmd := testproc.DieWithTest(exec.CommandContext(ctx, "qemu-system-x86_64", append(base, args...)...))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

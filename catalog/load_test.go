@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +188,110 @@ src = "https://example.com/ubuntu.img"
 	bad := &Resolver{Catalogs: []string{srv.URL + "/c.toml", "http://" + closedPort(t) + "/c.toml"}}
 	if _, err := bad.Resolve(ctx, "ubuntu.img"); !errors.Is(err, category.ErrSource) {
 		t.Errorf("Resolve with an unreachable catalog = %v, want category.ErrSource", err)
+	}
+}
+
+// TestLists: each place's list arrives as it is read, a slow catalog after
+// the others, a failed one with its error and no rows; cancelling gives up
+// on the slow one. Images fails on the first failed place, in order.
+func TestLists(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "local.img"), []byte("image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stall := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow.toml" {
+			select {
+			case <-r.Context().Done():
+			case <-stall:
+			}
+			return
+		}
+		fmt.Fprint(w, goodCatalog)
+	}))
+	defer srv.Close()
+	defer close(stall)
+	slow, good, bad := srv.URL+"/slow.toml", srv.URL+"/c.toml", "http://"+closedPort(t)+"/c.toml"
+	r := &Resolver{ImageRoot: root, Catalogs: []string{slow, good, bad}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := r.Lists(ctx)
+	got := map[int]List{}
+	for len(got) < 3 {
+		l := <-ch
+		got[l.Index] = l
+	}
+	if _, ok := got[1]; ok {
+		t.Fatalf("the stalled catalog's list arrived before the others")
+	}
+	if l := got[0]; l.Err != nil || len(l.Rows) != 1 || l.Source != root {
+		t.Errorf("the image root's list = %+v, want one row", l)
+	}
+	if l := got[2]; l.Err != nil || len(l.Rows) == 0 || l.Source != good {
+		t.Errorf("the good catalog's list = %+v, want its rows", l)
+	}
+	if l := got[3]; !errors.Is(l.Err, category.ErrSource) || len(l.Rows) != 0 || l.Source != bad {
+		t.Errorf("the unreachable catalog's list = %+v, want category.ErrSource and no rows", l)
+	}
+	cancel()
+	if l := <-ch; l.Index != 1 || !errors.Is(l.Err, context.Canceled) {
+		t.Errorf("the stalled catalog's list after cancel = %+v, want context.Canceled", l)
+	}
+	if l, ok := <-ch; ok {
+		t.Errorf("after the last list: %+v, want the channel closed", l)
+	}
+
+	_, err := (&Resolver{ImageRoot: root, Catalogs: []string{good, bad}}).Images(context.Background())
+	if !errors.Is(err, category.ErrSource) || !strings.Contains(err.Error(), bad) {
+		t.Errorf("Images with an unreachable catalog = %v, want category.ErrSource naming it", err)
+	}
+}
+
+// TestResolverIn: a resolver for other places keeps every setting of how r
+// reaches things; a setting In forgets is a flag silently dropped where the
+// wizard chooses its catalogs (--plain-http was, once).
+func TestResolverIn(t *testing.T) {
+	r := &Resolver{}
+	v := reflect.ValueOf(r).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
+		// A non-zero value of every exported field.
+		switch f.Kind() {
+		case reflect.Pointer:
+			f.Set(reflect.New(f.Type().Elem()))
+		case reflect.Interface:
+			f.Set(reflect.ValueOf(strings.NewReader("")))
+		case reflect.Struct:
+			f.Set(reflect.ValueOf(Registry{PlainHTTP: true, DockerConfig: "/config.json", Stall: time.Second}))
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"old.toml"}))
+		case reflect.String:
+			f.SetString("/old")
+		case reflect.Int64:
+			f.SetInt(7)
+		default:
+			t.Fatalf("Resolver.%s: a field of kind %s; teach this test a value for it", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	in := reflect.ValueOf(r.In("/root", []string{"new.toml"})).Elem()
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
+		want := v.Field(i).Interface()
+		switch name {
+		case "ImageRoot":
+			want = "/root"
+		case "Catalogs":
+			want = []string{"new.toml"}
+		}
+		if got := in.Field(i).Interface(); !reflect.DeepEqual(got, want) {
+			t.Errorf("In(...).%s = %v, want %v", name, got, want)
+		}
 	}
 }

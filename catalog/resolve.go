@@ -120,30 +120,85 @@ func (r *Resolver) registry() *Registry {
 	return &g
 }
 
+// In returns a resolver that reaches catalogs, registries and URLs as r does
+// (the same HTTP client, registry settings, timeout and standard input) but
+// looks names up in the image root root and in catalogs. The wizard uses it
+// for the catalogs chosen on its source screen.
+func (r *Resolver) In(root string, catalogs []string) *Resolver {
+	return &Resolver{Catalogs: catalogs, ImageRoot: root, Client: r.Client, Registry: r.Registry, Timeout: r.Timeout, Stdin: r.Stdin}
+}
+
+// List is the images of one place: the image root, or one catalog.
+type List struct {
+	// Index is the place's order: 0 for the image root, 1+i for Catalogs[i].
+	Index int
+	// Source is the image root's directory, or the catalog's source.
+	Source string
+	Rows   []Entry
+	// Err is why the place could not be read; Rows is then empty. An image
+	// root that does not exist, or none at all, holds no images and is no
+	// error.
+	Err error
+}
+
+// Lists reads the image root and every catalog at once, and sends each List
+// on the channel as soon as it is read: a slow catalog does not hold back the
+// others. The channel holds them all (nobody has to receive for the reads to
+// end) and is closed after the last. Cancelling ctx gives up on the catalogs
+// still loading: their lists come with the cancellation as Err.
+func (r *Resolver) Lists(ctx context.Context) <-chan List {
+	ch := make(chan List, 1+len(r.Catalogs))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		l := List{Source: r.ImageRoot}
+		if r.ImageRoot != "" {
+			rows, err := ScanRoot(r.ImageRoot)
+			if err != nil && !isNotExist(err) {
+				l.Err = &sourceError{err: err, permanent: true}
+			}
+			l.Rows = rows
+		}
+		ch <- l
+	})
+	for i, src := range r.Catalogs {
+		wg.Go(func() {
+			l := List{Index: 1 + i, Source: src}
+			if c, err := r.Load(ctx, src); err != nil {
+				l.Err = err
+			} else {
+				l.Rows = c.Images
+			}
+			ch <- l
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(ch)
+	}()
+	return ch
+}
+
 // Images returns the merged rows: the image root first, then each catalog in
-// order, one row per ref. Any catalog that cannot be loaded fails the call.
+// order, one row per ref. A place that cannot be read fails the call, with
+// the first such error in that order.
 func (r *Resolver) Images(ctx context.Context) ([]Entry, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.loaded {
 		return r.entries, nil
 	}
-	var lists [][]Entry
-	if r.ImageRoot != "" {
-		root, err := ScanRoot(r.ImageRoot)
-		if err != nil && !isNotExist(err) {
-			return nil, &sourceError{err: err, permanent: true}
-		}
-		lists = append(lists, root)
+	lists := make([]List, 1+len(r.Catalogs))
+	for l := range r.Lists(ctx) {
+		lists[l.Index] = l
 	}
-	for _, src := range r.Catalogs {
-		c, err := r.Load(ctx, src)
-		if err != nil {
-			return nil, err
+	rows := make([][]Entry, len(lists))
+	for i, l := range lists {
+		if l.Err != nil {
+			return nil, l.Err
 		}
-		lists = append(lists, c.Images)
+		rows[i] = l.Rows
 	}
-	r.entries, r.loaded = Merge(lists...), true
+	r.entries, r.loaded = Merge(rows...), true
 	return r.entries, nil
 }
 

@@ -38,6 +38,8 @@ func (d Disk) Inventory() InventoryDisk {
 // HumanSize writes a byte count as lsblk does (util-linux size_to_human_string):
 // powers of 1024 with a one-letter unit, and one decimal, rounded, only when it
 // is not zero: 512B, 1K, 7.5G, 465.8G, 1T.
+// It is the inventory's size, a wire format servers know from lsblk, and
+// bty disks's table beside it; messages for people say sizes with units.Bytes.
 func HumanSize(n int64) string {
 	if n < 0 {
 		return fmt.Sprintf("%dB", n)

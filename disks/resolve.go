@@ -9,17 +9,42 @@ import (
 // Resolve finds the disk a DISK argument names: a device path (/dev/sda), a link
 // to one (/dev/disk/by-id/..., followed inside Roots.Dev), or serial:S, which
 // matches the one disk whose serial is exactly S (a disk without a serial never
-// matches; an eMMC's boot areas, which repeat the card's serial, are skipped). Errors wrap ErrNotFound, ErrAmbiguous or ErrBadSpec. A regular file
-// as DISK (an image being produced) is the caller's to handle before Resolve.
+// matches; an eMMC's boot areas, which repeat the card's serial, are skipped).
+// Errors wrap ErrNotFound, ErrAmbiguous or ErrBadSpec. A regular file as DISK
+// (an image being produced) is the caller's to handle before Resolve.
 func Resolve(r Roots, spec string) (Disk, error) {
+	if err := checkSpec(spec); err != nil {
+		return Disk{}, err
+	}
+	ds, err := List(r)
+	if err != nil {
+		return Disk{}, err
+	}
+	return Find(r, ds, spec)
+}
+
+// checkSpec refuses what no list of disks can match.
+func checkSpec(spec string) error {
 	if serial, ok := strings.CutPrefix(spec, "serial:"); ok {
 		if serial == "" {
-			return Disk{}, fmt.Errorf("%q: empty serial: %w", spec, ErrBadSpec)
+			return fmt.Errorf("%q: empty serial: %w", spec, ErrBadSpec)
 		}
-		ds, err := List(r)
-		if err != nil {
-			return Disk{}, err
-		}
+		return nil
+	}
+	if !strings.HasPrefix(filepath.Clean(spec), "/dev/") {
+		return fmt.Errorf("%q: want a /dev path, a /dev/disk/by-id link or serial:SERIAL: %w", spec, ErrBadSpec)
+	}
+	return nil
+}
+
+// Find is Resolve over disks already listed: the one of ds that the DISK
+// argument spec names, by the same rules. The wizard applies --disk with it
+// to the disks it shows.
+func Find(r Roots, ds []Disk, spec string) (Disk, error) {
+	if err := checkSpec(spec); err != nil {
+		return Disk{}, err
+	}
+	if serial, ok := strings.CutPrefix(spec, "serial:"); ok {
 		var match []Disk
 		for _, d := range ds {
 			// The boot and RPMB areas of an eMMC report the card's serial, but
@@ -39,13 +64,6 @@ func Resolve(r Roots, spec string) (Disk, error) {
 			paths = append(paths, d.Path)
 		}
 		return Disk{}, fmt.Errorf("serial %q: %d disks have it (%s): %w", serial, len(match), strings.Join(paths, ", "), ErrAmbiguous)
-	}
-	if !strings.HasPrefix(filepath.Clean(spec), "/dev/") {
-		return Disk{}, fmt.Errorf("%q: want a /dev path, a /dev/disk/by-id link or serial:SERIAL: %w", spec, ErrBadSpec)
-	}
-	ds, err := List(r)
-	if err != nil {
-		return Disk{}, err
 	}
 	p, err := resolveDevLink(r.dev(), spec)
 	if err != nil {

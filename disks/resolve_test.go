@@ -61,7 +61,7 @@ func TestResolveTarget(t *testing.T) {
 		{fixture: "vm", spec: "serial:bty-target", wantLevel: Confirm},
 		{fixture: "vm", spec: "/dev/vda", wantLevel: Refused, wantReasons: []string{"holds the running system (/ is mounted from vda)"}},
 		{fixture: "vm", spec: "/dev/disk/by-id/virtio-bty-target", check: Check{ImageSize: 9 << 30}, wantLevel: Refused,
-			wantReasons: []string{"too small: image needs 9G, disk has 8G"}},
+			wantReasons: []string{"too small: image needs 9.0 GiB, disk has 8.0 GiB"}},
 		{fixture: "sbc", spec: "/dev/mmcblk1", wantLevel: OK},
 	}
 	for _, tt := range tests {

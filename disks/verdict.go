@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"bty/units"
 )
 
 // Level is how far a disk may be written.
@@ -138,7 +140,7 @@ func (d Disk) Verdict(c Check) Verdict {
 	case d.SizeBytes == 0:
 		add("no medium (size 0)")
 	case c.ImageSize > d.SizeBytes:
-		need, have := HumanSize(c.ImageSize), HumanSize(d.SizeBytes)
+		need, have := units.Bytes(c.ImageSize), units.Bytes(d.SizeBytes)
 		if need == have {
 			need, have = fmt.Sprintf("%d bytes", c.ImageSize), fmt.Sprintf("%d bytes", d.SizeBytes)
 		}

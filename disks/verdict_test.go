@@ -26,7 +26,7 @@ func TestVerdict(t *testing.T) {
 		{name: "SATA data disk", fixture: "laptop", disk: "sda", want: confirm},
 		{
 			name: "SATA data disk too small", fixture: "laptop", disk: "sda", check: Check{ImageSize: 2 << 40},
-			want: refused("too small: image needs 2T, disk has 931.5G"),
+			want: refused("too small: image needs 2.0 TiB, disk has 932 GiB"),
 		},
 		{
 			name: "too small by one byte", fixture: "vm", disk: "vdb", check: Check{ImageSize: 8589934593},
@@ -98,7 +98,7 @@ func TestVerdict(t *testing.T) {
 		{name: "removable SD card", fixture: "sbc", disk: "mmcblk1", want: Verdict{Level: OK}},
 		{
 			name: "SD card too small", fixture: "sbc", disk: "mmcblk1", check: Check{ImageSize: 32 << 30},
-			want: refused("too small: image needs 32G, disk has 29.7G"),
+			want: refused("too small: image needs 32.0 GiB, disk has 29.7 GiB"),
 		},
 		{name: "virtio disk holding / on the whole disk", fixture: "vm", disk: "vda", want: refused("holds the running system (/ is mounted from vda)")},
 		{name: "virtio disk with a serial", fixture: "vm", disk: "vdb", want: confirm},

@@ -43,7 +43,10 @@ type Outcome struct {
 // Runner follows one machine's plan.
 type Runner struct {
 	Client *Client
-	Roots  disks.Roots
+	// Resolver opens the plan's image; nil means a catalog.Resolver of its
+	// own. main passes its resolver, so that --plain-http reaches the flash.
+	Resolver *catalog.Resolver
+	Roots    disks.Roots
 	// Log gets the milestones (bty: flash starting, bty: write 50%, ...).
 	Log io.Writer
 	// LSHW returns lshw's JSON tree, or nil; nil means run `lshw -json` when it
@@ -131,7 +134,11 @@ func (r *Runner) flash(ctx context.Context, plan wire.Plan) Outcome {
 	if err != nil {
 		return fail(err)
 	}
-	img, err := catalog.Resolve(ctx, plan.Image)
+	resolver := r.Resolver
+	if resolver == nil {
+		resolver = &catalog.Resolver{}
+	}
+	img, err := resolver.Resolve(ctx, plan.Image)
 	if err != nil {
 		return fail(err)
 	}

@@ -25,11 +25,20 @@
 // Model (ui.go) owns the screen enum, the error state and the plan (image and
 // target). Each screen is a small model with Update, View, SetSize, keys (which
 // bindings of the one KeyMap work in its state) and help (their order on the
-// help line); the messages it emits are declared at the top of its file. Work
-// runs in commands: catalog loads, disk lists and resolves return one message
-// each, tagged with a generation so that a stale answer is dropped; a flash
-// runs in a goroutine that reports through a channel drained by a command
-// re-issued after each message, and is cancelled through its context.
+// help line); the messages it emits are declared at the top of its file. The
+// root reaches the screen shown through the page interface, so going over the
+// screens is one line (Model.page); a new screen is a file that implements
+// page, a value in the screen enum, a field in Model and a case in Model.page,
+// and the transitions to it in Model.update and Model.back.
+//
+// Work runs in commands (commands.go): image lists, disk lists and resolves
+// return one message each, tagged with a generation so that a stale answer is
+// dropped; a flash runs in a goroutine that reports through a channel drained
+// by a command re-issued after each message, and is cancelled through its
+// context. The rest: options.go (Options, Backend, Run and its Outcome),
+// plan.go (what will be flashed where, and what a failure leaves),
+// messages.go (the results of the work), errors.go (errors in plain words),
+// view.go (the top line, the body and the help line).
 //
 // Styles has two looks: DefaultStyles (colour, Unicode) and PlainStyles (ASCII
 // without colour) for NO_COLOR, the Linux console and serial lines

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"strings"
 	"sync"
 	"testing"
@@ -94,54 +93,85 @@ type fakeBackend struct {
 
 func newFakeBackend() *fakeBackend { return &fakeBackend{release: make(chan struct{})} }
 
+// Lists lists the fake image root and catalogs as the wizard's Resolver.
+func (f *fakeBackend) Lists(ctx context.Context, root string, catalogs []string) <-chan catalog.List {
+	ch := make(chan catalog.List, 1+len(catalogs))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		l := catalog.List{Source: root}
+		if root != "" {
+			l.Rows, l.Err = f.scanRoot(root)
+		}
+		ch <- l
+	})
+	for i, src := range catalogs {
+		wg.Go(func() {
+			l := catalog.List{Index: 1 + i, Source: src}
+			l.Rows, l.Err = f.loadCatalog(ctx, src)
+			ch <- l
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(ch)
+	}()
+	return ch
+}
+
+// scanRoot lists the fake image root; any other directory does not exist,
+// which is no error.
+func (f *fakeBackend) scanRoot(dir string) ([]catalog.Entry, error) {
+	f.mu.Lock()
+	f.loads++
+	f.mu.Unlock()
+	if dir == fakeRoot {
+		return fakeRootRows(), nil
+	}
+	return nil, nil
+}
+
+func (f *fakeBackend) loadCatalog(ctx context.Context, src string) ([]catalog.Entry, error) {
+	switch src {
+	case goodCatalog:
+		return fakeCatalogRows(), nil
+	case slowCatalog:
+		<-ctx.Done()
+		f.mu.Lock()
+		f.stopped++
+		f.mu.Unlock()
+		return nil, fmt.Errorf("catalog %s: Get %q: %w", src, src, ctx.Err())
+	}
+	return nil, fmt.Errorf("catalog %s: no answer within 20s (offline?): check the network, or use a catalog file", src)
+}
+
+func (f *fakeBackend) Open(_ context.Context, e catalog.Entry) (catalog.Resolved, error) {
+	f.mu.Lock()
+	f.opened = append(f.opened, e.Name)
+	f.mu.Unlock()
+	if strings.HasPrefix(e.Name, "rescue") {
+		return catalog.Resolved{}, fmt.Errorf("open %s: permission denied", e.Src)
+	}
+	from := catalog.DigestCatalog
+	if e.From == fakeRoot {
+		from = catalog.DigestSidecar
+	}
+	if e.SHA256 == "" {
+		from = ""
+	}
+	return catalog.Resolved{Name: e.Name, Source: fakeSource{e.Src}, SHA256: e.SHA256, SHA256From: from, Format: e.Format, Size: e.Size, Ref: e.Ref}, nil
+}
+
+func (f *fakeBackend) Resolve(_ context.Context, spec, root string, cats []string) (catalog.Resolved, error) {
+	for _, e := range append(fakeRootRows(), fakeCatalogRows()...) {
+		if e.Name == spec {
+			return catalog.Resolved{Name: e.Name, Source: fakeSource{e.Src}, SHA256: e.SHA256, Format: e.Format, Size: e.Size}, nil
+		}
+	}
+	return catalog.Resolved{}, fmt.Errorf("image %q: not found in the image root %s, and no such file here: run bty images to see the names", spec, root)
+}
+
 func (f *fakeBackend) backend() Backend {
 	return Backend{
-		ScanRoot: func(dir string) ([]catalog.Entry, error) {
-			f.mu.Lock()
-			f.loads++
-			f.mu.Unlock()
-			if dir == fakeRoot {
-				return fakeRootRows(), nil
-			}
-			return nil, fmt.Errorf("image root %s: %w", dir, fs.ErrNotExist)
-		},
-		LoadCatalog: func(ctx context.Context, src string) ([]catalog.Entry, error) {
-			switch src {
-			case goodCatalog:
-				return fakeCatalogRows(), nil
-			case slowCatalog:
-				<-ctx.Done()
-				f.mu.Lock()
-				f.stopped++
-				f.mu.Unlock()
-				return nil, fmt.Errorf("catalog %s: Get %q: %w", src, src, ctx.Err())
-			}
-			return nil, fmt.Errorf("catalog %s: no answer within 20s (offline?): check the network, or use a catalog file", src)
-		},
-		Open: func(_ context.Context, e catalog.Entry) (catalog.Resolved, error) {
-			f.mu.Lock()
-			f.opened = append(f.opened, e.Name)
-			f.mu.Unlock()
-			if strings.HasPrefix(e.Name, "rescue") {
-				return catalog.Resolved{}, fmt.Errorf("open %s: permission denied", e.Src)
-			}
-			from := catalog.DigestCatalog
-			if e.From == fakeRoot {
-				from = catalog.DigestSidecar
-			}
-			if e.SHA256 == "" {
-				from = ""
-			}
-			return catalog.Resolved{Name: e.Name, Source: fakeSource{e.Src}, SHA256: e.SHA256, SHA256From: from, Format: e.Format, Size: e.Size, Ref: e.Ref}, nil
-		},
-		Resolve: func(_ context.Context, spec, root string, cats []string) (catalog.Resolved, error) {
-			for _, e := range append(fakeRootRows(), fakeCatalogRows()...) {
-				if e.Name == spec {
-					return catalog.Resolved{Name: e.Name, Source: fakeSource{e.Src}, SHA256: e.SHA256, Format: e.Format, Size: e.Size}, nil
-				}
-			}
-			return catalog.Resolved{}, fmt.Errorf("image %q: not found in the image root %s, and no such file here: run bty images to see the names", spec, root)
-		},
 		// Every image decodes to 2 GiB, known from its header.
 		Inspect: func(_ context.Context, src flash.Source, _ flash.Options) (flash.Info, error) {
 			return flash.Info{Format: format.FromName(src.Name()), SourceSize: -1, ImageSize: 2 << 30, Exact: true}, nil
@@ -196,6 +226,7 @@ func fakeOptions(f *fakeBackend) Options {
 		DefaultCatalog: goodCatalog,
 		Targets:        func(disks.Check) ([]Target, error) { return fakeTargets(), nil },
 		CanReboot:      true,
+		Resolver:       f,
 		Backend:        f.backend(),
 	}
 }

@@ -5,42 +5,20 @@ import (
 	"strings"
 	"time"
 
+	"bty/units"
+
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"bty/format"
 )
 
-// Bytes is a size in IEC units: "512 B", "14.9 GiB". The headless progress
-// line uses it too.
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for v := n / unit; v >= unit; v /= unit {
-		div *= unit
-		exp++
-	}
-	v := float64(n) / float64(div)
-	if v >= 1023.5 && exp < 5 {
-		// Rounded, it would read "1024 KiB": say "1.0 MiB".
-		v /= unit
-		exp++
-	}
-	if v >= 99.95 { // "100 MiB", not "100.0 MiB"
-		return fmt.Sprintf("%.0f %ciB", v, "KMGTPE"[exp])
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp])
-}
-
 // rateText is a rate in bytes per second.
 func rateText(r float64) string {
 	if r <= 0 {
 		return "-"
 	}
-	return Bytes(int64(r)) + "/s"
+	return units.Bytes(int64(r)) + "/s"
 }
 
 // plural is "1 image", "2 images".

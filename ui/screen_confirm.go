@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"bty/units"
+
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
@@ -93,44 +95,44 @@ func (s confirmScreen) help(k KeyMap) []key.Binding {
 	return []key.Binding{k.Yes, k.No, k.Confirm, k.Back, k.Quit}
 }
 
-func (s confirmScreen) Update(msg tea.Msg, k KeyMap) (confirmScreen, tea.Cmd) {
+func (s *confirmScreen) Update(msg tea.Msg, k KeyMap) tea.Cmd {
 	km, ok := msg.(tea.KeyPressMsg)
 	if ok && !s.fits() {
 		// Nothing typed or answered counts while part of the question is
 		// off screen.
 		if key.Matches(km, k.Back) {
-			return s, emit(BackMsg{})
+			return emit(BackMsg{})
 		}
-		return s, nil
+		return nil
 	}
 	if s.plan.target.needsName() {
 		switch {
 		case ok && key.Matches(km, k.Back):
-			return s, emit(BackMsg{})
+			return emit(BackMsg{})
 		case ok && key.Matches(km, k.Confirm):
 			typed := strings.TrimSpace(s.input.Value())
 			if typed == s.plan.target.Name || typed == s.plan.target.Path {
 				s.problem = ""
-				return s, emit(ConfirmedMsg{})
+				return emit(ConfirmedMsg{})
 			}
 			s.problem = fmt.Sprintf("%q is not %s: type %s exactly, or esc to go back", typed, s.plan.target.Name, s.plan.target.Name)
 			s.input.Reset()
-			return s, nil
+			return nil
 		}
 		var cmd tea.Cmd
 		s.input, cmd = s.input.Update(msg)
-		return s, cmd
+		return cmd
 	}
 	if !ok {
-		return s, nil
+		return nil
 	}
 	switch {
 	case key.Matches(km, k.Yes):
-		return s, emit(ConfirmedMsg{})
+		return emit(ConfirmedMsg{})
 	case key.Matches(km, k.No):
-		return s, emit(BackMsg{})
+		return emit(BackMsg{})
 	}
-	return s, nil
+	return nil
 }
 
 func (s confirmScreen) View(st Styles) string {
@@ -200,7 +202,7 @@ func (s confirmScreen) lines(w int) []string {
 	}
 	size := "grows to the image size"
 	if t.Size > 0 {
-		size = Bytes(t.Size)
+		size = units.Bytes(t.Size)
 	}
 	var tags []string
 	if t.Transport != "" {

@@ -9,6 +9,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"bty/disks"
+	"bty/units"
 )
 
 // TargetChosenMsg: the user chose a disk (or file) that may be written.
@@ -136,10 +137,10 @@ func (s disksScreen) help(k KeyMap) []key.Binding {
 	return []key.Binding{k.Up, k.Choose, k.ToggleRefused, k.Refresh, k.Back, k.Quit}
 }
 
-func (s disksScreen) Update(msg tea.Msg, k KeyMap) (disksScreen, tea.Cmd) {
+func (s *disksScreen) Update(msg tea.Msg, k KeyMap) tea.Cmd {
 	km, ok := msg.(tea.KeyPressMsg)
 	if !ok {
-		return s, nil
+		return nil
 	}
 	switch {
 	case key.Matches(km, k.Up):
@@ -150,7 +151,7 @@ func (s disksScreen) Update(msg tea.Msg, k KeyMap) (disksScreen, tea.Cmd) {
 		s.scroll()
 	case key.Matches(km, k.Choose):
 		if t, ok := s.selected(); ok && t.Verdict.Level != disks.Refused {
-			return s, emit(TargetChosenMsg{Target: t})
+			return emit(TargetChosenMsg{Target: t})
 		}
 	case key.Matches(km, k.ToggleRefused):
 		keep := ""
@@ -162,11 +163,11 @@ func (s disksScreen) Update(msg tea.Msg, k KeyMap) (disksScreen, tea.Cmd) {
 		s.place(keep)
 	case key.Matches(km, k.Refresh):
 		s.loading = true
-		return s, emit(RefreshTargetsMsg{})
+		return emit(RefreshTargetsMsg{})
 	case key.Matches(km, k.Back):
-		return s, emit(BackMsg{})
+		return emit(BackMsg{})
 	}
-	return s, nil
+	return nil
 }
 
 func (s disksScreen) problemLines(st Styles) []string {
@@ -249,7 +250,7 @@ func (s disksScreen) row(t Target, pathW int, st Styles) (string, string) {
 	size := "-"
 	switch {
 	case t.Size > 0:
-		size = Bytes(t.Size)
+		size = units.Bytes(t.Size)
 	case t.File:
 		size = "file"
 	}

@@ -7,6 +7,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"bty/flash"
+	"bty/units"
 )
 
 // RebootMsg: the user asked to reboot; the wizard ends and the caller reboots.
@@ -45,25 +46,25 @@ func (s doneScreen) help(k KeyMap) []key.Binding {
 	return []key.Binding{k.Yes, k.No, k.Reboot, k.Another, k.Back, k.Quit}
 }
 
-func (s doneScreen) Update(msg tea.Msg, k KeyMap) (doneScreen, tea.Cmd) {
+func (s *doneScreen) Update(msg tea.Msg, k KeyMap) tea.Cmd {
 	km, ok := msg.(tea.KeyPressMsg)
 	if !ok {
-		return s, nil
+		return nil
 	}
 	switch {
 	case s.asking && key.Matches(km, k.Yes):
 		s.asking = false
-		return s, emit(RebootMsg{})
+		return emit(RebootMsg{})
 	case s.asking && key.Matches(km, k.No):
 		s.asking = false
 	case key.Matches(km, k.Reboot):
 		s.asking = true
 	case key.Matches(km, k.Another):
-		return s, emit(AnotherDiskMsg{})
+		return emit(AnotherDiskMsg{})
 	case key.Matches(km, k.Back):
-		return s, emit(BackMsg{})
+		return emit(BackMsg{})
 	}
-	return s, nil
+	return nil
 }
 
 func (s doneScreen) View(st Styles) string {
@@ -81,8 +82,8 @@ func (s doneScreen) View(st Styles) string {
 	if secs := r.Duration.Seconds(); secs > 0 && r.ImageSize > 0 {
 		tp = rateText(float64(r.ImageSize) / secs)
 	}
-	lines = append(lines, field("Throughput", tp+"  ("+Bytes(r.ImageSize)+" image)"))
-	lines = append(lines, field("On disk", Bytes(r.Written)+" written, "+Bytes(r.Zeroed)+" zeroed without writing"))
+	lines = append(lines, field("Throughput", tp+"  ("+units.Bytes(r.ImageSize)+" image)"))
+	lines = append(lines, field("On disk", units.Bytes(r.Written)+" written, "+units.Bytes(r.Zeroed)+" zeroed without writing"))
 	lines = append(lines, field("Format", string(r.Format)))
 	sum := r.SHA256
 	if w < 80 {

@@ -30,18 +30,18 @@ func (s errorScreen) help(k KeyMap) []key.Binding {
 	return []key.Binding{k.Retry, k.Back, k.Quit}
 }
 
-func (s errorScreen) Update(msg tea.Msg, k KeyMap) (errorScreen, tea.Cmd) {
+func (s *errorScreen) Update(msg tea.Msg, k KeyMap) tea.Cmd {
 	km, ok := msg.(tea.KeyPressMsg)
 	if !ok {
-		return s, nil
+		return nil
 	}
 	switch {
 	case key.Matches(km, k.Retry):
-		return s, emit(RetryMsg{})
+		return emit(RetryMsg{})
 	case key.Matches(km, k.Back):
-		return s, emit(BackMsg{})
+		return emit(BackMsg{})
 	}
-	return s, nil
+	return nil
 }
 
 func (s errorScreen) View(st Styles) string {

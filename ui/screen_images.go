@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"bty/catalog"
+	"bty/units"
 )
 
 // ImageChosenMsg: the user chose an image row.
@@ -115,28 +116,28 @@ func (s imagesScreen) help(k KeyMap) []key.Binding {
 	return []key.Binding{k.Up, k.Choose, k.Filter, k.ClearFilter, k.StopLoading, k.Refresh, k.Back, k.Quit}
 }
 
-func (s imagesScreen) Update(msg tea.Msg, k KeyMap) (imagesScreen, tea.Cmd) {
+func (s *imagesScreen) Update(msg tea.Msg, k KeyMap) tea.Cmd {
 	km, ok := msg.(tea.KeyPressMsg)
 	if s.filtering {
 		switch {
 		case ok && key.Matches(km, k.Choose):
 			s.filtering = false
 			s.filter.Blur()
-			return s, nil
+			return nil
 		case ok && key.Matches(km, k.ClearFilter):
 			s.filtering = false
 			s.filter.Blur()
 			s.filter.Reset()
 			s.applyFilter()
-			return s, nil
+			return nil
 		}
 		var cmd tea.Cmd
 		s.filter, cmd = s.filter.Update(msg)
 		s.applyFilter()
-		return s, cmd
+		return cmd
 	}
 	if !ok {
-		return s, nil
+		return nil
 	}
 	switch {
 	case key.Matches(km, k.Up):
@@ -147,22 +148,22 @@ func (s imagesScreen) Update(msg tea.Msg, k KeyMap) (imagesScreen, tea.Cmd) {
 		s.scroll()
 	case key.Matches(km, k.Choose):
 		if e, ok := s.selected(); ok {
-			return s, emit(ImageChosenMsg{Entry: e})
+			return emit(ImageChosenMsg{Entry: e})
 		}
 	case key.Matches(km, k.Filter):
 		s.filtering = true
-		return s, s.filter.Focus()
+		return s.filter.Focus()
 	case key.Matches(km, k.ClearFilter):
 		s.filter.Reset()
 		s.applyFilter()
 	case key.Matches(km, k.Refresh):
-		return s, emit(RefreshImagesMsg{})
+		return emit(RefreshImagesMsg{})
 	case key.Matches(km, k.StopLoading):
-		return s, emit(StopLoadingMsg{})
+		return emit(StopLoadingMsg{})
 	case key.Matches(km, k.Back):
-		return s, emit(BackMsg{})
+		return emit(BackMsg{})
 	}
-	return s, nil
+	return nil
 }
 
 // listHeight is how many rows fit; when they do not all fit, a line above
@@ -239,7 +240,7 @@ func (s imagesScreen) View(st Styles) string {
 			format = "?"
 		}
 		if e.Size > 0 {
-			size = Bytes(e.Size)
+			size = units.Bytes(e.Size)
 		}
 		switch {
 		case e.SHA256 != "":

@@ -10,6 +10,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"bty/flash"
+	"bty/units"
 )
 
 // CancelFlashMsg: the user confirmed cancelling the flash; Quit also ends the
@@ -64,16 +65,16 @@ func (s progressScreen) help(k KeyMap) []key.Binding {
 	return []key.Binding{k.Yes, k.No, k.Kill, k.Quit}
 }
 
-func (s progressScreen) Update(msg tea.Msg, k KeyMap) (progressScreen, tea.Cmd) {
+func (s *progressScreen) Update(msg tea.Msg, k KeyMap) tea.Cmd {
 	km, ok := msg.(tea.KeyPressMsg)
 	if !ok {
-		return s, nil
+		return nil
 	}
 	switch {
 	case s.asking != askNone && key.Matches(km, k.Yes):
 		quit := s.asking == askQuit
 		s.asking, s.cancelling = askNone, true
-		return s, emit(CancelFlashMsg{Quit: quit})
+		return emit(CancelFlashMsg{Quit: quit})
 	case s.asking != askNone && key.Matches(km, k.No):
 		s.asking = askNone
 	case key.Matches(km, k.Kill):
@@ -81,7 +82,7 @@ func (s progressScreen) Update(msg tea.Msg, k KeyMap) (progressScreen, tea.Cmd) 
 	case key.Matches(km, k.Quit):
 		s.asking = askQuit
 	}
-	return s, nil
+	return nil
 }
 
 // phaseText says what a phase does.
@@ -134,16 +135,16 @@ func (s progressScreen) View(st Styles) string {
 	if sized {
 		lines = append(lines, "  "+st.bar(barW, p.Fraction(), true))
 	}
-	done := Bytes(p.Done())
+	done := units.Bytes(p.Done())
 	if sized {
-		done += " of " + Bytes(p.ImageSize)
+		done += " of " + units.Bytes(p.ImageSize)
 	} else {
 		done += " (image size known at the end)"
 	}
 	lines = append(lines, field("On disk", done))
-	lines = append(lines, field("", fmt.Sprintf("%s written, %s zeroed without writing", Bytes(p.Written), Bytes(p.Zeroed))))
+	lines = append(lines, field("", fmt.Sprintf("%s written, %s zeroed without writing", units.Bytes(p.Written), units.Bytes(p.Zeroed))))
 	if p.Phase == flash.PhaseVerifying {
-		lines = append(lines, field("Verified", Bytes(p.Verified)))
+		lines = append(lines, field("Verified", units.Bytes(p.Verified)))
 	}
 	rate := rateText(p.Rate)
 	if p.ETA > 0 {
@@ -157,13 +158,13 @@ func (s progressScreen) View(st Styles) string {
 		}
 		if p.SourceTotal > 0 {
 			f := min(1, float64(p.SourceBytes)/float64(p.SourceTotal))
-			lines = append(lines, field(label, Bytes(p.SourceBytes)+" of "+Bytes(p.SourceTotal)))
+			lines = append(lines, field(label, units.Bytes(p.SourceBytes)+" of "+units.Bytes(p.SourceTotal)))
 			lines = append(lines, field("", fmt.Sprintf("%.0f%% %s", f*100, what)))
 			if !sized {
 				lines = append(lines, "  "+st.bar(barW, f, false))
 			}
 		} else {
-			lines = append(lines, field(label, Bytes(p.SourceBytes)+" (size unknown)"))
+			lines = append(lines, field(label, units.Bytes(p.SourceBytes)+" (size unknown)"))
 		}
 	}
 	lines = append(lines, "")

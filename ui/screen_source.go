@@ -69,35 +69,35 @@ func (s sourceScreen) help(k KeyMap) []key.Binding {
 	return []key.Binding{k.Up, k.Choose, k.Back, k.Quit}
 }
 
-func (s sourceScreen) Update(msg tea.Msg, k KeyMap) (sourceScreen, tea.Cmd) {
+func (s *sourceScreen) Update(msg tea.Msg, k KeyMap) tea.Cmd {
 	km, ok := msg.(tea.KeyPressMsg)
 	if !ok {
 		if s.typing {
 			var cmd tea.Cmd
 			s.input, cmd = s.input.Update(msg)
-			return s, cmd
+			return cmd
 		}
-		return s, nil
+		return nil
 	}
 	if s.typing {
 		switch {
 		case key.Matches(km, k.Back):
 			s.typing, s.problem = false, ""
 			s.input.Blur()
-			return s, nil
+			return nil
 		case key.Matches(km, k.Choose):
 			src := strings.TrimSpace(s.input.Value())
 			if src == "" {
 				s.problem = "type a catalog: a path, an http(s):// URL or an oras:// reference"
-				return s, nil
+				return nil
 			}
 			s.typing, s.problem = false, ""
 			s.input.Blur()
-			return s, emit(SourceChosenMsg{Catalogs: []string{src}})
+			return emit(SourceChosenMsg{Catalogs: []string{src}})
 		}
 		var cmd tea.Cmd
 		s.input, cmd = s.input.Update(msg)
-		return s, cmd
+		return cmd
 	}
 	n := len(s.choices())
 	switch {
@@ -106,22 +106,22 @@ func (s sourceScreen) Update(msg tea.Msg, k KeyMap) (sourceScreen, tea.Cmd) {
 	case key.Matches(km, k.Down):
 		s.cursor = (s.cursor + 1) % n
 	case key.Matches(km, k.Back):
-		return s, emit(BackMsg{})
+		return emit(BackMsg{})
 	case key.Matches(km, k.Choose):
 		switch s.choices()[s.cursor] {
 		case choiceLocal:
-			return s, emit(SourceChosenMsg{})
+			return emit(SourceChosenMsg{})
 		case choiceDefault:
-			return s, emit(SourceChosenMsg{Catalogs: []string{s.defaultCatalog}})
+			return emit(SourceChosenMsg{Catalogs: []string{s.defaultCatalog}})
 		case choiceCustom:
 			// The field starts empty each time: what was typed before was
 			// taken, or given up with esc.
 			s.typing = true
 			s.input.Reset()
-			return s, s.input.Focus()
+			return s.input.Focus()
 		}
 	}
-	return s, nil
+	return nil
 }
 
 func (s sourceScreen) View(st Styles) string {

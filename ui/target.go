@@ -21,6 +21,8 @@ type Target struct {
 	Removable bool
 	File      bool // a regular file, not a disk
 	Verdict   disks.Verdict
+
+	disk disks.Disk // what DiskTarget made it from
 }
 
 // TargetsFunc lists the targets with their verdicts for the flash to come. The
@@ -52,7 +54,7 @@ func DiskTarget(d disks.Disk, v disks.Verdict) Target {
 	}
 	return Target{
 		Path: d.Path, Name: d.Name, Model: model, Serial: d.Serial, Transport: d.Transport,
-		Backing: d.BackingFile, ByID: d.ByID, Size: d.SizeBytes, Removable: d.Removable, Verdict: v,
+		Backing: d.BackingFile, ByID: d.ByID, Size: d.SizeBytes, Removable: d.Removable, Verdict: v, disk: d,
 	}
 }
 
@@ -66,22 +68,36 @@ func FileTarget(path, model string) Target {
 // typed rather than a y.
 func (t Target) needsName() bool { return t.Verdict.Level == disks.Confirm }
 
-// matches reports whether a --disk argument names this target: its path, a
-// by-id link, serial:SERIAL, or the same file.
-func (t Target) matches(spec string) bool {
-	switch {
-	case spec == t.Path, slices.Contains(t.ByID, spec):
-		return true
-	case t.Serial != "" && spec == "serial:"+t.Serial:
-		return true
+// findTarget is the target a --disk argument names: a file by its path, a
+// disk by headless mode's DISK grammar (disks.Find: its path or a link to it,
+// or serial:S, which never names an eMMC's boot area and is an error when two
+// disks have it). Links are followed in the machine's /dev.
+func findTarget(ts []Target, spec string) (Target, error) {
+	var ds []disks.Disk
+	for _, t := range ts {
+		if t.File {
+			if sameFile(t.Path, spec) {
+				return t, nil
+			}
+			continue
+		}
+		d := t.disk
+		if d.Path == "" { // a Target not made by DiskTarget
+			d = disks.Disk{Path: t.Path, Serial: t.Serial}
+		}
+		ds = append(ds, d)
 	}
-	a, err1 := filepath.Abs(spec)
-	b, err2 := filepath.Abs(t.Path)
-	if err1 == nil && err2 == nil && a == b {
-		return true
+	d, err := disks.Find(disks.Roots{}, ds, spec)
+	if err != nil {
+		return Target{}, err
 	}
-	if r, err := filepath.EvalSymlinks(spec); err == nil {
-		return r == t.Path
-	}
-	return false
+	i := slices.IndexFunc(ts, func(t Target) bool { return !t.File && t.Path == d.Path })
+	return ts[i], nil
+}
+
+// sameFile reports whether two paths name the same file.
+func sameFile(a, b string) bool {
+	a, err1 := filepath.Abs(a)
+	b, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && a == b
 }

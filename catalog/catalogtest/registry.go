@@ -20,6 +20,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/registry/remote"
+
+	"bty/internal/testproc"
 )
 
 // RegistryBin is where Debian's docker-registry package installs the registry.
@@ -59,7 +61,7 @@ http:
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	cmd := exec.Command(RegistryBin, "serve", cfg)
+	cmd := testproc.DieWithTest(exec.Command(RegistryBin, "serve", cfg))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", RegistryBin, err)

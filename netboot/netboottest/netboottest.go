@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"bty/internal/testproc"
 )
 
 // Addresses on the segment. Every LAN is in its own namespaces, so they
@@ -140,24 +142,39 @@ func (l *LAN) AddHost(addr string) string {
 	return ns
 }
 
-// DoIn is Do in namespace ns.
+// DoIn is Do in namespace ns. The thread goes back to the machine's own
+// namespace before it is unlocked: a thread that ended instead would send
+// its parent-death signal to every process it had started for another
+// goroutine earlier (testproc.DieWithTest), killing dnsmasq or a registry
+// mid-test. Only if it cannot go back does the thread end with f.
 func DoIn(ns string, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// Never unlocked: the thread, in another namespace, ends with
-		// this goroutine rather than serve other goroutines.
 		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer home.Close()
 		f0, err := os.Open("/run/netns/" + ns)
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
 		defer f0.Close()
 		if err := setns(f0); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", ns, err)
 			return
 		}
-		errc <- f()
+		err = f()
+		if setns(home) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }
@@ -170,6 +187,7 @@ func (l *LAN) Start(cmd *exec.Cmd, name string) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	testproc.DieWithTest(cmd)
 	if cmd.Stdout == nil {
 		cmd.Stdout = logf
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"bty/catalog"
 	"bty/fleet"
 	"bty/wire"
 )
@@ -23,8 +24,8 @@ func cmdlinePath(e env) string {
 	return "/proc/cmdline"
 }
 
-// runServer follows the server's plan for this machine (docs/server-protocol.md).
-func runServer(ctx context.Context, e env, f *flashFlags, cmdline fleet.Cmdline) error {
+// followServer follows the server's plan for this machine (docs/server-protocol.md).
+func followServer(ctx context.Context, e env, f *flashFlags, res *catalog.Resolver, cmdline fleet.Cmdline) error {
 	cfg, err := fleet.NewConfig(f.server, f.mac, cmdline)
 	if err != nil {
 		return usagef("%v", err)
@@ -33,7 +34,7 @@ func runServer(ctx context.Context, e env, f *flashFlags, cmdline fleet.Cmdline)
 	if errf, ok := e.stderr.(*os.File); ok {
 		log = fleet.ConsoleWriter(errf, e.getenv("BTY_CONSOLE"))
 	}
-	r := &fleet.Runner{Client: &fleet.Client{Config: cfg}, Roots: diskRoots(e), Log: log, Classify: failureClass}
+	r := &fleet.Runner{Client: &fleet.Client{Config: cfg}, Resolver: res, Roots: diskRoots(e), Log: log, Classify: failureClass}
 	out := r.Run(ctx)
 	switch out.Action {
 	case fleet.Exit:
@@ -51,7 +52,7 @@ func runServer(ctx context.Context, e env, f *flashFlags, cmdline fleet.Cmdline)
 	}
 	w := *f
 	w.catalogs, w.image, w.disk = []string{out.Catalog}, out.Image, out.Disk
-	return runWizard(ctx, e, &w)
+	return runWizard(ctx, e, &w, res)
 }
 
 // reboot syncs and reboots the machine, or with --no-reboot says it would.
