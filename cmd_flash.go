@@ -19,6 +19,7 @@ import (
 type flashFlags struct {
 	image, disk, sha256 string
 	yes, verify, json   bool
+	delta               bool
 	noReboot, plainHTTP bool
 	server, mac         string
 	catalogs            multiFlag
@@ -33,6 +34,7 @@ func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 	fs.BoolVar(&f.yes, "yes", false, "flash without a prompt (headless; the target must be named exactly)")
 	fs.StringVar(&f.sha256, "sha256", "", "expected sha256 of the image bytes (overrides a .sha256 sidecar)")
 	fs.BoolVar(&f.verify, "verify", false, "read the target back after writing and compare")
+	fs.BoolVar(&f.delta, "delta", false, "read the target and write only the blocks that differ from the image")
 	fs.BoolVar(&f.json, "json", false, "print progress and the result as JSON lines on stdout")
 	fs.BoolVar(&f.noReboot, "no-reboot", false, "server-driven mode: print what would be done instead of rebooting")
 	fs.StringVar(&f.server, "server", "", "server-driven mode: the bty server URL (else bty.server= on the kernel command line)")
@@ -117,6 +119,7 @@ func headless(ctx context.Context, e env, f *flashFlags, res *catalog.Resolver) 
 			Size:       img.Size,
 			FormatHint: img.Format,
 			Verify:     f.verify,
+			Delta:      f.delta,
 			Progress:   rep.progress,
 		})
 		return err

@@ -35,6 +35,8 @@ type progressLine struct {
 	SourceTotal int64   `json:"source_total"`
 	Written     int64   `json:"written"`
 	Zeroed      int64   `json:"zeroed"`
+	TargetRead  int64   `json:"target_read,omitempty"`
+	Skipped     int64   `json:"skipped,omitempty"`
 	Verified    int64   `json:"verified"`
 	ImageSize   int64   `json:"image_size"`
 	Rate        float64 `json:"bytes_per_second"`
@@ -56,6 +58,8 @@ type resultLine struct {
 	ImageSize      int64    `json:"image_size,omitempty"`
 	Written        int64    `json:"bytes_written"`
 	Zeroed         int64    `json:"bytes_zeroed"`
+	TargetRead     int64    `json:"bytes_read_from_target,omitempty"` // --delta
+	Skipped        int64    `json:"bytes_skipped,omitempty"`          // --delta: already on the target
 	Seconds        float64  `json:"seconds"`
 	MBps           float64  `json:"mb_per_s"`
 	Verified       bool     `json:"verified"`
@@ -86,7 +90,7 @@ func (r *report) emit(v any) {
 func (r *report) progress(p flash.Progress) {
 	if r.json {
 		r.emit(progressLine{Type: "progress", Phase: string(p.Phase), SourceBytes: p.SourceBytes, SourceTotal: p.SourceTotal,
-			Written: p.Written, Zeroed: p.Zeroed, Verified: p.Verified, ImageSize: p.ImageSize, Rate: p.Rate, ETA: p.ETA.Seconds()})
+			Written: p.Written, Zeroed: p.Zeroed, TargetRead: p.TargetRead, Skipped: p.Skipped, Verified: p.Verified, ImageSize: p.ImageSize, Rate: p.Rate, ETA: p.ETA.Seconds()})
 		return
 	}
 	if !r.tty {
@@ -164,9 +168,10 @@ func (run *flashRun) line(err error, code int) resultLine {
 	secs := res.Duration.Seconds()
 	l.Format, l.SHA256, l.SourceBytes, l.ImageSize = string(res.Format), res.SHA256, res.SourceBytes, res.ImageSize
 	l.Written, l.Zeroed, l.Seconds = res.Written, res.Zeroed, round3(secs)
+	l.TargetRead, l.Skipped = res.TargetRead, res.Skipped
 	if done := res.ImageSize; secs > 0 {
 		if err != nil {
-			done = res.Written + res.Zeroed
+			done = res.Written + res.Zeroed + res.Skipped
 		}
 		l.MBps = round3(float64(done) / secs / 1e6)
 	}
@@ -196,9 +201,13 @@ func (r *report) result(run *flashRun) {
 	if run.want != "" {
 		checked = run.wantFrom.Matches()
 	}
-	fmt.Fprintf(r.e.stdout, "bty: wrote %s (%s, %s) to %s in %s (%s): %s written, %s zeroed%s\nsha256 %s: %s\n",
+	delta := ""
+	if res.TargetRead > 0 {
+		delta = fmt.Sprintf(", %s already in place (%s read from the target)", units.Bytes(res.Skipped), units.Bytes(res.TargetRead))
+	}
+	fmt.Fprintf(r.e.stdout, "bty: wrote %s (%s, %s) to %s in %s (%s): %s written, %s zeroed%s%s\nsha256 %s: %s\n",
 		run.image, res.Format, units.Bytes(res.ImageSize), run.target, res.Duration.Round(time.Millisecond), rate,
-		units.Bytes(res.Written), units.Bytes(res.Zeroed), verified, res.SHA256, checked)
+		units.Bytes(res.Written), units.Bytes(res.Zeroed), delta, verified, res.SHA256, checked)
 }
 
 // fail reports a failed run: as the JSON result, or on a terminal by ending

@@ -35,6 +35,9 @@ type Options struct {
 	Retry Retry
 	// Blocks is the number of 1 MiB buffers in the pool; zero means 16.
 	Blocks int
+	// Delta reads the target alongside the image and writes only what
+	// differs (delta.go); the crash-safe order and the checks stay.
+	Delta bool
 }
 
 // Result describes a flash. Flash returns one also when it fails, with what
@@ -49,6 +52,8 @@ type Result struct {
 	ImageSize    int64         // decoded image size; 0 when unknown
 	Written      int64         // bytes written
 	Zeroed       int64         // bytes zeroed without writing data (punched, BLKZEROOUT, holes)
+	TargetRead   int64         // bytes read from the target to compare (Options.Delta)
+	Skipped      int64         // image bytes the target held already (Options.Delta)
 	Duration     time.Duration
 	Verified     bool        // read back and compared
 	GPTRelocated bool        // the backup GPT was moved to the end of the disk
@@ -153,7 +158,7 @@ func newRun(ctx context.Context, src Source, opt Options) *flashRun {
 	f.rep = newReporter(opt.Progress, opt.ProgressInterval, func() Progress {
 		p := Progress{SourceBytes: f.rr.count.Load(), SourceTotal: f.rr.total.Load(), ImageSize: f.imageSize.Load(), Verified: f.verified.Load()}
 		if w := f.w.Load(); w != nil {
-			p.Written, p.Zeroed = w.written.Load(), w.zeroed.Load()
+			p.Written, p.Zeroed, p.TargetRead, p.Skipped = w.written.Load(), w.zeroed.Load(), w.targetRead.Load(), w.skipped.Load()
 		}
 		return p
 	})
@@ -179,7 +184,10 @@ func (f *flashRun) failed(ctx context.Context, err error) error {
 	f.res.SourceBytes = f.rr.count.Load()
 	f.res.SHA256 = f.rr.delivered()
 	if w := f.w.Load(); w != nil {
-		f.res.Written, f.res.Zeroed = w.written.Load(), w.zeroed.Load()
+		f.res.Written, f.res.Zeroed, f.res.TargetRead, f.res.Skipped = w.written.Load(), w.zeroed.Load(), w.targetRead.Load(), w.skipped.Load()
+		if f.res.Target == TargetUntouched && w.wiped.Load() {
+			f.res.Target = TargetNoPartitionTable
+		}
 	}
 	f.res.Duration = time.Since(f.start)
 	return err
@@ -241,6 +249,7 @@ func (f *flashRun) openTarget(path string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.keep = f.opt.Delta
 	if t.sameFile(f.src.Name()) {
 		t.close()
 		return nil, fmt.Errorf("%w: %s", ErrTargetIsSource, path)
@@ -257,16 +266,19 @@ func (f *flashRun) openTarget(path string) (*target, error) {
 // was read to its end and checked out, and every write is done.
 func (f *flashRun) stream(t *target, in *input, dec decoder) (*writer, error) {
 	f.rep.setPhase(PhaseWriting)
-	f.res.Target = TargetNoPartitionTable
-	if err := t.prepare(); err != nil {
-		return nil, err
-	}
 	buffers := f.opt.Blocks
 	if buffers <= 0 {
 		buffers = 16
 	}
-	w := newWriter(f.ctx, t, newPool(buffers), f.opt.Verify)
+	w := newWriter(f.ctx, t, newPool(buffers), f.opt.Verify, f.opt.Delta)
 	f.w.Store(w)
+	if !f.opt.Delta {
+		// A delta wipes on its first difference (writer.wipe).
+		f.res.Target = TargetNoPartitionTable
+		if err := w.wipe(); err != nil {
+			return nil, err
+		}
+	}
 	err := dec.stream(f.ctx, w)
 	if err == nil {
 		// Read the source to its end: the length and digest checks run there.
@@ -308,11 +320,14 @@ func (f *flashRun) finish(t *target, w *writer) error {
 	}
 	if t.isDev && t.size > w.end {
 		if backup, off, ok := relocateGPT(w.head, t.align, t.size); ok {
-			if err := t.writeAt(backup, off); err != nil {
+			if err := w.writeEnd(backup, off); err != nil {
 				return err
 			}
 			res.GPTRelocated = true
 		}
+	}
+	if err := w.writeTail(); err != nil {
+		return err
 	}
 	// Everything but the first MiB must be on the medium before the first MiB
 	// is written: a device may write its cache back in any order, and a power
@@ -339,7 +354,7 @@ func (f *flashRun) finish(t *target, w *writer) error {
 	}
 	res.SHA256 = f.rr.sum()
 	res.SourceBytes = f.rr.off
-	res.Written, res.Zeroed = w.written.Load(), w.zeroed.Load()
+	res.Written, res.Zeroed, res.TargetRead, res.Skipped = w.written.Load(), w.zeroed.Load(), w.targetRead.Load(), w.skipped.Load()
 	res.Retries = f.rr.retries
 	res.Duration = time.Since(f.start)
 	f.rep.setPhase(PhaseDone)
