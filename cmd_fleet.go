@@ -29,7 +29,7 @@ const fleetUsage = `Usage: bty fleet [--server URL] [--token T] COMMAND ...
   ls [--label L] [--json]                 the machines
   show MAC [--json]                       one machine, with its latest cycles
   set MAC|--label L [--image NAME|REF] [--disk serial:S] [--mode MODE]
-      [--label L]... [--power DRIVER|none] [--reboot]
+      [--label L]... [--power DRIVER|none] [--delta on|off] [--reboot]
                                           change machines (with MAC, --label sets
                                           its labels; without, one --label picks
                                           the machines to change)
@@ -303,6 +303,9 @@ func (c *fleetCLI) show(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "  QUARANTINED since %s: %s (bty fleet reflash %s releases it)\n", m.Quarantine.At.Local().Format(time.DateTime), m.Quarantine.Reason, m.MAC)
 	}
 	fmt.Fprintf(w, "  labels:    %s\n  power:     %s\n  last seen: %s from %s\n", strings.Join(m.Labels, ", "), orDash(&m.Power), ago(m.LastSeenAt), orDash(m.LastSeenIP))
+	if m.Delta {
+		fmt.Fprintf(w, "  reflash:   delta (only the blocks the disk lacks)\n")
+	}
 	for _, d := range m.KnownDisks {
 		fmt.Fprintf(w, "  disk:      %s %s %s serial %s\n", d.Path, d.Size, d.Model, d.Serial)
 	}
@@ -342,15 +345,16 @@ func timeline(c wire.Cycle) string {
 }
 
 func (c *fleetCLI) set(ctx context.Context, args []string) error {
-	var image, disk, mode, power string
+	var image, disk, mode, power, delta string
 	var labels multiFlag
 	var reboot, asJSON bool
-	fs := c.flags("set", "set MAC|--label L [--image NAME|REF] [--disk serial:S] [--mode MODE] [--label L]... [--power DRIVER] [--reboot]")
+	fs := c.flags("set", "set MAC|--label L [--image NAME|REF] [--disk serial:S] [--mode MODE] [--label L]... [--power DRIVER] [--delta on|off] [--reboot]")
 	fs.StringVar(&image, "image", "", "the image to flash: a name of the server's images, or a ref")
 	fs.StringVar(&disk, "disk", "", "the target disk, serial:S")
 	fs.StringVar(&mode, "mode", "", "the boot mode: "+strings.Join(wire.BootModes[:5], ", "))
 	fs.Var(&labels, "label", "with MAC: a label to set (repeatable, replaces the labels); without: the machines to change")
 	fs.StringVar(&power, "power", "", "power driver: cmd:COMMAND, wol, wol:HOST:PORT, or none")
+	fs.StringVar(&delta, "delta", "", "on: reflash by writing only the blocks the disk lacks (docs/delta.md); off: write the whole image")
 	fs.BoolVar(&reboot, "reboot", false, "reflash the machines whose disks no longer hold their image now, through their power drivers")
 	fs.BoolVar(&asJSON, "json", false, "print the changed machines as JSON")
 	pos, err := c.parse(fs, args)
@@ -412,8 +416,15 @@ func (c *fleetCLI) set(ctx context.Context, args []string) error {
 		}
 		patch["power"] = power
 	}
+	switch delta {
+	case "":
+	case "on", "off":
+		patch["delta"] = delta == "on"
+	default:
+		return usagef("--delta %q: say on or off", delta)
+	}
 	if len(patch) == 0 && !reboot {
-		return usagef("bty fleet set: nothing to change (give --image, --disk, --mode, --label or --power)")
+		return usagef("bty fleet set: nothing to change (give --image, --disk, --mode, --label, --power or --delta)")
 	}
 	var out []wire.Machine
 	for _, mac := range macs {

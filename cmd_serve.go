@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -10,21 +11,64 @@ import (
 	"strings"
 	"time"
 
+	"bty/blockindex"
 	"bty/catalog"
+	"bty/flash"
 	"bty/media"
 	"bty/server"
 	"bty/server/store"
 )
 
-const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR]
+const serveUsage = `bty serve --images DIR [--catalog SRC]... [--listen ADDR] [--blocks DIR|none]
        bty serve --images DIR --state DIR [--boot DIR] [--url URL]
                  [--catalog SRC]... [--listen ADDR]
                  [--pxe [--interface IF] [--pxe-known-only] [--ipxe-dir DIR]]
                  [--dhcp-observe]`
 
+// blockDir returns the block store's directory: --blocks, else STATE/blocks,
+// else the user's cache; "" for --blocks none.
+func blockDir(e env, flag, state string) (string, error) {
+	switch {
+	case flag == "none":
+		return "", nil
+	case flag != "":
+		return flag, nil
+	case state != "":
+		return filepath.Join(state, "blocks"), nil
+	}
+	cache := e.getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home := e.getenv("HOME")
+		if home == "" {
+			return "", usagef("--blocks is not set and neither is $HOME: name the block store's directory with --blocks DIR, or say --blocks none")
+		}
+		cache = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(cache, "bty", "blocks"), nil
+}
+
+// decodeImage returns the ServerOptions.Decode of bty serve: flash writes the
+// decoded image to a temporary file in dir (the block store's, so on the same
+// file system; zeros become holes and take no space), which is unlinked once
+// opened, so nothing is left behind whatever happens next.
+func decodeImage(dir string) func(ctx context.Context, path string) (io.ReadCloser, error) {
+	return func(ctx context.Context, path string) (io.ReadCloser, error) {
+		tmp, err := os.CreateTemp(dir, ".decode-*")
+		if err != nil {
+			return nil, err
+		}
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		if _, err := flash.Flash(ctx, catalog.NewFileSource(path), tmp.Name(), flash.Options{}); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", path, err)
+		}
+		return os.Open(tmp.Name())
+	}
+}
+
 // cmdServe: the HTTP catalog, and with --state the fleet server.
 func cmdServe(ctx context.Context, e env, args []string) error {
-	var dir, listen, state, boot, baseURL, quarantine string
+	var dir, listen, state, boot, baseURL, quarantine, blocks string
 	var catalogs multiFlag
 	var plainHTTP bool
 	var retries, keep int
@@ -34,6 +78,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&dir, "images", "", "directory `DIR` of images to serve (required)")
 	fs.Var(&catalogs, "catalog", "catalog `SRC` whose entries are listed too (TOML file, http(s) URL, oras:// ref); repeatable")
 	fs.StringVar(&listen, "listen", ":8080", "address `ADDR` to listen on")
+	fs.StringVar(&blocks, "blocks", "", "block store `DIR` of delta reflash: each image's block index and blocks (default STATE/blocks with --state, else $XDG_CACHE_HOME/bty/blocks); none: no block indexes")
 	fs.BoolVar(&plainHTTP, "plain-http", false, "talk plain HTTP to oras:// registries that are not on loopback")
 	fs.StringVar(&state, "state", "", "fleet server: directory `DIR` of its state (database, admin token)")
 	fs.StringVar(&boot, "boot", "", "fleet server: directory `DIR` of the live environment (bty media netboot --out DIR), served under /boot/")
@@ -94,6 +139,17 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	addr := displayAddr(ln.Addr())
 	version := "bty " + versionString()
 	copt := catalog.ServerOptions{Dir: dir, Catalogs: loaded, Version: version, Log: e.stderr}
+	if blocks, err = blockDir(e, blocks, state); err != nil {
+		ln.Close()
+		return err
+	}
+	if blocks != "" {
+		if copt.Blocks, err = blockindex.OpenStore(blocks); err != nil {
+			ln.Close()
+			return usagef("--blocks %s: %v: name a directory bty can write, or none", blocks, err)
+		}
+		copt.Decode = decodeImage(blocks)
+	}
 	if state != "" {
 		copt.Log = nil // the fleet server logs every request
 	}

@@ -3,6 +3,8 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"path/filepath"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -30,6 +32,13 @@ type Entry struct {
 	// Pending: the catalog lists the image in [[pending_images]], because its
 	// server has not computed the sha256 yet. It is shown but not flashed.
 	Pending bool `json:"sha256_pending,omitempty"`
+	// BlockIndex is where the image's block index is for delta reflash
+	// (docs/delta.md): an http(s) URL, or a local path when the catalog is a
+	// local file; "" when there is none. A relative block_index is resolved
+	// against the catalog's URL or directory when the catalog is parsed.
+	BlockIndex string `json:"block_index,omitempty"`
+	// BlockIndexDigest is "sha256:<hex>" of the encoded index at BlockIndex.
+	BlockIndexDigest string `json:"block_index_digest,omitempty"`
 }
 
 // Parse reads and validates a catalog. source names it in messages. Every
@@ -91,7 +100,7 @@ func parse(source string, data []byte) (*Catalog, *parsed, error) {
 			ep = pos.arrays[table][k]
 		}
 		p.entries = append(p.entries, parsedEntry{raw: raw, pos: ep, table: table})
-		e, probs := parseEntry(raw, ep)
+		e, probs := parseEntry(raw, ep, source)
 		e.From, e.Line = source, ep.line
 		if table == "pending_images" {
 			// The server lists it before it knows the digest; a sha256
@@ -146,8 +155,9 @@ type lineMsg struct {
 	msg  string
 }
 
-// parseEntry converts and checks one [[images]] table.
-func parseEntry(raw map[string]any, ep entryPos) (Entry, []lineMsg) {
+// parseEntry converts and checks one [[images]] table of the catalog read
+// from source.
+func parseEntry(raw map[string]any, ep entryPos, source string) (Entry, []lineMsg) {
 	var e Entry
 	var probs []lineMsg
 	bad := func(key, format string, args ...any) {
@@ -208,7 +218,59 @@ func parseEntry(raw map[string]any, ep entryPos) (Entry, []lineMsg) {
 	}
 	e.Description, _ = str("description")
 	e.Arch, _ = str("arch")
+	bi, hasBI := str("block_index")
+	bd, hasBD := str("block_index_digest")
+	switch {
+	case hasBI != hasBD:
+		key, other := "block_index", "block_index_digest"
+		if hasBD {
+			key, other = other, key
+		}
+		bad(key, "%s without %s: give both, or neither", key, other)
+	case hasBI:
+		if loc, err := resolveRelative(source, bi); err != nil {
+			bad("block_index", "block_index %q: %v", bi, err)
+		} else {
+			e.BlockIndex = loc
+		}
+		hx, prefixed := strings.CutPrefix(strings.ToLower(strings.TrimSpace(bd)), "sha256:")
+		if hx, ok := NormalizeSHA256(hx); !ok || !prefixed {
+			bad("block_index_digest", `block_index_digest %q is not "sha256:" and 64 hex digits: fix or remove it`, bd)
+		} else {
+			e.BlockIndexDigest = "sha256:" + hx
+		}
+	}
 	return e, probs
+}
+
+// resolveRelative resolves ref, an http(s) URL or a reference relative to
+// the catalog read from source (an http(s) URL or a local path).
+func resolveRelative(source, ref string) (string, error) {
+	ref = strings.TrimSpace(ref)
+	u, err := url.Parse(ref)
+	switch {
+	case ref == "":
+		return "", errors.New("is empty: give the index's URL, or its path relative to the catalog")
+	case err != nil:
+		return "", fmt.Errorf("is not a URL or a path: %w", err)
+	case u.Scheme == "http" || u.Scheme == "https":
+		return ref, nil
+	case u.Scheme != "":
+		return "", fmt.Errorf("scheme %s: give an http(s) URL, or a path relative to the catalog", u.Scheme)
+	}
+	switch scheme, _, _ := strings.Cut(source, "://"); {
+	case strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https"):
+		base, err := url.Parse(source)
+		if err != nil {
+			return "", err
+		}
+		return base.ResolveReference(u).String(), nil
+	case strings.Contains(source, "://"):
+		return "", fmt.Errorf("a relative block_index needs a catalog read from a URL or a file, not from %s: give an http(s) URL", scheme)
+	case filepath.IsAbs(ref):
+		return ref, nil
+	}
+	return filepath.Join(filepath.Dir(source), filepath.FromSlash(ref)), nil
 }
 
 func isWrongType(v any) bool {

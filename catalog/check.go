@@ -87,7 +87,7 @@ func (r *Resolver) Check(ctx context.Context, src string) (*Catalog, []Problem, 
 // [[pending_images]] of bty serve).
 var (
 	topKeys   = []string{"version", "images", "pending_images"}
-	entryKeys = []string{"name", "src", "sha256", "format", "size_bytes", "description", "arch", "ref"}
+	entryKeys = []string{"name", "src", "sha256", "format", "size_bytes", "description", "arch", "ref", "block_index", "block_index_digest"}
 )
 
 // keyAliases are words people write for a known key.

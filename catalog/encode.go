@@ -21,6 +21,9 @@ type tomlEntry struct {
 	Description string `toml:"description,omitempty"`
 	Arch        string `toml:"arch,omitempty"`
 	Ref         string `toml:"ref,omitempty"`
+	// Additive (docs/delta.md): clients that do not know them ignore them.
+	BlockIndex       string `toml:"block_index,omitempty"`
+	BlockIndexDigest string `toml:"block_index_digest,omitempty"`
 }
 
 // Encode writes entries as a version 1 catalog, each with its ref; Pending
@@ -31,6 +34,7 @@ func Encode(w io.Writer, entries []Entry) error {
 		te := tomlEntry{
 			Name: e.Name, Src: e.Src, SHA256: e.SHA256, Format: e.Format, Size: e.Size,
 			Description: e.Description, Arch: e.Arch, Ref: e.Ref,
+			BlockIndex: e.BlockIndex, BlockIndexDigest: e.BlockIndexDigest,
 		}
 		if e.Pending {
 			te.SHA256 = ""

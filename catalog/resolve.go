@@ -32,6 +32,10 @@ type Resolved struct {
 	Size       int64        // expected size of the source bytes, 0 when unknown
 	Ref        string       // canonical ref of the image, "" for a local path given directly
 	Path       string       // the local file Source reads, "" when it is not one
+	// BlockIndex and BlockIndexDigest are the catalog entry's block index for
+	// delta reflash (its URL or local path, "sha256:<hex>" of its bytes); ""
+	// when the entry has none.
+	BlockIndex, BlockIndexDigest string
 }
 
 // DigestSource says where an expected digest came from; the values are the
@@ -259,9 +263,12 @@ func (r *Resolver) Open(ctx context.Context, e Entry) (Resolved, error) {
 	}
 	switch scheme, _, _ := strings.Cut(e.Src, "://"); {
 	case strings.EqualFold(scheme, "oras"):
-		return r.resolveOras(ctx, e.Src, e.Name, e.SHA256)
+		res, err := r.resolveOras(ctx, e.Src, e.Name, e.SHA256)
+		res.BlockIndex, res.BlockIndexDigest = e.BlockIndex, e.BlockIndexDigest
+		return res, err
 	case strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https"):
-		return Resolved{Name: e.Name, Source: &HTTPSource{URL: e.Src, Client: r.client()}, SHA256: e.SHA256, SHA256From: DigestCatalog.from(e.SHA256), Format: e.Format, Size: e.Size, Ref: e.Ref}, nil
+		return Resolved{Name: e.Name, Source: &HTTPSource{URL: e.Src, Client: r.client()}, SHA256: e.SHA256, SHA256From: DigestCatalog.from(e.SHA256), Format: e.Format, Size: e.Size, Ref: e.Ref,
+			BlockIndex: e.BlockIndex, BlockIndexDigest: e.BlockIndexDigest}, nil
 	case filepath.IsAbs(e.Src):
 		res, err := resolveFile(e.Src, e.Name)
 		res.Format, res.Ref = e.Format, e.Ref

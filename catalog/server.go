@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"bty/blockindex"
 )
 
 // ServerOptions configure NewServer.
@@ -39,6 +41,16 @@ type ServerOptions struct {
 	// ProgressEvery is the least time between two progress lines of one
 	// image's hashing in the log; zero means 10 s.
 	ProgressEvery time.Duration
+	// Blocks, when set, is the block store of delta reflash: every image of
+	// Dir is indexed once (in the background, cached like its digest), its
+	// blocks are stored there, its catalog row names its block index, and
+	// GET /blocks/ serves the indexes and blocks (docs/delta.md). nil means
+	// no block indexes.
+	Blocks *blockindex.Store
+	// Decode opens the decoded image of the compressed image file at path,
+	// for its block index; nil means compressed images get no index (raw
+	// images are read as they are).
+	Decode func(ctx context.Context, path string) (io.ReadCloser, error)
 }
 
 // Server is bty serve's read-only HTTP catalog: GET /catalog.toml, GET|HEAD
@@ -50,10 +62,11 @@ type ServerOptions struct {
 // digest is not known yet is listed under [[pending_images]], which clients
 // that do not know it ignore.
 type Server struct {
-	opt    ServerOptions
-	hashes hashCache
-	logMu  sync.Mutex
-	catMu  sync.Mutex // guards opt.Catalogs, which SetCatalogs replaces
+	opt     ServerOptions
+	hashes  hashCache
+	indexes hashCache // of the block indexes: the sha256 of each encoded index
+	logMu   sync.Mutex
+	catMu   sync.Mutex // guards opt.Catalogs, which SetCatalogs replaces
 }
 
 // SetCatalogs replaces the catalogs listed after Dir's images (the fleet
@@ -78,6 +91,8 @@ func NewServer(opt ServerOptions) *Server {
 		done: map[hashKey]string{}, running: map[hashKey]*hashCall{},
 		logf: s.logf, every: s.opt.ProgressEvery,
 	}
+	s.hashes.run = s.hashes.hashFile
+	s.indexes = hashCache{done: map[hashKey]string{}, running: map[hashKey]*hashCall{}, run: s.indexFile}
 	return s
 }
 
@@ -91,8 +106,8 @@ func (s *Server) logf(format string, args ...any) {
 	fmt.Fprintf(s.opt.Log, format+"\n", args...)
 }
 
-// Warm hashes every image of Dir, smallest first, and returns when all are
-// done or ctx ends.
+// Warm hashes (and with Blocks, indexes) every image of Dir, smallest first,
+// and returns when all are done or ctx ends.
 func (s *Server) Warm(ctx context.Context) {
 	files, err := s.localFiles()
 	if err != nil {
@@ -100,13 +115,15 @@ func (s *Server) Warm(ctx context.Context) {
 		return
 	}
 	for _, f := range files {
-		if f.call == nil {
-			continue
-		}
-		select {
-		case <-f.call.finished:
-		case <-ctx.Done():
-			return
+		for _, c := range []*hashCall{f.call, f.icall} {
+			if c == nil {
+				continue
+			}
+			select {
+			case <-c.finished:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }
@@ -117,6 +134,10 @@ type localFile struct {
 	key  hashKey
 	sum  string    // the digest, when it was known
 	call *hashCall // nil when the digest was known
+	// index is the digest of the block index, when it was known; icall
+	// computes it (nil when it was known, or without a block store).
+	index string
+	icall *hashCall
 }
 
 // localFiles scans Dir and queues the hashing of the images whose digest is
@@ -138,6 +159,9 @@ func (s *Server) localFiles() ([]*localFile, error) {
 	}
 	for _, f := range files {
 		f.sum, f.call = s.hashes.start(f.e.Src, f.key)
+		if s.opt.Blocks != nil {
+			f.index, f.icall = s.indexes.start(f.e.Src, f.key)
+		}
 	}
 	return files, nil
 }
@@ -179,6 +203,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		w.Write(append(b, '\n'))
 	case strings.HasPrefix(p, "/images/"):
 		s.serveImage(w, r, strings.TrimPrefix(p, "/images/"))
+	case strings.HasPrefix(p, "/blocks/") && s.opt.Blocks != nil:
+		s.serveBlock(w, r, strings.TrimPrefix(p, "/blocks/"))
 	default:
 		http.NotFound(w, r)
 	}
@@ -243,6 +269,10 @@ waiting:
 			}
 		}
 		e.Src = base + "/images/" + url.PathEscape(e.Name)
+		if index := f.done(f.index, f.icall); index != "" && !e.Pending {
+			e.BlockIndex = base + "/blocks/" + strings.TrimPrefix(index, "sha256:") + ".index"
+			e.BlockIndexDigest = index
+		}
 		if e.Ref, err = Ref(e.Src); err != nil {
 			return nil, err
 		}
@@ -377,10 +407,12 @@ func keyOf(name string, fi os.FileInfo) hashKey {
 	return hashKey{name, fi.Size(), fi.ModTime().UnixNano()}
 }
 
-// hashCache computes each file's sha256 once, one file at a time (reading
+// hashCache computes each file's sha256 (or, for the block indexes, the
+// sha256 of its encoded index) once, one file at a time (reading
 // several large files at once would only make each slower), the smallest
 // queued file first; concurrent askers share one computation.
 type hashCache struct {
+	run     func(path string, k hashKey) (string, error) // the computation
 	mu      sync.Mutex
 	done    map[hashKey]string
 	running map[hashKey]*hashCall // queued or being hashed
@@ -449,7 +481,7 @@ func (c *hashCache) work() {
 		c.queue = slices.Delete(c.queue, i, i+1)
 		c.mu.Unlock()
 
-		call.sum, call.err = c.hashFile(call.path, call.key)
+		call.sum, call.err = c.run(call.path, call.key)
 		c.mu.Lock()
 		delete(c.running, call.key)
 		if call.err == nil {

@@ -70,7 +70,7 @@ func (s *Server) wireMachine(m *store.Machine, c *store.Cycle, images map[string
 	out := wire.Machine{MAC: m.MAC, BtyImageRef: sp(m.ImageRef), Labels: m.Labels, DiscoveredAt: tp(m.DiscoveredAt),
 		LastSeenAt: tp(m.LastSeenAt), LastSeenIP: sp(m.LastSeenIP), BootMode: m.BootMode, SanbootDrive: sp(m.SanbootDrive),
 		LastFlashedAt: tp(m.LastFlashedAt), KnownDisksAt: tp(m.KnownDisksAt), TargetDiskSerial: sp(m.TargetDiskSerial),
-		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Power: m.Power, Cycle: wireCycle(c)}
+		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Power: m.Power, Delta: m.Delta, Cycle: wireCycle(c)}
 	if m.KnownDisks != "" {
 		// Decoded as plain structs: InventoryDisk's own UnmarshalJSON (for
 		// the lenient inventory post) would parse each disk twice.
@@ -167,7 +167,7 @@ func (s *Server) getMachine(w http.ResponseWriter, r *http.Request) {
 // upsertOf is the MachineUpsert that gives m.
 func upsertOf(m *store.Machine) wire.MachineUpsert {
 	return wire.MachineUpsert{BtyImageRef: sp(m.ImageRef), Labels: m.Labels, BootMode: m.BootMode,
-		SanbootDrive: sp(m.SanbootDrive), TargetDiskSerial: sp(m.TargetDiskSerial), Power: m.Power}
+		SanbootDrive: sp(m.SanbootDrive), TargetDiskSerial: sp(m.TargetDiskSerial), Power: m.Power, Delta: &m.Delta}
 }
 
 func (s *Server) putMachine(w http.ResponseWriter, r *http.Request)   { s.upsert(w, r, false) }
@@ -208,6 +208,7 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request, patch bool) {
 		}
 		m.ImageRef, m.Labels, m.BootMode, m.Power = deref(u.BtyImageRef), u.Labels, u.BootMode, u.Power
 		m.SanbootDrive, m.TargetDiskSerial, m.UpdatedAt = deref(u.SanbootDrive), deref(u.TargetDiskSerial), now
+		m.Delta = u.Delta != nil && *u.Delta
 		created, err := tx.PutMachine(m)
 		if err != nil {
 			return err
@@ -217,7 +218,7 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request, patch bool) {
 			kind = "machine.created"
 		}
 		details := map[string]any{"bty_image_ref": u.BtyImageRef, "boot_mode": u.BootMode, "sanboot_drive": u.SanbootDrive,
-			"labels": u.Labels, "target_disk_serial": u.TargetDiskSerial, "power": u.Power}
+			"labels": u.Labels, "target_disk_serial": u.TargetDiskSerial, "power": u.Power, "delta": m.Delta}
 		return event(tx, now, kind, mac, who, ip, fmt.Sprintf("%s: boot_mode=%s", mac, u.BootMode), details)
 	})
 	if err != nil {

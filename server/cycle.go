@@ -306,7 +306,10 @@ func (s *Server) decidePlan(tx *store.Tx, m *store.Machine, c *store.Cycle, imag
 		e := images[m.ImageRef]
 		c.ImageRef, c.ImageName, c.ImageSHA256, c.TargetDiskSerial = m.ImageRef, e.Name, e.SHA256, m.TargetDiskSerial
 		p = wire.Plan{Mode: wire.ModeFlash, Image: s.images.url(e, base), TargetDiskSerial: m.TargetDiskSerial, Name: e.Name,
-			Format: e.Format, DiskImageSHA: e.SHA256, PlanID: c.ID, AgentToken: token}
+			Format: e.Format, DiskImageSHA: e.SHA256, PlanID: c.ID, AgentToken: token, Delta: m.Delta}
+		if m.Delta && e.BlockIndex != "" {
+			p.BlockIndex, p.BlockIndexDigest = s.images.rebase(e, e.BlockIndex, base), e.BlockIndexDigest
+		}
 	}
 	return p, c, tx.PutCycle(c)
 }

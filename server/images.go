@@ -77,10 +77,16 @@ func (ix *imageIndex) byRef(ctx context.Context) (map[string]catalog.Entry, erro
 // url is where a client that reached the server at base fetches e: the
 // server's own images at base, the rest at their src.
 func (ix *imageIndex) url(e catalog.Entry, base string) string {
-	if e.From == ix.dir && strings.HasPrefix(e.Src, ix.base+"/") {
-		return base + strings.TrimPrefix(e.Src, ix.base)
+	return ix.rebase(e, e.Src, base)
+}
+
+// rebase is u, a URL of e's (its src or block index), as a client that
+// reached the server at base fetches it.
+func (ix *imageIndex) rebase(e catalog.Entry, u, base string) string {
+	if e.From == ix.dir && strings.HasPrefix(u, ix.base+"/") {
+		return base + strings.TrimPrefix(u, ix.base)
 	}
-	return e.Src
+	return u
 }
 
 // entry returns the wire form of e for a client at base.

@@ -40,6 +40,10 @@ type MachineUpsert struct {
 	// Power is the machine's power driver: "" for none, "wol", "wol:HOST:PORT"
 	// or "cmd:COMMAND" (see ValidPower).
 	Power string `json:"power"`
+	// Delta asks for delta reflash (bty's addition; docs/delta.md): the plan
+	// says so, and the machine writes only the blocks its disk lacks. nil
+	// is false in a PUT, unchanged in a PATCH.
+	Delta *bool `json:"delta"`
 }
 
 var (
@@ -138,6 +142,7 @@ type Machine struct {
 	UpdatedAt        time.Time       `json:"updated_at"`
 
 	Power string `json:"power"`
+	Delta bool   `json:"delta"` // delta reflash (bty's addition)
 	// State sums the machine up: see the State values.
 	State string `json:"state"`
 	// Image is the assigned image as the catalogs know it now; nil when the

@@ -30,6 +30,14 @@ type Plan struct {
 	Catalog          string `json:"catalog,omitempty"`
 	PlanID           int64  `json:"plan_id,omitempty"`
 	AgentToken       string `json:"agent_token,omitempty"`
+	// Delta asks the machine to reflash by writing only the blocks its disk
+	// lacks (the machine's binding asks for it, docs/delta.md). BlockIndex
+	// and BlockIndexDigest are the image's block index ("sha256:<hex>" of
+	// its bytes), when the server has one; without them a delta reflash reads
+	// the whole image and writes only what differs.
+	Delta            bool   `json:"delta,omitempty"`
+	BlockIndex       string `json:"block_index,omitempty"`
+	BlockIndexDigest string `json:"block_index_digest,omitempty"`
 	// Reason says why the server chose this mode when it is not the obvious
 	// one (a quarantined machine, a ramboot machine served the wizard).
 	Reason string `json:"reason,omitempty"`
@@ -60,6 +68,17 @@ func ParsePlan(b []byte) (Plan, error) {
 				return Plan{}, fmt.Errorf("flash plan: disk_image_sha %q is not 64 hex digits", p.DiskImageSHA)
 			}
 			p.DiskImageSHA = sum
+		}
+		if (p.BlockIndex == "") != (p.BlockIndexDigest == "") {
+			return Plan{}, fmt.Errorf("flash plan: block_index and block_index_digest go together")
+		}
+		if p.BlockIndexDigest != "" {
+			hx, prefixed := strings.CutPrefix(p.BlockIndexDigest, "sha256:")
+			sum, ok := NormalizeSHA256(hx)
+			if !prefixed || !ok {
+				return Plan{}, fmt.Errorf("flash plan: block_index_digest %q is not sha256:<64 hex digits>", p.BlockIndexDigest)
+			}
+			p.BlockIndexDigest = "sha256:" + sum
 		}
 	case ModeInteractive:
 		if p.Catalog == "" {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -14,6 +15,8 @@ func FuzzParsePlan(f *testing.F) {
 	for _, s := range []string{
 		`{"mode":"flash","image":"http://s/images/a.img.xz","target_disk_serial":"S1","name":"a.img.xz","format":"img.xz","disk_image_sha":"` + sum + `"}`,
 		`{"mode":"flash","image":"oras://r/o/i:1","target_disk_serial":"S1","plan_id":7,"agent_token":"t"}`,
+		`{"mode":"flash","image":"http://s/images/a.img","target_disk_serial":"S1","delta":true,"block_index":"http://s/blocks/` + sum + `.index","block_index_digest":"sha256:` + sum + `"}`,
+		`{"mode":"flash","image":"http://s/images/a.img","target_disk_serial":"S1","delta":true,"block_index":"http://s/x.index"}`,
 		`{"mode":"interactive","catalog":"http://s/catalog.toml"}`,
 		`{"mode":"inventory"}`,
 		`{"mode":"exit","reason":"quarantined"}`,
@@ -37,6 +40,12 @@ func FuzzParsePlan(f *testing.F) {
 			}
 			if s, ok := NormalizeSHA256(p.DiskImageSHA); p.DiskImageSHA != "" && (!ok || s != p.DiskImageSHA) {
 				t.Fatalf("flash plan digest %q is not 64 lower-case hex digits", p.DiskImageSHA)
+			}
+			if (p.BlockIndex == "") != (p.BlockIndexDigest == "") {
+				t.Fatalf("flash plan with block_index %q and block_index_digest %q: one without the other", p.BlockIndex, p.BlockIndexDigest)
+			}
+			if hx, ok := strings.CutPrefix(p.BlockIndexDigest, "sha256:"); p.BlockIndexDigest != "" && (!ok || len(hx) != 64 || strings.ToLower(hx) != hx) {
+				t.Fatalf("flash plan block_index_digest %q is not sha256:<64 lower-case hex digits>", p.BlockIndexDigest)
 			}
 		case ModeInteractive:
 			if p.Catalog == "" {

@@ -33,6 +33,11 @@ func TestParsePlan(t *testing.T) {
 	}{
 		{`{"mode":"flash","image":"http://h/i.img.xz","target_disk_serial":"S1","name":"i","format":"img.xz","disk_image_sha":"` + strings.ToUpper(sha) + `","extra":1}`,
 			Plan{Mode: ModeFlash, Image: "http://h/i.img.xz", TargetDiskSerial: "S1", Name: "i", Format: "img.xz", DiskImageSHA: sha}, ""},
+		{`{"mode":"flash","image":"http://h/i.img","target_disk_serial":"S1","delta":true,"block_index":"http://h/blocks/x.index","block_index_digest":"SHA256:` + strings.ToUpper(sha) + `"}`, Plan{}, "not sha256:<64 hex digits>"},
+		{`{"mode":"flash","image":"http://h/i.img","target_disk_serial":"S1","delta":true,"block_index":"http://h/blocks/x.index","block_index_digest":"sha256:` + strings.ToUpper(sha) + `"}`,
+			Plan{Mode: ModeFlash, Image: "http://h/i.img", TargetDiskSerial: "S1", Delta: true, BlockIndex: "http://h/blocks/x.index", BlockIndexDigest: "sha256:" + sha}, ""},
+		{`{"mode":"flash","image":"http://h/i.img","target_disk_serial":"S1","delta":true}`, Plan{Mode: ModeFlash, Image: "http://h/i.img", TargetDiskSerial: "S1", Delta: true}, ""},
+		{`{"mode":"flash","image":"http://h/i.img","target_disk_serial":"S1","block_index":"http://h/x.index"}`, Plan{}, "block_index and block_index_digest go together"},
 		{`{"mode":"interactive","catalog":"http://h/catalog.toml"}`, Plan{Mode: ModeInteractive, Catalog: "http://h/catalog.toml"}, ""},
 		{`{"mode":"inventory"}`, Plan{Mode: ModeInventory}, ""},
 		{`{"mode":"exit"}`, Plan{Mode: ModeExit}, ""},

@@ -27,6 +27,7 @@ type Machine struct {
 	SanbootDrive     string
 	TargetDiskSerial string
 	Power            string
+	Delta            bool     // reflash by writing only the blocks the disk lacks
 	Labels           []string // sorted
 	DiscoveredAt     time.Time
 	LastSeenAt       time.Time
@@ -49,14 +50,14 @@ type Machine struct {
 
 const machineCols = `mac, image_ref, boot_mode, sanboot_drive, target_disk_serial, power,
 	discovered_at, last_seen_at, last_seen_ip, last_flashed_at, known_disks, known_disks_at, lshw, lshw_at,
-	disk_ref, disk_sha256, disk_serial, disk_plan_id, disk_at, quarantined_at, quarantine_reason, created_at, updated_at`
+	disk_ref, disk_sha256, disk_serial, disk_plan_id, disk_at, quarantined_at, quarantine_reason, created_at, updated_at, delta`
 
 func (m *Machine) args() []any {
 	return []any{m.MAC, nullString(m.ImageRef), m.BootMode, nullString(m.SanbootDrive), nullString(m.TargetDiskSerial), m.Power,
 		nullTime(m.DiscoveredAt), nullTime(m.LastSeenAt), nullString(m.LastSeenIP), nullTime(m.LastFlashedAt),
 		nullString(m.KnownDisks), nullTime(m.KnownDisksAt), nullString(m.LSHW), nullTime(m.LSHWAt),
 		nullString(m.DiskRef), nullString(m.DiskSHA256), nullString(m.DiskSerial), nullInt(m.DiskPlanID), nullTime(m.DiskAt),
-		nullTime(m.QuarantinedAt), nullString(m.QuarantineReason), nullTime(m.CreatedAt), nullTime(m.UpdatedAt)}
+		nullTime(m.QuarantinedAt), nullString(m.QuarantineReason), nullTime(m.CreatedAt), nullTime(m.UpdatedAt), m.Delta}
 }
 
 type scanner interface{ Scan(...any) error }
@@ -68,7 +69,7 @@ func scanMachine(row scanner, lshw bool) (*Machine, error) {
 	var planID sql.NullInt64
 	err := row.Scan(&m.MAC, &s[0], &m.BootMode, &s[1], &s[2], &m.Power,
 		&t[0], &t[1], &s[3], &t[2], &s[4], &t[3], &s[5], &t[4],
-		&s[6], &s[7], &s[8], &planID, &t[5], &t[6], &s[9], &t[7], &t[8])
+		&s[6], &s[7], &s[8], &planID, &t[5], &t[6], &s[9], &t[7], &t[8], &m.Delta)
 	if err != nil {
 		return nil, err
 	}
@@ -166,13 +167,13 @@ func (tx *Tx) PutMachine(m *Machine) (created bool, err error) {
 	res, err := tx.exec(`UPDATE machines SET image_ref = $2, boot_mode = $3, sanboot_drive = $4, target_disk_serial = $5, power = $6,
 		discovered_at = $7, last_seen_at = $8, last_seen_ip = $9, last_flashed_at = $10, known_disks = $11, known_disks_at = $12,
 		lshw = $13, lshw_at = $14, disk_ref = $15, disk_sha256 = $16, disk_serial = $17, disk_plan_id = $18, disk_at = $19,
-		quarantined_at = $20, quarantine_reason = $21, created_at = $22, updated_at = $23 WHERE mac = $1`, m.args()...)
+		quarantined_at = $20, quarantine_reason = $21, created_at = $22, updated_at = $23, delta = $24 WHERE mac = $1`, m.args()...)
 	if err != nil {
 		return false, err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		if _, err := tx.exec(`INSERT INTO machines (`+machineCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-			$13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`, m.args()...); err != nil {
+			$13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`, m.args()...); err != nil {
 			return false, err
 		}
 		created = true
