@@ -114,14 +114,25 @@ func headless(ctx context.Context, e env, f *flashFlags, res *catalog.Resolver) 
 			return err
 		}
 		run.target, run.targetKnown = target, true
-		run.res, err = flash.Flash(ctx, img.Source, target, flash.Options{
+		opt := flash.Options{
 			SHA256:     run.want,
 			Size:       img.Size,
 			FormatHint: img.Format,
 			Verify:     f.verify,
 			Delta:      f.delta,
 			Progress:   rep.progress,
-		})
+		}
+		if f.delta && img.BlockIndex != "" {
+			// The blocks the target lacks come from the block store;
+			// without an index, the delta reads the whole image.
+			blocks, err := res.OpenBlocks(ctx, img)
+			if err != nil {
+				return err
+			}
+			opt.Store = blocks
+			run.want, run.wantFrom = strings.TrimPrefix(blocks.Index().Digest, "sha256:"), catalog.DigestBlockIndex
+		}
+		run.res, err = flash.Flash(ctx, img.Source, target, opt)
 		return err
 	}()
 	if err != nil {

@@ -60,6 +60,8 @@ type resultLine struct {
 	Zeroed         int64    `json:"bytes_zeroed"`
 	TargetRead     int64    `json:"bytes_read_from_target,omitempty"` // --delta
 	Skipped        int64    `json:"bytes_skipped,omitempty"`          // --delta: already on the target
+	Fetched        int64    `json:"bytes_fetched,omitempty"`          // --delta from a block store
+	FetchedBlocks  int64    `json:"blocks_fetched,omitempty"`
 	Seconds        float64  `json:"seconds"`
 	MBps           float64  `json:"mb_per_s"`
 	Verified       bool     `json:"verified"`
@@ -168,7 +170,7 @@ func (run *flashRun) line(err error, code int) resultLine {
 	secs := res.Duration.Seconds()
 	l.Format, l.SHA256, l.SourceBytes, l.ImageSize = string(res.Format), res.SHA256, res.SourceBytes, res.ImageSize
 	l.Written, l.Zeroed, l.Seconds = res.Written, res.Zeroed, round3(secs)
-	l.TargetRead, l.Skipped = res.TargetRead, res.Skipped
+	l.TargetRead, l.Skipped, l.Fetched, l.FetchedBlocks = res.TargetRead, res.Skipped, res.Fetched, res.FetchedBlocks
 	if done := res.ImageSize; secs > 0 {
 		if err != nil {
 			done = res.Written + res.Zeroed + res.Skipped
@@ -204,6 +206,9 @@ func (r *report) result(run *flashRun) {
 	delta := ""
 	if res.TargetRead > 0 {
 		delta = fmt.Sprintf(", %s already in place (%s read from the target)", units.Bytes(res.Skipped), units.Bytes(res.TargetRead))
+	}
+	if res.FetchedBlocks > 0 {
+		delta += fmt.Sprintf(", %d blocks fetched (%s)", res.FetchedBlocks, units.Bytes(res.Fetched))
 	}
 	fmt.Fprintf(r.e.stdout, "bty: wrote %s (%s, %s) to %s in %s (%s): %s written, %s zeroed%s%s\nsha256 %s: %s\n",
 		run.image, res.Format, units.Bytes(res.ImageSize), run.target, res.Duration.Round(time.Millisecond), rate,

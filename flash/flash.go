@@ -38,6 +38,10 @@ type Options struct {
 	// Delta reads the target alongside the image and writes only what
 	// differs (delta.go); the crash-safe order and the checks stay.
 	Delta bool
+	// Store, with Delta, is the image's block index and store: the blocks
+	// the target lacks are fetched from it instead of reading the source
+	// (indexed.go). nil: the source is read.
+	Store BlockStore
 }
 
 // Result describes a flash. Flash returns one also when it fails, with what
@@ -45,21 +49,23 @@ type Options struct {
 // the time taken, the digest of the source when it was read to its end, and
 // what the target holds now.
 type Result struct {
-	Format       format.Format // from the magic bytes
-	FormatHint   format.Format // from the name or catalog, "" when none
-	SHA256       string        // of the source bytes as delivered; "" if not read to the end
-	SourceBytes  int64         // length of the source bytes (read so far, on failure)
-	ImageSize    int64         // decoded image size; 0 when unknown
-	Written      int64         // bytes written
-	Zeroed       int64         // bytes zeroed without writing data (punched, BLKZEROOUT, holes)
-	TargetRead   int64         // bytes read from the target to compare (Options.Delta)
-	Skipped      int64         // image bytes the target held already (Options.Delta)
-	Duration     time.Duration
-	Verified     bool        // read back and compared
-	GPTRelocated bool        // the backup GPT was moved to the end of the disk
-	Retries      int         // times the source was reopened after a failure
-	Warnings     []string    // format disagreement, busy partition table re-read
-	Target       TargetState // what the target holds now
+	Format        format.Format // from the magic bytes
+	FormatHint    format.Format // from the name or catalog, "" when none
+	SHA256        string        // of the source bytes as delivered; "" if not read to the end
+	SourceBytes   int64         // length of the source bytes (read so far, on failure)
+	ImageSize     int64         // decoded image size; 0 when unknown
+	Written       int64         // bytes written
+	Zeroed        int64         // bytes zeroed without writing data (punched, BLKZEROOUT, holes)
+	TargetRead    int64         // bytes read from the target to compare (Options.Delta)
+	Skipped       int64         // image bytes the target held already (Options.Delta)
+	Fetched       int64         // bytes fetched for the blocks the target lacked (Options.Store)
+	FetchedBlocks int64         // blocks fetched (Options.Store)
+	Duration      time.Duration
+	Verified      bool        // read back and compared
+	GPTRelocated  bool        // the backup GPT was moved to the end of the disk
+	Retries       int         // times the source was reopened after a failure
+	Warnings      []string    // format disagreement, busy partition table re-read
+	Target        TargetState // what the target holds now
 }
 
 // TargetState is what a target holds when Flash returns.
@@ -99,7 +105,12 @@ func (r *Result) TargetNote(path string) string {
 func Flash(ctx context.Context, src Source, target string, opt Options) (*Result, error) {
 	f := newRun(ctx, src, opt)
 	defer f.close()
-	err := f.flash(target)
+	var err error
+	if opt.Delta && opt.Store != nil {
+		err = f.flashIndexed(target)
+	} else {
+		err = f.flash(target)
+	}
 	return f.res, f.failed(ctx, err)
 }
 
@@ -145,18 +156,24 @@ type flashRun struct {
 	p      prober // the source's format
 	info   Info   // what the container says of the image
 
-	w         atomic.Pointer[writer] // once the target is open
-	verified  atomic.Int64
-	imageSize atomic.Int64 // -1 until known
+	w             atomic.Pointer[writer] // once the target is open
+	fetched       atomic.Int64           // Options.Store: bytes fetched
+	fetchedBlocks atomic.Int64
+	verified      atomic.Int64
+	imageSize     atomic.Int64 // -1 until known
 }
 
 func newRun(ctx context.Context, src Source, opt Options) *flashRun {
 	f := &flashRun{src: src, opt: opt, start: time.Now(), res: &Result{Target: TargetUntouched}}
-	f.rr = newResumeReader(ctx, src, opt.Size, opt.SHA256, opt.Retry)
+	rs := src
+	if opt.Delta && opt.Store != nil {
+		rs = struct{ Source }{src} // never read: no scout
+	}
+	f.rr = newResumeReader(ctx, rs, opt.Size, opt.SHA256, opt.Retry)
 	f.ctx, f.cancel = context.WithCancel(ctx)
 	f.imageSize.Store(-1)
 	f.rep = newReporter(opt.Progress, opt.ProgressInterval, func() Progress {
-		p := Progress{SourceBytes: f.rr.count.Load(), SourceTotal: f.rr.total.Load(), ImageSize: f.imageSize.Load(), Verified: f.verified.Load()}
+		p := Progress{SourceBytes: f.rr.count.Load() + f.fetched.Load(), SourceTotal: f.rr.total.Load(), ImageSize: f.imageSize.Load(), Verified: f.verified.Load()}
 		if w := f.w.Load(); w != nil {
 			p.Written, p.Zeroed, p.TargetRead, p.Skipped = w.written.Load(), w.zeroed.Load(), w.targetRead.Load(), w.skipped.Load()
 		}
@@ -181,8 +198,9 @@ func (f *flashRun) failed(ctx context.Context, err error) error {
 	if errors.Is(err, context.Canceled) && !errors.As(err, &ce) {
 		err = &CancelError{Cause: context.Cause(ctx)}
 	}
-	f.res.SourceBytes = f.rr.count.Load()
+	f.res.SourceBytes = f.rr.count.Load() + f.fetched.Load()
 	f.res.SHA256 = f.rr.delivered()
+	f.res.Fetched, f.res.FetchedBlocks = f.fetched.Load(), f.fetchedBlocks.Load()
 	if w := f.w.Load(); w != nil {
 		f.res.Written, f.res.Zeroed, f.res.TargetRead, f.res.Skipped = w.written.Load(), w.zeroed.Load(), w.targetRead.Load(), w.skipped.Load()
 		if f.res.Target == TargetUntouched && w.wiped.Load() {
@@ -354,6 +372,10 @@ func (f *flashRun) finish(t *target, w *writer) error {
 	}
 	res.SHA256 = f.rr.sum()
 	res.SourceBytes = f.rr.off
+	if f.opt.Delta && f.opt.Store != nil {
+		res.SHA256, res.SourceBytes = indexDigest(f.opt.Store.Index()), f.fetched.Load()
+		res.Fetched, res.FetchedBlocks = f.fetched.Load(), f.fetchedBlocks.Load()
+	}
 	res.Written, res.Zeroed, res.TargetRead, res.Skipped = w.written.Load(), w.zeroed.Load(), w.targetRead.Load(), w.skipped.Load()
 	res.Retries = f.rr.retries
 	res.Duration = time.Since(f.start)
