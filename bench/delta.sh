@@ -124,7 +124,7 @@ done
 truncate -s "$SIZE" "$WORK/target"
 TARGET=$(losetup --find --show --direct-io=on "$WORK/target")
 LOOPS+=("$TARGET")
-written() { awk '{print $7 * 512}' "/sys/block/$(basename "$TARGET")/stat"; }
+written() { echo $(($(awk '{print $7}' "/sys/block/$(basename "$TARGET")/stat") * 512)); }
 
 put_v1() { "$BTY" --image "$RAW" --disk "$TARGET" --yes >/dev/null; }
 put_random() { dd if=/dev/urandom of="$TARGET" bs=1M count="$DISK_MIB" oflag=direct status=none; }
