@@ -19,6 +19,7 @@ import (
 type flashFlags struct {
 	image, disk, sha256 string
 	yes, verify, json   bool
+	delta               bool
 	noReboot, plainHTTP bool
 	server, mac         string
 	catalogs            multiFlag
@@ -33,6 +34,7 @@ func parseFlashFlags(e env, args []string) (*flashFlags, error) {
 	fs.BoolVar(&f.yes, "yes", false, "flash without a prompt (headless; the target must be named exactly)")
 	fs.StringVar(&f.sha256, "sha256", "", "expected sha256 of the image bytes (overrides a .sha256 sidecar)")
 	fs.BoolVar(&f.verify, "verify", false, "read the target back after writing and compare")
+	fs.BoolVar(&f.delta, "delta", false, "read the target and write only the blocks that differ from the image")
 	fs.BoolVar(&f.json, "json", false, "print progress and the result as JSON lines on stdout")
 	fs.BoolVar(&f.noReboot, "no-reboot", false, "server-driven mode: print what would be done instead of rebooting")
 	fs.StringVar(&f.server, "server", "", "server-driven mode: the bty server URL (else bty.server= on the kernel command line)")
@@ -112,13 +114,25 @@ func headless(ctx context.Context, e env, f *flashFlags, res *catalog.Resolver) 
 			return err
 		}
 		run.target, run.targetKnown = target, true
-		run.res, err = flash.Flash(ctx, img.Source, target, flash.Options{
+		opt := flash.Options{
 			SHA256:     run.want,
 			Size:       img.Size,
 			FormatHint: img.Format,
 			Verify:     f.verify,
+			Delta:      f.delta,
 			Progress:   rep.progress,
-		})
+		}
+		if f.delta && img.BlockIndex != "" {
+			// The blocks the target lacks come from the block store;
+			// without an index, the delta reads the whole image.
+			blocks, err := res.OpenBlocks(ctx, img)
+			if err != nil {
+				return err
+			}
+			opt.Store = blocks
+			run.want, run.wantFrom = strings.TrimPrefix(blocks.Index().Digest, "sha256:"), catalog.DigestBlockIndex
+		}
+		run.res, err = flash.Flash(ctx, img.Source, target, opt)
 		return err
 	}()
 	if err != nil {

@@ -115,6 +115,9 @@ func TestServerMode(t *testing.T) {
 		headZero bool   // target's first MiB is zero afterwards
 	}{
 		{"flash", flashPlan(ts.URL, "BTY-E2E-1", sum), 0, "would sync and reboot", `{"status":"done"}`, true, false},
+		// A delta plan without a block index: the image is read whole, and
+		// only what the disk lacks is written.
+		{"delta", strings.Replace(flashPlan(ts.URL, "BTY-E2E-1", sum), "{", `{"delta":true,`, 1), 0, "delta: ", `{"status":"done"}`, true, false},
 		{"serial not found", flashPlan(ts.URL, "NO-SUCH-SERIAL", sum), 3, "NO-SUCH-SERIAL", `"status":"failed","reason":"serial \"NO-SUCH-SERIAL\"`, false, false},
 		{"digest mismatch", flashPlan(ts.URL, "BTY-E2E-1", strings.Repeat("0", 64)), 4, "sha256 mismatch", `"status":"failed","reason":"integrity check failed: sha256 mismatch`, false, true},
 		{"exit", `{"mode":"exit"}`, 0, "boot the local disk", "", false, false},

@@ -35,6 +35,8 @@ type progressLine struct {
 	SourceTotal int64   `json:"source_total"`
 	Written     int64   `json:"written"`
 	Zeroed      int64   `json:"zeroed"`
+	TargetRead  int64   `json:"target_read,omitempty"`
+	Skipped     int64   `json:"skipped,omitempty"`
 	Verified    int64   `json:"verified"`
 	ImageSize   int64   `json:"image_size"`
 	Rate        float64 `json:"bytes_per_second"`
@@ -57,6 +59,10 @@ type resultLine struct {
 	ImageSize      int64    `json:"image_size,omitempty"`
 	Written        int64    `json:"bytes_written"`
 	Zeroed         int64    `json:"bytes_zeroed"`
+	TargetRead     int64    `json:"bytes_read_from_target,omitempty"` // --delta
+	Skipped        int64    `json:"bytes_skipped,omitempty"`          // --delta: already on the target
+	Fetched        int64    `json:"bytes_fetched,omitempty"`          // --delta from a block store
+	FetchedBlocks  int64    `json:"blocks_fetched,omitempty"`
 	Seconds        float64  `json:"seconds"`
 	MBps           float64  `json:"mb_per_s"`
 	Verified       bool     `json:"verified"`
@@ -87,7 +93,7 @@ func (r *report) emit(v any) {
 func (r *report) progress(p flash.Progress) {
 	if r.json {
 		r.emit(progressLine{Type: "progress", Phase: string(p.Phase), SourceBytes: p.SourceBytes, SourceTotal: p.SourceTotal,
-			Written: p.Written, Zeroed: p.Zeroed, Verified: p.Verified, ImageSize: p.ImageSize, Rate: p.Rate, ETA: p.ETA.Seconds()})
+			Written: p.Written, Zeroed: p.Zeroed, TargetRead: p.TargetRead, Skipped: p.Skipped, Verified: p.Verified, ImageSize: p.ImageSize, Rate: p.Rate, ETA: p.ETA.Seconds()})
 		return
 	}
 	if !r.tty {
@@ -165,9 +171,10 @@ func (run *flashRun) line(err error, code int) resultLine {
 	secs := res.Duration.Seconds()
 	l.Format, l.SHA256, l.SHA256Skipped, l.SourceBytes, l.ImageSize = string(res.Format), res.SHA256, res.SHA256Skipped, res.SourceBytes, res.ImageSize
 	l.Written, l.Zeroed, l.Seconds = res.Written, res.Zeroed, round3(secs)
+	l.TargetRead, l.Skipped, l.Fetched, l.FetchedBlocks = res.TargetRead, res.Skipped, res.Fetched, res.FetchedBlocks
 	if done := res.ImageSize; secs > 0 {
 		if err != nil {
-			done = res.Written + res.Zeroed
+			done = res.Written + res.Zeroed + res.Skipped
 		}
 		l.MBps = round3(float64(done) / secs / 1e6)
 	}
@@ -200,9 +207,16 @@ func (r *report) result(run *flashRun) {
 	case res.SHA256Skipped:
 		checked = "a raw image is hashed only to check an expected digest (give --sha256, or put IMAGE.sha256 beside the image)"
 	}
-	fmt.Fprintf(r.e.stdout, "bty: wrote %s (%s, %s) to %s in %s (%s): %s written, %s zeroed%s\nsha256 %s: %s\n",
+	delta := ""
+	if res.TargetRead > 0 {
+		delta = fmt.Sprintf(", %s already in place (%s read from the target)", units.Bytes(res.Skipped), units.Bytes(res.TargetRead))
+	}
+	if res.FetchedBlocks > 0 {
+		delta += fmt.Sprintf(", %d blocks fetched (%s)", res.FetchedBlocks, units.Bytes(res.Fetched))
+	}
+	fmt.Fprintf(r.e.stdout, "bty: wrote %s (%s, %s) to %s in %s (%s): %s written, %s zeroed%s%s\nsha256 %s: %s\n",
 		run.image, res.Format, units.Bytes(res.ImageSize), run.target, res.Duration.Round(time.Millisecond), rate,
-		units.Bytes(res.Written), units.Bytes(res.Zeroed), verified, res.Digest(), checked)
+		units.Bytes(res.Written), units.Bytes(res.Zeroed), delta, verified, res.Digest(), checked)
 }
 
 // fail reports a failed run: as the JSON result, or on a terminal by ending

@@ -48,6 +48,9 @@ const (
 	DigestRegistry DigestSource = "registry" // the oras:// layer's digest
 	DigestFlag     DigestSource = "flag"     // --sha256 on the command line
 	DigestPlan     DigestSource = "plan"     // a server's flash plan (disk_image_sha)
+	// DigestBlockIndex: the decoded image's digest in a block index whose
+	// own digest the catalog or plan names (a delta from a block store).
+	DigestBlockIndex DigestSource = "block_index"
 )
 
 // Matches says that a digest matched, and which: "matches the catalog's sha256".
@@ -63,6 +66,8 @@ func (d DigestSource) Matches() string {
 		return "matches --sha256"
 	case DigestPlan:
 		return "matches the plan's disk_image_sha"
+	case DigestBlockIndex:
+		return "the decoded image's, every block checked against the block index the catalog names"
 	}
 	return "matches the expected digest"
 }

@@ -39,6 +39,13 @@ type Options struct {
 	Retry Retry
 	// Blocks is the number of 1 MiB buffers in the pool; zero means 16.
 	Blocks int
+	// Delta reads the target alongside the image and writes only what
+	// differs (delta.go); the crash-safe order and the checks stay.
+	Delta bool
+	// Store, with Delta, is the image's block index and store: the blocks
+	// the target lacks are fetched from it instead of reading the source
+	// (indexed.go). nil: the source is read.
+	Store BlockStore
 }
 
 // Result describes a flash. Flash returns one also when it fails, with what
@@ -54,6 +61,10 @@ type Result struct {
 	ImageSize     int64         // decoded image size; 0 when unknown
 	Written       int64         // bytes written
 	Zeroed        int64         // bytes zeroed without writing data (punched, BLKZEROOUT, holes)
+	TargetRead    int64         // bytes read from the target to compare (Options.Delta)
+	Skipped       int64         // image bytes the target held already (Options.Delta)
+	Fetched       int64         // bytes fetched for the blocks the target lacked (Options.Store)
+	FetchedBlocks int64         // blocks fetched (Options.Store)
 	Duration      time.Duration
 	Verified      bool        // read back and compared
 	GPTRelocated  bool        // the backup GPT was moved to the end of the disk
@@ -108,7 +119,12 @@ func (r *Result) TargetNote(path string) string {
 func Flash(ctx context.Context, src Source, target string, opt Options) (*Result, error) {
 	f := newRun(ctx, src, opt)
 	defer f.close()
-	err := f.flash(target)
+	var err error
+	if opt.Delta && opt.Store != nil {
+		err = f.flashIndexed(target)
+	} else {
+		err = f.flash(target)
+	}
 	return f.res, f.failed(ctx, err)
 }
 
@@ -154,20 +170,26 @@ type flashRun struct {
 	p      prober // the source's format
 	info   Info   // what the container says of the image
 
-	w         atomic.Pointer[writer] // once the target is open
-	verified  atomic.Int64
-	imageSize atomic.Int64 // -1 until known
+	w             atomic.Pointer[writer] // once the target is open
+	fetched       atomic.Int64           // Options.Store: bytes fetched
+	fetchedBlocks atomic.Int64
+	verified      atomic.Int64
+	imageSize     atomic.Int64 // -1 until known
 }
 
 func newRun(ctx context.Context, src Source, opt Options) *flashRun {
 	f := &flashRun{src: src, opt: opt, start: time.Now(), res: &Result{Target: TargetUntouched}}
-	f.rr = newResumeReader(ctx, src, opt.Size, opt.SHA256, opt.Retry)
+	rs := src
+	if opt.Delta && opt.Store != nil {
+		rs = struct{ Source }{src} // never read: no scout
+	}
+	f.rr = newResumeReader(ctx, rs, opt.Size, opt.SHA256, opt.Retry)
 	f.ctx, f.cancel = context.WithCancel(ctx)
 	f.imageSize.Store(-1)
 	f.rep = newReporter(opt.Progress, opt.ProgressInterval, func() Progress {
-		p := Progress{SourceBytes: f.rr.count.Load(), SourceTotal: f.rr.total.Load(), ImageSize: f.imageSize.Load(), Verified: f.verified.Load()}
+		p := Progress{SourceBytes: f.rr.count.Load() + f.fetched.Load(), SourceTotal: f.rr.total.Load(), ImageSize: f.imageSize.Load(), Verified: f.verified.Load()}
 		if w := f.w.Load(); w != nil {
-			p.Written, p.Zeroed = w.written.Load(), w.zeroed.Load()
+			p.Written, p.Zeroed, p.TargetRead, p.Skipped = w.written.Load(), w.zeroed.Load(), w.targetRead.Load(), w.skipped.Load()
 		}
 		return p
 	})
@@ -190,10 +212,14 @@ func (f *flashRun) failed(ctx context.Context, err error) error {
 	if errors.Is(err, context.Canceled) && !errors.As(err, &ce) {
 		err = &CancelError{Cause: context.Cause(ctx)}
 	}
-	f.res.SourceBytes = f.rr.count.Load()
+	f.res.SourceBytes = f.rr.count.Load() + f.fetched.Load()
 	f.res.SHA256 = f.rr.delivered()
+	f.res.Fetched, f.res.FetchedBlocks = f.fetched.Load(), f.fetchedBlocks.Load()
 	if w := f.w.Load(); w != nil {
-		f.res.Written, f.res.Zeroed = w.written.Load(), w.zeroed.Load()
+		f.res.Written, f.res.Zeroed, f.res.TargetRead, f.res.Skipped = w.written.Load(), w.zeroed.Load(), w.targetRead.Load(), w.skipped.Load()
+		if f.res.Target == TargetUntouched && w.wiped.Load() {
+			f.res.Target = TargetNoPartitionTable
+		}
 	}
 	f.res.Duration = time.Since(f.start)
 	return err
@@ -256,6 +282,7 @@ func (f *flashRun) openTarget(path string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.keep = f.opt.Delta
 	if t.sameFile(f.src.Name()) {
 		t.close()
 		return nil, fmt.Errorf("%w: %s", ErrTargetIsSource, path)
@@ -272,16 +299,19 @@ func (f *flashRun) openTarget(path string) (*target, error) {
 // was read to its end and checked out, and every write is done.
 func (f *flashRun) stream(t *target, in *input, dec decoder) (*writer, error) {
 	f.rep.setPhase(PhaseWriting)
-	f.res.Target = TargetNoPartitionTable
-	if err := t.prepare(); err != nil {
-		return nil, err
-	}
 	buffers := f.opt.Blocks
 	if buffers <= 0 {
 		buffers = 16
 	}
-	w := newWriter(f.ctx, t, newPool(buffers), f.opt.Verify)
+	w := newWriter(f.ctx, t, newPool(buffers), f.opt.Verify, f.opt.Delta)
 	f.w.Store(w)
+	if !f.opt.Delta {
+		// A delta wipes on its first difference (writer.wipe).
+		f.res.Target = TargetNoPartitionTable
+		if err := w.wipe(); err != nil {
+			return nil, err
+		}
+	}
 	err := dec.stream(f.ctx, w)
 	if err == nil {
 		// Read the source to its end: the length and digest checks run there.
@@ -323,11 +353,14 @@ func (f *flashRun) finish(t *target, w *writer) error {
 	}
 	if t.isDev && t.size > w.end {
 		if backup, off, ok := relocateGPT(w.head, t.align, t.size); ok {
-			if err := t.writeAt(backup, off); err != nil {
+			if err := w.writeEnd(backup, off); err != nil {
 				return err
 			}
 			res.GPTRelocated = true
 		}
+	}
+	if err := w.writeTail(); err != nil {
+		return err
 	}
 	// Everything but the first MiB must be on the medium before the first MiB
 	// is written: a device may write its cache back in any order, and a power
@@ -354,7 +387,11 @@ func (f *flashRun) finish(t *target, w *writer) error {
 	}
 	res.SHA256 = f.rr.sum()
 	res.SourceBytes = f.rr.off
-	res.Written, res.Zeroed = w.written.Load(), w.zeroed.Load()
+	if f.opt.Delta && f.opt.Store != nil {
+		res.SHA256, res.SourceBytes = indexDigest(f.opt.Store.Index()), f.fetched.Load()
+		res.Fetched, res.FetchedBlocks = f.fetched.Load(), f.fetchedBlocks.Load()
+	}
+	res.Written, res.Zeroed, res.TargetRead, res.Skipped = w.written.Load(), w.zeroed.Load(), w.targetRead.Load(), w.skipped.Load()
 	res.Retries = f.rr.retries
 	res.Duration = time.Since(f.start)
 	f.rep.setPhase(PhaseDone)

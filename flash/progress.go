@@ -23,6 +23,8 @@ type Progress struct {
 	SourceTotal int64         // size of the source, -1 when unknown
 	Written     int64         // image bytes written to the target
 	Zeroed      int64         // image bytes zeroed without writing data
+	TargetRead  int64         // bytes read from the target to compare (delta)
+	Skipped     int64         // image bytes the target held already (delta)
 	Verified    int64         // bytes read back and compared (PhaseVerifying)
 	ImageSize   int64         // decoded image size, -1 when unknown
 	Rate        float64       // image bytes (written + zeroed) per second since the start
@@ -30,7 +32,7 @@ type Progress struct {
 }
 
 // Done is how much of the image is on the target.
-func (p Progress) Done() int64 { return p.Written + p.Zeroed }
+func (p Progress) Done() int64 { return p.Written + p.Zeroed + p.Skipped }
 
 // Fraction is the part of the work done, between 0 and 1, or -1 when unknown.
 func (p Progress) Fraction() float64 {

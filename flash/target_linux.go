@@ -32,6 +32,10 @@ func punchHole(fd int, off, n int64) error {
 	return unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
 }
 
+// noZeroOut is a file's BLKZEROOUT: there is none (zeroRange writes zeros
+// where a punch fails).
+func noZeroOut(int, int64, int64) error { return unix.EOPNOTSUPP }
+
 func blkZeroOut(fd int, off, n int64) error {
 	r := [2]uint64{uint64(off), uint64(n)}
 	return ioctl(fd, unix.BLKZEROOUT, uintptr(unsafe.Pointer(&r)))
@@ -51,7 +55,7 @@ func openTarget(path string) (*target, error) {
 	case err != nil && !errors.Is(err, unix.ENOENT):
 		return nil, &IOError{Side: SideTarget, Err: &os.PathError{Op: "stat", Path: path, Err: err}}
 	}
-	t := &target{path: path, size: -1, align: 4096, direct: true}
+	t := &target{path: path, size: -1, align: 4096, direct: true, sys: targetSys{punch: punchHole, zeroOut: noZeroOut}}
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_DIRECT|unix.O_CLOEXEC, 0o644)
 	if errors.Is(err, unix.EINVAL) {
 		// tmpfs and some FUSE file systems refuse O_DIRECT; write through the
@@ -158,7 +162,7 @@ func (t *target) writeBuffered(p []byte, off int64) error {
 // (an I/O error on one range) sends that range on to BLKZEROOUT, which reports
 // a real failure with its range, and the next range is punched again.
 func (t *target) zeroRange(off, n int64) error {
-	if !t.isDev {
+	if !t.isDev && !t.keep {
 		return nil
 	}
 	if !t.sys.noPunch.Load() {
@@ -214,10 +218,14 @@ func (t *target) readAt(p []byte, off int64) (int, error) {
 }
 
 // prepare destroys what could boot: on a device the first and last MiB (the
-// partition table and the backup GPT), on a file all of it (truncate to zero,
-// which also makes every later zero range a hole).
+// partition table and the backup GPT, from tailStart on), on a file all of it
+// (truncate to zero, which also makes every later zero range a hole), or
+// only its first MiB when the file is kept for a delta.
 func (t *target) prepare() error {
 	if !t.isDev {
+		if t.keep {
+			return t.zeroRange(0, headSize)
+		}
 		if err := unix.Ftruncate(t.sys.fd, 0); err != nil {
 			return t.pathErr("truncate", err)
 		}
@@ -227,8 +235,7 @@ func (t *target) prepare() error {
 	if err := t.zeroRange(0, n); err != nil {
 		return err
 	}
-	if t.size > n {
-		last := max(n, alignDown(t.size-headSize, t.align))
+	if last := t.tailStart(); last < t.size {
 		return t.zeroRange(last, t.size-last)
 	}
 	return nil

@@ -113,7 +113,7 @@ func writeImage(t *testing.T, tg *target, img []byte, afterPrepare func()) {
 	if afterPrepare != nil {
 		afterPrepare()
 	}
-	w := newWriter(context.Background(), tg, newPool(8), true)
+	w := newWriter(context.Background(), tg, newPool(8), true, false)
 	for off := 0; off < len(img); off += blockSize {
 		b, err := w.pool.get(context.Background())
 		if err != nil {

@@ -78,6 +78,17 @@ type writer struct {
 	written, zeroed atomic.Int64
 	mu              sync.Mutex
 	extents         []extent
+
+	delta  bool        // compare with the target, write what differs (delta.go)
+	wiped  atomic.Bool // the target's ends were wiped (prepare)
+	wipeMu sync.Mutex
+	// tail holds what the device's last MiB, from tailOff, must hold at
+	// the end; nil when a delta is not on a device with one.
+	tail                []byte
+	tailOff             int64
+	targetRead, skipped atomic.Int64
+	compared, matched   atomic.Int64 // delta: bytes compared, found in place
+	full                atomic.Bool  // delta: the target differs all over; write as a full flash does
 }
 
 // inFlight is how many writes run at once: enough to keep a device queue busy
@@ -87,18 +98,43 @@ const inFlight = 4
 // zeroSlice is the largest range one zeroing call is given.
 const zeroSlice = 32 << 20
 
-func newWriter(ctx context.Context, t *target, p *pool, verify bool) *writer {
+func newWriter(ctx context.Context, t *target, p *pool, verify, delta bool) *writer {
 	g, ctx := errgroup.WithContext(ctx)
-	w := &writer{t: t, pool: p, jobs: make(chan job, inFlight), g: g, ctx: ctx, verify: verify, head: alignedBuf(headSize)}
+	w := &writer{t: t, pool: p, jobs: make(chan job, inFlight), g: g, ctx: ctx, verify: verify, head: alignedBuf(headSize),
+		delta: delta, tailOff: t.tailStart()}
+	if delta && t.isDev && w.tailOff < t.size {
+		w.tail = alignedBuf(int(t.size - w.tailOff))
+	}
 	for range inFlight {
 		g.Go(w.run)
 	}
 	return w
 }
 
+// wipe destroys what could boot on the target (target.prepare), once.
+func (w *writer) wipe() error {
+	if w.wiped.Load() {
+		return nil
+	}
+	w.wipeMu.Lock()
+	defer w.wipeMu.Unlock()
+	if w.wiped.Load() {
+		return nil
+	}
+	if err := w.t.prepare(); err != nil {
+		return err
+	}
+	w.wiped.Store(true)
+	return nil
+}
+
 func (w *writer) run() error {
+	var rbuf []byte // a delta's reads of the target
+	if w.delta {
+		rbuf = alignedBuf(blockSize)
+	}
 	for j := range w.jobs {
-		if err := w.do(j); err != nil {
+		if err := w.do(j, rbuf); err != nil {
 			// Keep draining so the producer never blocks on a dead queue.
 			for j := range w.jobs {
 				w.release(j)
@@ -109,8 +145,11 @@ func (w *writer) run() error {
 	return nil
 }
 
-func (w *writer) do(j job) error {
+func (w *writer) do(j job, rbuf []byte) error {
 	defer w.release(j)
+	if w.delta {
+		return w.doDelta(j, rbuf)
+	}
 	if j.zero {
 		// In slices, so a cancel is noticed within a second even where the
 		// kernel has to write the zeros itself (a USB stick without WRITE
@@ -278,13 +317,19 @@ func (w *writer) flushZero() error {
 	if lo >= hi {
 		lo, hi = off, off
 	}
-	if w.t.isDev {
+	if w.t.isDev || w.t.keep {
 		// Unaligned edges of a zero range are written as zeros at the end.
 		if lo > off {
 			w.pieces = append(w.pieces, piece{off: off, n: lo - off})
 		}
 		if hi < off+n {
 			w.pieces = append(w.pieces, piece{off: hi, n: off + n - hi})
+		}
+	}
+	for ; hi > lo && w.delta && hi-lo > deltaZeroJob; lo += deltaZeroJob {
+		// A delta reads a zero range: in parts, for every writing goroutine.
+		if err := w.send(job{off: lo, n: deltaZeroJob, zero: true}); err != nil {
+			return err
 		}
 	}
 	if hi > lo {
@@ -453,6 +498,12 @@ func (w *writer) writePieces() error {
 		if p == nil {
 			p = make([]byte, pc.n)
 		}
+		if w.delta {
+			if err := w.pieceDelta(pc.off, p, pc.p == nil); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := w.t.writeBuffered(p, pc.off); err != nil {
 			return err
 		}
@@ -470,6 +521,14 @@ func (w *writer) writePieces() error {
 // writeHead writes the held-back first MiB (or the whole image, if smaller).
 func (w *writer) writeHead() error {
 	n := min(w.end, headSize)
+	if w.delta && !w.wiped.Load() {
+		// Nothing else changed: the head is written only if it differs.
+		same, err := w.inPlace(0, w.head[:n])
+		if same || err != nil {
+			w.record(extent{off: 0, n: n, sum: sha256.Sum256(w.head[:n])})
+			return err
+		}
+	}
 	a := w.t.align
 	aligned := alignDown(n, a)
 	if !w.t.direct {

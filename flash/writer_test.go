@@ -46,7 +46,7 @@ func TestWriterPieces(t *testing.T) {
 	if err := tg.prepare(); err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(context.Background(), tg, newPool(8), true)
+	w := newWriter(context.Background(), tg, newPool(8), true, false)
 	for _, s := range spans {
 		if s.zero {
 			err = w.Zero(s.off, s.n)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,6 +151,21 @@ func (r *Runner) flash(ctx context.Context, plan wire.Plan) Outcome {
 	}
 	opt.FormatHint = plan.Format
 	opt.Progress = r.milestones(ctx)
+	if opt.Delta = plan.Delta; plan.Delta {
+		if plan.BlockIndex != "" {
+			img.BlockIndex, img.BlockIndexDigest = plan.BlockIndex, plan.BlockIndexDigest
+		}
+		if img.BlockIndex != "" {
+			// Only the blocks the disk lacks are fetched; without an
+			// index the delta reads the whole image.
+			blocks, err := resolver.OpenBlocks(ctx, img)
+			if err != nil {
+				return fail(err)
+			}
+			opt.Store = blocks
+			opt.SHA256, from = strings.TrimPrefix(blocks.Index().Digest, "sha256:"), catalog.DigestBlockIndex
+		}
+	}
 	r.say("flash starting: %s to %s (serial %s)", plan.Image, d.Path, plan.TargetDiskSerial)
 	target = d.Path
 	res, err = flash.Flash(ctx, img.Source, d.Path, opt)
@@ -161,6 +177,10 @@ func (r *Runner) flash(ctx context.Context, plan wire.Plan) Outcome {
 		checked = from.Matches()
 	}
 	r.say("flash complete: %s in %s, sha256 %s (%s)", d.Path, res.Duration.Round(time.Millisecond), res.Digest(), checked)
+	if opt.Delta {
+		r.say("delta: %d bytes written, %d zeroed, %d already in place, %d read from the disk, %d blocks fetched (%d bytes)",
+			res.Written, res.Zeroed, res.Skipped, res.TargetRead, res.FetchedBlocks, res.Fetched)
+	}
 	r.progress.Wait()
 	done := wire.Status{Status: wire.StatusDone, SHA256: res.SHA256, BytesWritten: res.Written + res.Zeroed}
 	if err := r.Client.PostStatus(context.WithoutCancel(ctx), done); err != nil {

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# bench/delta.sh: benchmark delta reflash (bty --delta) against a full flash.
+#
+#   bench/delta.sh            full run: flash.sh's 2 GiB GPT+ext4 image (v1) and a v2
+#                             with about 2% of it changed inside the ext4
+#   bench/delta.sh --smoke    CI: flash.sh's 64 MiB image, every result checked
+#
+# v2 is v1 with files added and files rewritten in place inside its ext4
+# (mounted through a loop device at the partition's offset). Both are served by
+# a `bty serve` on loopback, which indexes them. On ONE loop device (direct I/O)
+# of the image's size, in the same run: a full flash of v2 over HTTP, then with
+# v1 on the target a delta of v2 over HTTP (block index), the same again (the
+# target holds v2), and onto random bytes; then the same three with a local
+# --delta from the file. Each row gives the time, the bytes fetched (the
+# client's count), the bytes the loop device counted as written
+# (/sys/block/loopN/stat), and checks the target against v2. Prints a markdown
+# table (also $BENCH_DIR/delta-results.md). Needs root.
+#
+# Environment:
+#   BENCH_DIR        work dir, images are cached here       (default: bench/out)
+#   BTY              bty binary                             (default: go build -o $BENCH_DIR/bty .)
+#   BENCH_DISK_MIB   image size in MiB                      (default: 2048; smoke: 64)
+#   BENCH_DATA_MIB   real files copied into the ext4        (default: 700;  smoke: 20)
+#   BENCH_CHANGE_PCT part of the image v2 changes, percent  (default: 2)
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+if ((SMOKE)); then
+	DISK_MIB=${BENCH_DISK_MIB:-64}
+	DATA_MIB=${BENCH_DATA_MIB:-20}
+else
+	DISK_MIB=${BENCH_DISK_MIB:-2048}
+	DATA_MIB=${BENCH_DATA_MIB:-700}
+fi
+CHANGE_PCT=${BENCH_CHANGE_PCT:-2}
+
+[[ $(id -u) == 0 ]] || die "needs root (losetup, mount, /proc/sys/vm/drop_caches)"
+for t in losetup mount sgdisk mkfs.ext4 cmp curl python3; do
+	command -v "$t" >/dev/null 2>&1 || die "$t is missing (apt-get install -y util-linux gdisk e2fsprogs diffutils curl python3)"
+done
+grep -qw ext4 /proc/filesystems || modprobe ext4 2>/dev/null || die "this kernel cannot mount ext4 (v2 is made by mounting v1's file system)"
+
+bench_bty
+
+# The same image as flash.sh, from the same cache.
+IMGDIR=$(imgdir "$DISK_MIB" "$DATA_MIB")
+RAW=$IMGDIR/disk.img
+SIZE=$((DISK_MIB * 1024 * 1024))
+build_raw "$DISK_MIB" "$DATA_MIB"
+
+LOOPS=()
+MNT=""
+SERVE=""
+cleanup() {
+	[[ -n $MNT ]] && umount "$MNT" 2>/dev/null || true
+	[[ -n $SERVE ]] && kill "$SERVE" 2>/dev/null || true
+	for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+	rm -rf "$BENCH_DIR/delta-work"
+}
+trap cleanup EXIT
+WORK=$BENCH_DIR/delta-work
+rm -rf "$WORK"
+mkdir -p "$WORK/images" "$WORK/mnt"
+
+# v2: about CHANGE_PCT% of the image changed, half as new files, half as files
+# rewritten in place (the ext4 keeps their blocks).
+V2=$IMGDIR/v2-${CHANGE_PCT}pct.img
+if [[ ! -e $V2.done ]]; then
+	log "building $V2"
+	cp --sparse=always "$RAW" "$V2.tmp"
+	part=$(losetup --find --show --offset $((1 << 20)) "$V2.tmp")
+	LOOPS+=("$part")
+	MNT=$WORK/mnt
+	mount "$part" "$MNT"
+	budget=$((SIZE / 100 * CHANGE_PCT / 2))
+	mkdir -p "$MNT/new"
+	head -c "$budget" /dev/urandom | split -b 1M - "$MNT/new/f"
+	left=$budget
+	while IFS= read -r -d '' f && ((left > 0)); do
+		n=$(stat -c %s "$f")
+		((n > 0)) || continue
+		head -c "$n" /dev/urandom | dd of="$f" conv=notrunc status=none
+		left=$((left - n))
+	done < <(find "$MNT" -path "$MNT/new" -prune -o -type f -size +16k -print0 | sort -z)
+	umount "$MNT"
+	MNT=""
+	losetup -d "$part"
+	LOOPS=()
+	mv "$V2.tmp" "$V2"
+	touch "$V2.done"
+fi
+ln -f "$RAW" "$WORK/images/v1.img"
+ln -f "$V2" "$WORK/images/v2.img"
+CHANGED=$(python3 - "$RAW" "$V2" <<'EOF'
+import sys
+a, b = open(sys.argv[1], 'rb'), open(sys.argv[2], 'rb')
+n = 0
+while True:
+    x, y = a.read(1 << 20), b.read(1 << 20)
+    if not x and not y:
+        break
+    for i in range(0, max(len(x), len(y)), 4096):
+        if x[i:i + 4096] != y[i:i + 4096]:
+            n += 4096
+print(n)
+EOF
+)
+log "v2 differs from v1 in $CHANGED bytes (4 KiB blocks)"
+
+# bty serve on loopback, until its catalog names both images' block indexes.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$port
+"$BTY" serve --images "$WORK/images" --listen "127.0.0.1:$port" --blocks "$WORK/blocks" 2>"$WORK/serve.log" &
+SERVE=$!
+for ((i = 0; i < 1200; i++)); do
+	[[ $(curl -fs "$URL/catalog.toml" | grep -c '^block_index = ') == 2 ]] && break
+	sleep 0.5
+done
+[[ $(curl -fs "$URL/catalog.toml" | grep -c '^block_index = ') == 2 ]] || die "bty serve did not index both images (see $WORK/serve.log)"
+
+# The target: a loop device of the image's size, direct I/O.
+truncate -s "$SIZE" "$WORK/target"
+TARGET=$(losetup --find --show --direct-io=on "$WORK/target")
+LOOPS+=("$TARGET")
+written() { echo $(($(awk '{print $7}' "/sys/block/$(basename "$TARGET")/stat") * 512)); }
+
+put_v1() { "$BTY" --image "$RAW" --disk "$TARGET" --yes >/dev/null; }
+put_random() { dd if=/dev/urandom of="$TARGET" bs=1M count="$DISK_MIB" oflag=direct status=none; }
+
+ROWS=()
+# run NAME ARGS...: one timed flash of v2; records seconds, fetched, written.
+run() {
+	local name=$1 before t0 t1 out
+	shift
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	before=$(written)
+	t0=$(date +%s.%N)
+	out=$("$BTY" --disk "$TARGET" --yes --json "$@" | tail -1)
+	t1=$(date +%s.%N)
+	W=$(($(written) - before))
+	S=$(python3 -c "print(round($t1 - $t0, 2))")
+	F=$(python3 -c "import json,sys; print(json.loads(sys.argv[1]).get('bytes_fetched', 0))" "$out")
+	cmp -s -n "$SIZE" "$TARGET" "$V2" || die "$name: the target differs from v2"
+	ROWS+=("| $name | $S | $((F >> 20)) | $((W >> 20)) |")
+	log "$name: ${S}s, fetched $F, device wrote $W"
+}
+
+HTTP=(--catalog "$URL/catalog.toml" --image v2.img)
+put_v1
+run "full flash of v2 over HTTP" "${HTTP[@]}"
+T_FULL=$S
+put_v1
+run "delta over HTTP, v1 on the target" "${HTTP[@]}" --delta
+T_DELTA=$S F_DELTA=$F W_DELTA=$W
+run "delta over HTTP, v2 on the target" "${HTTP[@]}" --delta
+W_SAME=$W
+put_random
+run "delta over HTTP, random target" "${HTTP[@]}" --delta
+T_RAND=$S
+put_v1
+run "full flash of v2 from the file" --image "$V2"
+T_LFULL=$S
+put_v1
+run "local --delta, v1 on the target" --image "$V2" --delta
+T_LDELTA=$S W_LDELTA=$W
+run "local --delta, v2 on the target" --image "$V2" --delta
+W_LSAME=$W
+put_random
+run "local --delta, random target" --image "$V2" --delta
+T_LRAND=$S
+
+{
+	echo "Delta reflash, ${DISK_MIB} MiB GPT+ext4 image, v2 changes $((CHANGED >> 20)) MiB ($CHANGE_PCT%); loop target with direct I/O"
+	echo
+	echo "| run | seconds | MiB fetched | MiB written (device) |"
+	echo "|---|---:|---:|---:|"
+	printf '%s\n' "${ROWS[@]}"
+} | tee "$BENCH_DIR/delta-results.md"
+
+fail=0
+check() { # check WHAT OK
+	if (($2)); then log "ok: $1"; else log "NOT MET: $1" && fail=1; fi
+}
+check "same image writes nothing (HTTP $W_SAME, local $W_LSAME bytes)" "W_SAME == 0 && W_LSAME == 0"
+if ((!SMOKE)); then
+	ratio() { python3 -c "print(1 if $1 <= $2 * $3 else 0)"; }
+	check "delta over HTTP fetches <= 1.5x the change ($F_DELTA of $CHANGED)" "F_DELTA * 2 <= CHANGED * 3"
+	check "delta over HTTP writes <= 1.5x the change ($W_DELTA of $CHANGED)" "W_DELTA * 2 <= CHANGED * 3"
+	check "local delta writes <= 1.5x the change ($W_LDELTA of $CHANGED)" "W_LDELTA * 2 <= CHANGED * 3"
+	check "delta over HTTP <= 0.3x a full flash ($T_DELTA s vs $T_FULL s)" "$(ratio "$T_DELTA" 0.3 "$T_FULL")"
+	check "local delta <= 0.3x a full flash ($T_LDELTA s vs $T_LFULL s)" "$(ratio "$T_LDELTA" 0.3 "$T_LFULL")"
+	check "delta onto random <= 1.2x a full flash (HTTP $T_RAND s vs $T_FULL s)" "$(ratio "$T_RAND" 1.2 "$T_FULL")"
+	check "local delta onto random <= 1.2x a full flash ($T_LRAND s vs $T_LFULL s)" "$(ratio "$T_LRAND" 1.2 "$T_LFULL")"
+fi
+exit $fail

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// faultProxy is a proxy on loopback in front of bty serve that counts the
+// block bytes it passes and, per its mode, damages what it passes.
+type faultProxy struct {
+	url    string
+	mode   atomic.Value // string: "", "corrupt", "cut", "truncated index", "wrong index"
+	blocks atomic.Int64 // block responses passed
+	moved  atomic.Int64 // block bytes passed
+	swap   [2]string    // for "wrong index": the catalog's lines of one image's index, replaced by another's
+}
+
+// lateBlock is how many blocks pass undamaged before the proxy damages
+// them: a fault after the delta started writing.
+const lateBlock = 2
+
+func newFaultProxy(t *testing.T, upstream string) *faultProxy {
+	p := &faultProxy{}
+	p.mode.Store("")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, upstream+r.URL.RequestURI(), nil)
+		req.Host = r.Host // bty serve's catalog names the proxy
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		mode := p.mode.Load().(string)
+		block := strings.Contains(r.URL.Path, "/blocks/sha256/")
+		late := block && p.blocks.Add(1) > lateBlock
+		if late && mode != "" {
+			// The blocks that passed reach the writer first.
+			time.Sleep(500 * time.Millisecond)
+		}
+		switch {
+		case r.URL.Path == "/catalog.toml" && mode == "wrong index":
+			body = []byte(strings.Replace(string(body), p.swap[0], p.swap[1], 1))
+		case strings.HasSuffix(r.URL.Path, ".index") && mode == "truncated index":
+			body = body[:len(body)/2]
+		case late && mode == "corrupt":
+			body[len(body)/2] ^= 0x55
+		case late && mode == "cut":
+			conn, buf, _ := w.(http.Hijacker).Hijack()
+			fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
+			buf.Write(body[:len(body)/2])
+			buf.Flush()
+			conn.Close()
+			return
+		}
+		if block {
+			p.moved.Add(int64(len(body)))
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+var indexLineRE = regexp.MustCompile(`(?m)^block_index = .*\nblock_index_digest = .*$`)
+
+// indexedCatalog serves v1.img and v2.img from a real bty serve and waits
+// until its catalog names a block index for both.
+func indexedCatalog(t *testing.T, v1, v2 string) (upstream string, catalog []byte) {
+	t.Helper()
+	images := t.TempDir()
+	for _, f := range []string{v1, v2} {
+		b, _ := os.ReadFile(f)
+		writeFile(t, filepath.Join(images, filepath.Base(f)), b)
+	}
+	p := startFleet(t, images, t.TempDir(), "127.0.0.1:0")
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(p.url + "/catalog.toml")
+		if err == nil {
+			catalog, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if len(indexLineRE.FindAll(catalog, -1)) == 2 {
+				return p.url, catalog
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bty serve's catalog names no block index for both images after 2 minutes:\n%s", catalog)
+		}
+	}
+}
+
+// TestDeltaRemote: --delta with a catalog entry that has a block index, from
+// a real bty serve through a proxy on loopback. On targets that hold an
+// older version, the same image, random bytes, with 512- and 4096-byte
+// sectors, the target ends as a full flash leaves it, and only the blocks
+// the target lacks are fetched. A corrupted block, a cut connection, a
+// truncated index and another image's index each fail with exit 4 or 5; a
+// target that the delta began to write is left without a partition table,
+// one it had not, untouched.
+func TestDeltaRemote(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	v1, v2, img2 := deltaVersions(t, dir)
+	upstream, cat := indexedCatalog(t, v1, v2)
+	px := newFaultProxy(t, upstream)
+	// The catalog names the host it is asked by: the proxy.
+	idx := indexLineRE.FindAllString(strings.ReplaceAll(string(cat), upstream, px.url), -1)
+	px.swap = [2]string{idx[1], idx[0]} // v2's entry comes second
+	catalogURL := px.url + "/catalog.toml"
+
+	for _, tc := range []struct {
+		name     string
+		sector   int
+		before   string
+		mode     string
+		code     int
+		maxBlock int64 // at most this many blocks fetched (on success)
+	}{
+		{"older", 512, v1, "", 0, 9},
+		{"older 4096", 4096, v1, "", 0, 9},
+		// The first block differs from the image on a disk larger than it:
+		// its partition table was rewritten for the disk (the GPT relocated).
+		{"same", 512, v2, "", 0, 1},
+		{"random", 512, "", "", 0, 13},
+		{"corrupt block", 512, "", "corrupt", 4, 0},
+		{"cut connection", 512, "", "cut", 5, 0},
+		{"truncated index", 512, v1, "truncated index", 4, 0},
+		{"wrong index", 512, v1, "wrong index", 4, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := randomBytes(t, 32<<20)
+			full, delta := loopHolding(t, start, tc.sector), loopHolding(t, start, tc.sector)
+			if tc.before != "" {
+				for _, dev := range []string{full, delta} {
+					flashOK(t, "--image", tc.before, "--disk", dev)
+				}
+			}
+			held := readDev(t, delta, 32<<20)
+			flashOK(t, "--image", v2, "--disk", full)
+			px.mode.Store(tc.mode)
+			px.blocks.Store(0)
+			px.moved.Store(0)
+			was := sectorsWritten(t, delta)
+			r := runBty(t, "--catalog", catalogURL, "--image", "v2.img", "--disk", delta, "--yes", "--delta", "--verify", "--json")
+			wrote := (sectorsWritten(t, delta) - was) * 512
+			if r.code != tc.code {
+				t.Fatalf("bty --delta = exit %d, want %d\n%s%s", r.code, tc.code, r.stdout, r.stderr)
+			}
+			res := lastResult(t, r.stdout)
+			got := readDev(t, delta, 32<<20)
+			if tc.code != 0 {
+				t.Logf("%s: %s (target %s)", tc.name, res.Error, res.TargetState)
+				switch {
+				case res.TargetState == "untouched" && !bytes.Equal(got, held):
+					t.Errorf("result says untouched, but the target changed: %s", firstDiff(got, held))
+				case res.TargetState != "untouched" && !bytes.Equal(got[:1<<20], make([]byte, 1<<20)):
+					t.Errorf("target %s after a failed delta, but its first MiB is not zero", res.TargetState)
+				case tc.mode == "corrupt" || tc.mode == "cut":
+					if res.TargetState != "no_partition_table" {
+						t.Errorf("target_state = %q after a fault in block %d, want no_partition_table", res.TargetState, lateBlock+1)
+					}
+				}
+				return
+			}
+			if want := readDev(t, full, 32<<20); !bytes.Equal(got, want) {
+				t.Fatalf("delta target vs full flash: %s", firstDiff(got, want))
+			}
+			t.Logf("%d blocks fetched (%d bytes, the proxy passed %d), written %d, zeroed %d, skipped %d; the device counted %d bytes written",
+				res.FetchedBlocks, res.Fetched, px.moved.Load(), res.Written, res.Zeroed, res.Skipped, wrote)
+			if res.FetchedBlocks > tc.maxBlock || res.Fetched != px.moved.Load() {
+				t.Errorf("%d blocks fetched, %d bytes (the proxy passed %d); want at most %d blocks, the bytes the proxy counted",
+					res.FetchedBlocks, res.Fetched, px.moved.Load(), tc.maxBlock)
+			}
+			if tc.name == "same" && (wrote != 0 || res.Written != 0) {
+				t.Errorf("same image: %d bytes written to the device (result %d), want none", wrote, res.Written)
+			}
+			if !res.Verified || res.SHA256 != sha256Hex(img2) {
+				t.Errorf("result verified %v sha256 %s, want verified and the image's digest %s", res.Verified, res.SHA256, sha256Hex(img2))
+			}
+		})
+	}
+
+	// Without a block index (the image by its URL, no catalog), the delta
+	// reads the whole image from the server and compares.
+	t.Run("no index", func(t *testing.T) {
+		px.mode.Store("")
+		dev := loopHolding(t, randomBytes(t, 32<<20), 512)
+		flashOK(t, "--image", v1, "--disk", dev)
+		res := flashOK(t, "--image", px.url+"/images/v2.img", "--disk", dev, "--delta")
+		got := readDev(t, dev, len(img2))
+		if !bytes.Equal(got[1<<20:len(img2)-1<<20], img2[1<<20:len(img2)-1<<20]) || res.FetchedBlocks != 0 || res.Skipped == 0 {
+			t.Errorf("delta without an index: blocks fetched %d, skipped %d; want none fetched, most skipped, the image on the target", res.FetchedBlocks, res.Skipped)
+		}
+	})
+}
