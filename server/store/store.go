@@ -252,3 +252,12 @@ func parseLayout(s string) (time.Time, bool) {
 	}
 	return time.Date(y, time.Month(mo), d, h, mi, sec, us*1000, time.UTC), true
 }
+
+// intBool is a flag column: an INTEGER 0 or 1, the one form both SQLite and
+// PostgreSQL take from a Go value (pgx encodes no bool into an int4).
+func intBool(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

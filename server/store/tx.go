@@ -76,7 +76,7 @@ func (m *Machine) args() []any {
 		nullTime(m.DiscoveredAt), nullTime(m.LastSeenAt), nullString(m.LastSeenIP), nullTime(m.LastFlashedAt),
 		nullString(m.KnownDisks), nullTime(m.KnownDisksAt), nullString(m.LSHW), nullTime(m.LSHWAt),
 		nullString(m.DiskRef), nullString(m.DiskSHA256), nullString(m.DiskSerial), nullInt(m.DiskPlanID), nullTime(m.DiskAt),
-		nullTime(m.QuarantinedAt), nullString(m.QuarantineReason), nullTime(m.CreatedAt), nullTime(m.UpdatedAt), m.Delta}
+		nullTime(m.QuarantinedAt), nullString(m.QuarantineReason), nullTime(m.CreatedAt), nullTime(m.UpdatedAt), intBool(m.Delta)}
 }
 
 type scanner interface{ Scan(...any) error }
