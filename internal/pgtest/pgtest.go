@@ -241,3 +241,17 @@ func Stop() {
 		shared = nil
 	}
 }
+
+// RunTwice is the TestMain of a package whose tests run on both stores: m's
+// tests on SQLite, then onPostgres (which switches the package's backend)
+// and the same tests again, then Stop. It returns the exit code.
+func RunTwice(m *testing.M, onPostgres func()) int {
+	code := m.Run()
+	onPostgres()
+	fmt.Println("=== the same tests on PostgreSQL")
+	if c := m.Run(); code == 0 {
+		code = c
+	}
+	Stop()
+	return code
+}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -15,14 +14,7 @@ import (
 var backend = "sqlite"
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	backend = "postgres"
-	fmt.Println("=== the same tests on PostgreSQL")
-	if c := m.Run(); code == 0 {
-		code = c
-	}
-	pgtest.Stop()
-	os.Exit(code)
+	os.Exit(pgtest.RunTwice(m, func() { backend = "postgres" }))
 }
 
 // testStore is what the tests use of a store.

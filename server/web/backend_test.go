@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -15,14 +14,7 @@ import (
 var testBackend = "sqlite"
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	testBackend = "postgres"
-	fmt.Println("=== the same tests on PostgreSQL")
-	if c := m.Run(); code == 0 {
-		code = c
-	}
-	pgtest.Stop()
-	os.Exit(code)
+	os.Exit(pgtest.RunTwice(m, func() { testBackend = "postgres" }))
 }
 
 // openStore opens a new, empty store on the tests' backend: SQLite in dir,
