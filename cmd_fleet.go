@@ -17,8 +17,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/charmbracelet/x/term"
-
 	"bty/fleet"
 	"bty/server/web"
 	"bty/wire"
@@ -579,13 +577,13 @@ func (c *fleetCLI) password(ctx context.Context, args []string) error {
 		return firstErr(err, pos)
 	}
 	var pw string
-	if fd := os.Stdin.Fd(); term.IsTerminal(fd) {
+	if isTerminal(os.Stdin) {
 		var again []byte
 		fmt.Fprint(c.e.stderr, "New password for the web UI: ")
-		b, err := term.ReadPassword(fd)
+		b, err := readPassword(os.Stdin)
 		if err == nil {
 			fmt.Fprint(c.e.stderr, "\nAgain: ")
-			again, err = term.ReadPassword(fd)
+			again, err = readPassword(os.Stdin)
 		}
 		fmt.Fprintln(c.e.stderr)
 		if err != nil {
