@@ -12,6 +12,7 @@
 // answers the block route, and a block's URL is "sha256/<hex>" resolved
 // against the index's URL.
 //
-// It imports nothing of bty's but category; bty serve fills a store,
-// the flasher reads an index and fetches what its target lacks.
+// It imports nothing of bty's, a leaf like format and gpt (catalog gives its
+// errors their category where it reads an index or a block); bty serve fills
+// a store, the flasher reads an index and fetches what its target lacks.
 package blockindex

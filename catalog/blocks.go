@@ -55,7 +55,7 @@ func (r *Resolver) OpenBlocks(ctx context.Context, img Resolved) (*Blocks, error
 	}
 	ix, err := blockindex.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", img.BlockIndex, err)
+		return nil, category.Wrap(category.ErrIntegrity, fmt.Errorf("%s: %w", img.BlockIndex, err))
 	}
 	if img.SHA256 != "" && (img.Format == "" || img.Format == "img" || img.Format == "raw") && ix.Digest != "sha256:"+img.SHA256 {
 		return nil, fmt.Errorf("%w: block index %s is of the image %s, the catalog's %s is %s: the index belongs to another image",
@@ -80,7 +80,7 @@ func (b *Blocks) Fetch(ctx context.Context, sum [32]byte, size int64) ([]byte, i
 		if err == nil {
 			blk, err := blockindex.Unpack(packed, sum, size)
 			if err != nil {
-				return nil, moved, fmt.Errorf("%s: %w", loc, err)
+				return nil, moved, category.Wrap(category.ErrIntegrity, fmt.Errorf("%s: %w", loc, err))
 			}
 			return blk, moved, nil
 		}

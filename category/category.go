@@ -41,3 +41,13 @@ type sentinel struct {
 
 func (e *sentinel) Error() string { return e.msg }
 func (e *sentinel) Unwrap() error { return e.cat }
+
+// Wrap returns err in category cat for errors.Is, with err's text: how a
+// domain package classifies an error of a leaf package (which knows no
+// categories) where it surfaces.
+func Wrap(cat, err error) error { return &wrapped{err, cat} }
+
+type wrapped struct{ err, cat error }
+
+func (e *wrapped) Error() string   { return e.err.Error() }
+func (e *wrapped) Unwrap() []error { return []error{e.err, e.cat} }

@@ -21,3 +21,15 @@ func TestNew(t *testing.T) {
 		}
 	}
 }
+
+func TestWrap(t *testing.T) {
+	leaf := errors.New("corrupt block")
+	err := Wrap(ErrIntegrity, fmt.Errorf("block 3: %w", leaf))
+	if got, want := err.Error(), "block 3: corrupt block"; got != want {
+		t.Errorf("message = %q, want %q", got, want)
+	}
+	if !errors.Is(err, leaf) || !errors.Is(err, ErrIntegrity) || errors.Is(err, ErrSource) {
+		t.Errorf("errors.Is(%v, leaf / ErrIntegrity / ErrSource) = %v / %v / %v, want true, true, false",
+			err, errors.Is(err, leaf), errors.Is(err, ErrIntegrity), errors.Is(err, ErrSource))
+	}
+}
