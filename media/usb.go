@@ -112,69 +112,11 @@ func BuildUSB(o USBOptions) (*USB, error) {
 		{InitrdName, bf.initrd},
 	}
 
-	// The images and their sidecars. A sidecar's bytes are known only once
-	// its image is copied, which happens first: files are written in name
-	// order, and "x" sorts before "x.sha256".
-	seed := sha256.New()
-	for _, b := range [][]byte{bf.kernel, bf.initrd, bf.efi.shim, bf.efi.grub, core, grubCfg, o.Catalog} {
-		binary.Write(seed, binary.LittleEndian, int64(len(b)))
-		seed.Write(b)
+	usb := &USB{Path: o.Out, Initramfs: bf.info}
+	files, id, err := stickFiles(o, usb, [][]byte{bf.kernel, bf.initrd, bf.efi.shim, bf.efi.grub, core, grubCfg, o.Catalog})
+	if err != nil {
+		return nil, err
 	}
-	var files []exfatFile
-	usb := &USB{Path: o.Out, Initramfs: bf.info, Images: make([]USBImage, len(o.Images))}
-	names := map[string]bool{}
-	for i, p := range o.Images {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("image %w", err)
-		}
-		if !fi.Mode().IsRegular() {
-			return nil, inputf("image %s is not a regular file", p)
-		}
-		name := filepath.Base(p)
-		if names[name] || name == "catalog.toml" {
-			return nil, inputf("image %s: a second file named %s", p, name)
-		}
-		names[name] = true
-		fmt.Fprintf(seed, "%s\x00%d\x00", name, fi.Size())
-		want, err := readSidecar(p + ".sha256")
-		if err != nil {
-			return nil, err
-		}
-		img := &usb.Images[i]
-		*img = USBImage{Name: name, Size: fi.Size()}
-		files = append(files, exfatFile{name: name, size: fi.Size(), open: func() (io.ReadCloser, error) {
-			f, err := os.Open(p)
-			if err != nil {
-				return nil, err
-			}
-			return &hashingReader{f: f, h: sha256.New(), done: func(sum string) error {
-				if want != "" && sum != want {
-					return inputf("image %s: its sha256 is %s but %s.sha256 says %s", p, sum, filepath.Base(p), want)
-				}
-				img.SHA256 = sum
-				return nil
-			}}, nil
-		}})
-		sidecarSize := int64(64 + 2 + len(name) + 1)
-		files = append(files, exfatFile{name: name + ".sha256", size: sidecarSize, open: func() (io.ReadCloser, error) {
-			if img.SHA256 == "" {
-				return nil, fmt.Errorf("image %s: no digest yet", p)
-			}
-			return io.NopCloser(strings.NewReader(img.SHA256 + "  " + name + "\n")), nil
-		}})
-	}
-	if o.Catalog != nil {
-		files = append(files, exfatFile{name: "catalog.toml", size: int64(len(o.Catalog)), open: func() (io.ReadCloser, error) {
-			return io.NopCloser(strings.NewReader(string(o.Catalog))), nil
-		}})
-	}
-	for _, f := range files {
-		if err := checkExfatName(f.name); err != nil {
-			return nil, err
-		}
-	}
-	id := seed.Sum(nil)
 
 	// A disk is opened now, to learn its size, and held until the end.
 	var disk *os.File
@@ -300,6 +242,76 @@ func BuildUSB(o USBOptions) (*USB, error) {
 		return nil, err
 	}
 	return usb, nil
+}
+
+// stickFiles lists BTY_IMAGES' files: each image, its sidecar and the catalog,
+// opened only when written (each image hashed on the way, into usb.Images);
+// and the stick's identity: a digest of the boot files and of the images'
+// names and sizes, from which its GUIDs and serials are derived.
+func stickFiles(o USBOptions, usb *USB, boot [][]byte) ([]exfatFile, []byte, error) {
+	// The images and their sidecars. A sidecar's bytes are known only once
+	// its image is copied, which happens first: files are written in name
+	// order, and "x" sorts before "x.sha256".
+	seed := sha256.New()
+	for _, b := range boot {
+		binary.Write(seed, binary.LittleEndian, int64(len(b)))
+		seed.Write(b)
+	}
+	var files []exfatFile
+	usb.Images = make([]USBImage, len(o.Images))
+	names := map[string]bool{}
+	for i, p := range o.Images {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("image %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, nil, inputf("image %s is not a regular file", p)
+		}
+		name := filepath.Base(p)
+		if names[name] || name == "catalog.toml" {
+			return nil, nil, inputf("image %s: a second file named %s", p, name)
+		}
+		names[name] = true
+		fmt.Fprintf(seed, "%s\x00%d\x00", name, fi.Size())
+		want, err := readSidecar(p + ".sha256")
+		if err != nil {
+			return nil, nil, err
+		}
+		img := &usb.Images[i]
+		*img = USBImage{Name: name, Size: fi.Size()}
+		files = append(files, exfatFile{name: name, size: fi.Size(), open: func() (io.ReadCloser, error) {
+			f, err := os.Open(p)
+			if err != nil {
+				return nil, err
+			}
+			return &hashingReader{f: f, h: sha256.New(), done: func(sum string) error {
+				if want != "" && sum != want {
+					return inputf("image %s: its sha256 is %s but %s.sha256 says %s", p, sum, filepath.Base(p), want)
+				}
+				img.SHA256 = sum
+				return nil
+			}}, nil
+		}})
+		sidecarSize := int64(64 + 2 + len(name) + 1)
+		files = append(files, exfatFile{name: name + ".sha256", size: sidecarSize, open: func() (io.ReadCloser, error) {
+			if img.SHA256 == "" {
+				return nil, fmt.Errorf("image %s: no digest yet", p)
+			}
+			return io.NopCloser(strings.NewReader(img.SHA256 + "  " + name + "\n")), nil
+		}})
+	}
+	if o.Catalog != nil {
+		files = append(files, exfatFile{name: "catalog.toml", size: int64(len(o.Catalog)), open: func() (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader(string(o.Catalog))), nil
+		}})
+	}
+	for _, f := range files {
+		if err := checkExfatName(f.name); err != nil {
+			return nil, nil, err
+		}
+	}
+	return files, seed.Sum(nil), nil
 }
 
 // failed says, for a disk, what a failed write left on it.
