@@ -269,60 +269,7 @@ func writeExFAT(w io.WriterAt, base int64, n, partOffset uint64, label string, s
 		}
 	}
 
-	// The root directory.
-	root := make([]byte, int64(l.clusters(max(rootLen, 1)))*l.clusterBytes())
-	e := root
-	labelU := utf16.Encode([]rune(label))
-	e[0] = 0x83
-	e[1] = byte(len(labelU))
-	for i, c := range labelU {
-		binary.LittleEndian.PutUint16(e[2+2*i:], c)
-	}
-	e = e[32:]
-	e[0] = 0x81
-	binary.LittleEndian.PutUint32(e[20:], bitmapCluster)
-	binary.LittleEndian.PutUint64(e[24:], uint64(bitmapLen))
-	e = e[32:]
-	e[0] = 0x82
-	binary.LittleEndian.PutUint32(e[4:], exfatSum32(0, upcase, nil))
-	binary.LittleEndian.PutUint32(e[20:], upcaseCluster)
-	binary.LittleEndian.PutUint64(e[24:], uint64(len(upcase)))
-	e = e[32:]
-	for i, f := range files {
-		name := utf16.Encode([]rune(f.name))
-		nameEntries := (len(name) + 14) / 15
-		set := e[:32*(2+nameEntries)]
-		set[0] = 0x85
-		set[1] = byte(1 + nameEntries)
-		binary.LittleEndian.PutUint16(set[4:], 0x20) // archive
-		binary.LittleEndian.PutUint32(set[8:], exfatTimestamp)
-		binary.LittleEndian.PutUint32(set[12:], exfatTimestamp)
-		binary.LittleEndian.PutUint32(set[16:], exfatTimestamp)
-		s := set[32:]
-		s[0] = 0xc0
-		s[1] = 0x01 // allocation possible; the FAT chain is valid
-		s[3] = byte(len(name))
-		binary.LittleEndian.PutUint16(s[4:], exfatNameHash(name))
-		binary.LittleEndian.PutUint64(s[8:], uint64(f.size)) // valid data length
-		binary.LittleEndian.PutUint32(s[20:], firsts[i])
-		binary.LittleEndian.PutUint64(s[24:], uint64(f.size))
-		for j := range nameEntries {
-			ne := set[64+32*j:]
-			ne[0] = 0xc1
-			for k := 0; k < 15 && 15*j+k < len(name); k++ {
-				binary.LittleEndian.PutUint16(ne[2+2*k:], name[15*j+k])
-			}
-		}
-		var sum uint16
-		for k, c := range set {
-			if k == 2 || k == 3 {
-				continue
-			}
-			sum = (sum>>1 | sum<<15) + uint16(c)
-		}
-		binary.LittleEndian.PutUint16(set[2:], sum)
-		e = e[len(set):]
-	}
+	root := exfatRootDir(int64(l.clusters(max(rootLen, 1)))*l.clusterBytes(), label, bitmapCluster, bitmapLen, upcase, upcaseCluster, files, firsts)
 
 	// The allocation bitmap: bit i is cluster i+2.
 	bitmap := make([]byte, bitmapLen)
@@ -377,6 +324,66 @@ func writeExFAT(w io.WriterAt, base int64, n, partOffset uint64, label string, s
 		}
 	}
 	return nil
+}
+
+// exfatRootDir is the root directory, size bytes: the volume label, the
+// allocation bitmap's and the up-case table's entries, then each file's entry
+// set (file, stream extension, names) with its first cluster.
+func exfatRootDir(size int64, label string, bitmapCluster uint32, bitmapLen int64, upcase []byte, upcaseCluster uint32, files []exfatFile, firsts []uint32) []byte {
+	root := make([]byte, size)
+	e := root
+	labelU := utf16.Encode([]rune(label))
+	e[0] = 0x83
+	e[1] = byte(len(labelU))
+	for i, c := range labelU {
+		binary.LittleEndian.PutUint16(e[2+2*i:], c)
+	}
+	e = e[32:]
+	e[0] = 0x81
+	binary.LittleEndian.PutUint32(e[20:], bitmapCluster)
+	binary.LittleEndian.PutUint64(e[24:], uint64(bitmapLen))
+	e = e[32:]
+	e[0] = 0x82
+	binary.LittleEndian.PutUint32(e[4:], exfatSum32(0, upcase, nil))
+	binary.LittleEndian.PutUint32(e[20:], upcaseCluster)
+	binary.LittleEndian.PutUint64(e[24:], uint64(len(upcase)))
+	e = e[32:]
+	for i, f := range files {
+		name := utf16.Encode([]rune(f.name))
+		nameEntries := (len(name) + 14) / 15
+		set := e[:32*(2+nameEntries)]
+		set[0] = 0x85
+		set[1] = byte(1 + nameEntries)
+		binary.LittleEndian.PutUint16(set[4:], 0x20) // archive
+		binary.LittleEndian.PutUint32(set[8:], exfatTimestamp)
+		binary.LittleEndian.PutUint32(set[12:], exfatTimestamp)
+		binary.LittleEndian.PutUint32(set[16:], exfatTimestamp)
+		s := set[32:]
+		s[0] = 0xc0
+		s[1] = 0x01 // allocation possible; the FAT chain is valid
+		s[3] = byte(len(name))
+		binary.LittleEndian.PutUint16(s[4:], exfatNameHash(name))
+		binary.LittleEndian.PutUint64(s[8:], uint64(f.size)) // valid data length
+		binary.LittleEndian.PutUint32(s[20:], firsts[i])
+		binary.LittleEndian.PutUint64(s[24:], uint64(f.size))
+		for j := range nameEntries {
+			ne := set[64+32*j:]
+			ne[0] = 0xc1
+			for k := 0; k < 15 && 15*j+k < len(name); k++ {
+				binary.LittleEndian.PutUint16(ne[2+2*k:], name[15*j+k])
+			}
+		}
+		var sum uint16
+		for k, c := range set {
+			if k == 2 || k == 3 {
+				continue
+			}
+			sum = (sum>>1 | sum<<15) + uint16(c)
+		}
+		binary.LittleEndian.PutUint16(set[2:], sum)
+		e = e[len(set):]
+	}
+	return root
 }
 
 // exfatBootRegion renders the 12 sectors of the boot region: the boot sector,
