@@ -132,48 +132,24 @@ func BuildUSB(o USBOptions) (*USB, error) {
 		o.Size, usb.Disk = size/sectorSize*sectorSize, true
 	}
 
-	// Layout, in sectors: GRUB's core image in the BIOS boot partition
-	// before 1 MiB, the EFI system partition at 1 MiB, BTY_IMAGES after it
-	// on the next MiB, the backup GPT in the last MiB.
+	what := fmt.Sprintf("size %d MiB", o.Size/mib)
+	if disk != nil {
+		what = fmt.Sprintf("disk %s of %d MiB", o.Out, o.Size/mib)
+	}
 	espBytes := int64(len(bf.efi.shim)+len(bf.efi.grub)+len(bf.kernel)+len(bf.initrd)) * 2
-	espBytes = max(64*mib, (espBytes+mib-1)/mib*mib)
-	espStart := uint64(mib / sectorSize)
-	espSectors := uint64(espBytes / sectorSize)
-	imgStart := espStart + espSectors
-	var total uint64
-	if o.Size == 0 {
-		total = imgStart + exfatSizeFor(files, 16*mib) + mib/sectorSize
-	} else {
-		if o.Size%sectorSize != 0 {
-			return nil, inputf("size %d is not a multiple of %d bytes", o.Size, sectorSize)
-		}
-		total = uint64(o.Size / sectorSize)
+	l, err := layStick(o.Size, espBytes, files, what)
+	if err != nil {
+		return nil, err
 	}
-	imgSectors := uint64(0)
-	if total > imgStart+mib/sectorSize {
-		_, lastUsable := gpt.Usable(sectorSize, total)
-		imgSectors = (lastUsable+1)/(mib/sectorSize)*(mib/sectorSize) - imgStart
-	}
-	// The volume that --size leaves is checked as it will be laid out (its
-	// cluster size depends on its size), not as exfatSizeFor would pick it.
-	if free, err := exfatFree(imgSectors, files); err != nil || free < 0 {
-		need := imgStart + exfatSizeFor(files, 0) + mib/sectorSize
-		what := fmt.Sprintf("size %d MiB", o.Size/mib)
-		if disk != nil {
-			what = fmt.Sprintf("disk %s of %d MiB", o.Out, o.Size/mib)
-		}
-		return nil, inputf("%s is too small: the boot files and images need %d MiB", what, (need*sectorSize+mib-1)/mib)
-	}
-	heap, _ := newExfatLayout(imgSectors)
-	head, tail := gpt.Layout(sectorSize, total, derivedGUID(id, "disk"), []gpt.Partition{
-		{Type: guidESP, ID: derivedGUID(id, "esp"), First: espStart, Last: espStart + espSectors - 1, Name: "EFI system partition"},
-		{Type: guidBasicData, ID: derivedGUID(id, "images"), First: imgStart, Last: imgStart + imgSectors - 1, Name: ImagesLabel},
+	head, tail := gpt.Layout(sectorSize, l.total, derivedGUID(id, "disk"), []gpt.Partition{
+		{Type: guidESP, ID: derivedGUID(id, "esp"), First: l.espStart, Last: l.espStart + l.espSectors - 1, Name: "EFI system partition"},
+		{Type: guidBasicData, ID: derivedGUID(id, "images"), First: l.imgStart, Last: l.imgStart + l.imgSectors - 1, Name: ImagesLabel},
 		{Type: guidBIOSBoot, ID: derivedGUID(id, "bios"), First: biosBootFirst, Last: biosBootLast, Name: "BIOS boot partition"},
 	})
 	copy(head, mbrCode)
 
 	if o.Confirm != nil {
-		if err := o.Confirm(int64(total) * sectorSize); err != nil {
+		if err := o.Confirm(int64(l.total) * sectorSize); err != nil {
 			return nil, err
 		}
 	}
@@ -185,7 +161,7 @@ func BuildUSB(o USBOptions) (*USB, error) {
 		// works), then everything before BTY_IMAGES' cluster heap is zeroed,
 		// as the file systems' unwritten parts must read as zeros (and old
 		// signatures must not confuse blkid), and so is the last MiB.
-		for _, r := range [][2]uint64{{0, imgStart + uint64(heap.heapOffset)}, {total - mib/sectorSize, total}} {
+		for _, r := range [][2]uint64{{0, l.imgStart + l.heapOffset}, {l.total - mib/sectorSize, l.total}} {
 			if err := zeroAt(disk, int64(r[0])*sectorSize, int64(r[1]-r[0])*sectorSize); err != nil {
 				return nil, usb.failed(err)
 			}
@@ -199,33 +175,15 @@ func BuildUSB(o USBOptions) (*USB, error) {
 		defer tmp.Close()
 		// The file starts as a hole of the full size; what is not written
 		// reads as zeros, and stays sparse.
-		if err := tmp.Truncate(int64(total) * sectorSize); err != nil {
+		if err := tmp.Truncate(int64(l.total) * sectorSize); err != nil {
 			return nil, err
 		}
 		w = tmp
 	}
-	if _, err := w.WriteAt(core, biosBootFirst*sectorSize); err != nil {
+	if err := writeStick(w, l, id, core, head, tail, esp, files, disk != nil); err != nil {
 		return nil, usb.failed(err)
 	}
-	if err := writeFAT32(w, int64(espStart)*sectorSize, espSectors, uint32(espStart), "BTY_EFI", serialFrom(id, "esp-serial"), esp); err != nil {
-		return nil, usb.failed(err)
-	}
-	if err := writeExFAT(w, int64(imgStart)*sectorSize, imgSectors, imgStart, ImagesLabel, serialFrom(id, "images-serial"), files, disk != nil); err != nil {
-		return nil, usb.failed(err)
-	}
-	if err := w.Sync(); err != nil {
-		return nil, usb.failed(err)
-	}
-	if _, err := w.WriteAt(tail, int64(total)*sectorSize-int64(len(tail))); err != nil {
-		return nil, usb.failed(err)
-	}
-	if _, err := w.WriteAt(head, 0); err != nil {
-		return nil, usb.failed(err)
-	}
-	if err := w.Sync(); err != nil {
-		return nil, usb.failed(err)
-	}
-	usb.Size = int64(total) * sectorSize
+	usb.Size = int64(l.total) * sectorSize
 	if disk != nil {
 		if err := rereadPartitions(disk); err != nil {
 			usb.Warnings = append(usb.Warnings, fmt.Sprintf("the kernel did not re-read the partition table of %s (%v): it shows the old partitions until the stick is unplugged and plugged in again", o.Out, err))
@@ -242,6 +200,77 @@ func BuildUSB(o USBOptions) (*USB, error) {
 		return nil, err
 	}
 	return usb, nil
+}
+
+// writeStick writes the stick laid out as l onto w, which reads as zeros
+// where nothing is written (dense: it holds old data; see writeExFAT): the
+// boot code and file systems first, then, after a sync, the backup and the
+// primary partition table, and a sync.
+func writeStick(w interface {
+	io.WriterAt
+	Sync() error
+}, l stickLayout, id, core, head, tail []byte, esp []fatFile, files []exfatFile, dense bool) error {
+	if _, err := w.WriteAt(core, biosBootFirst*sectorSize); err != nil {
+		return err
+	}
+	if err := writeFAT32(w, int64(l.espStart)*sectorSize, l.espSectors, uint32(l.espStart), "BTY_EFI", serialFrom(id, "esp-serial"), esp); err != nil {
+		return err
+	}
+	if err := writeExFAT(w, int64(l.imgStart)*sectorSize, l.imgSectors, l.imgStart, ImagesLabel, serialFrom(id, "images-serial"), files, dense); err != nil {
+		return err
+	}
+	if err := w.Sync(); err != nil {
+		return err
+	}
+	if _, err := w.WriteAt(tail, int64(l.total)*sectorSize-int64(len(tail))); err != nil {
+		return err
+	}
+	if _, err := w.WriteAt(head, 0); err != nil {
+		return err
+	}
+	return w.Sync()
+}
+
+// stickLayout is where the stick's parts go, in sectors: GRUB's core image in
+// the BIOS boot partition before 1 MiB, the EFI system partition at 1 MiB,
+// BTY_IMAGES after it on the next MiB, the backup GPT in the last MiB.
+type stickLayout struct {
+	espStart, espSectors uint64
+	imgStart, imgSectors uint64
+	heapOffset           uint64 // BTY_IMAGES' cluster heap, from imgStart
+	total                uint64
+}
+
+// layStick lays out a stick of size bytes (0: as small as the files allow)
+// whose EFI system partition holds espBytes; what names the size in the error
+// when the files do not fit.
+func layStick(size, espBytes int64, files []exfatFile, what string) (stickLayout, error) {
+	var l stickLayout
+	espBytes = max(64*mib, (espBytes+mib-1)/mib*mib)
+	l.espStart = uint64(mib / sectorSize)
+	l.espSectors = uint64(espBytes / sectorSize)
+	l.imgStart = l.espStart + l.espSectors
+	if size == 0 {
+		l.total = l.imgStart + exfatSizeFor(files, 16*mib) + mib/sectorSize
+	} else {
+		if size%sectorSize != 0 {
+			return l, inputf("size %d is not a multiple of %d bytes", size, sectorSize)
+		}
+		l.total = uint64(size / sectorSize)
+	}
+	if l.total > l.imgStart+mib/sectorSize {
+		_, lastUsable := gpt.Usable(sectorSize, l.total)
+		l.imgSectors = (lastUsable+1)/(mib/sectorSize)*(mib/sectorSize) - l.imgStart
+	}
+	// The volume that --size leaves is checked as it will be laid out (its
+	// cluster size depends on its size), not as exfatSizeFor would pick it.
+	if free, err := exfatFree(l.imgSectors, files); err != nil || free < 0 {
+		need := l.imgStart + exfatSizeFor(files, 0) + mib/sectorSize
+		return l, inputf("%s is too small: the boot files and images need %d MiB", what, (need*sectorSize+mib-1)/mib)
+	}
+	heap, _ := newExfatLayout(l.imgSectors)
+	l.heapOffset = uint64(heap.heapOffset)
+	return l, nil
 }
 
 // stickFiles lists BTY_IMAGES' files: each image, its sidecar and the catalog,
