@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"bty/blockindex"
 	"bty/internal/testproc"
 	"bty/wire"
 )
@@ -23,10 +25,10 @@ import (
 // disk. Then bty fleet reflash --wait power-cycles the VM through a cmd:
 // driver that writes system_reset to its QEMU monitor, and exits 0 when the
 // second flash is done. Then, with delta reflash on (bty fleet set --delta
-// on), a third reflash finds the disk holding the image and fetches only a
-// few blocks: the bytes the machine reports, which bty fleet show and the
-// event say, are the server's count of blocks served, far below the image
-// and the full flash before it. Then (delta off) an image whose catalog
+// on), a third reflash finds the disk holding the image but for two patches
+// and fetches only their blocks: the bytes the machine reports, which bty
+// fleet show and the event say, are the server's count of blocks served, far
+// below the image and the full flash before it. Then (delta off) an image whose catalog
 // digest is wrong fails, is retried (--retries 1), fails again and the
 // machine is quarantined (reflash --wait exits 4). The decoy disk is
 // untouched throughout.
@@ -165,12 +167,12 @@ func TestVMFleetLoop(t *testing.T) {
 		t.Errorf("no power.cycled event: %s", r.stdout)
 	}
 
-	// Phase 3: delta on, the disk holds the image: a reflash fetches only
-	// what the disk lacks (the first block, whose partition table was
-	// rewritten for the larger disk).
+	// Phase 3: delta on, the disk holds the image but for 4 KiB in two of
+	// its blocks: a reflash fetches only what the disk lacks.
 	if r := srv.fleet("set", vmMAC, "--delta", "on"); r.code != 0 {
 		t.Fatalf("bty fleet set --delta on = %d %s", r.code, r.stderr)
 	}
+	patchBlocks(t, target.path, k.raw, 2)
 	before = servedCounts(t, srv.url)
 	r = srv.fleet("reflash", vmMAC, "--wait", "--timeout", (2 * vmTimeout).String(), "--reason", "CI job, delta")
 	t.Logf("bty fleet reflash --wait (delta) = %d after %s: %s", r.code, since(), strings.TrimSpace(r.stderr))
@@ -187,7 +189,7 @@ func TestVMFleetLoop(t *testing.T) {
 	fetched := *cy.BytesFetched
 	t.Logf("delta reflash: the machine fetched %d bytes (the server served %d in %d blocks, the index %d bytes, images %d); the full reflash before it: %d bytes; the image: %d bytes decoded",
 		fetched, served("bytes block"), served("requests block"), served("bytes index"), served("bytes image"), full, len(k.raw))
-	if fetched != served("bytes block") || served("bytes image") != 0 || served("requests index") != 1 {
+	if fetched == 0 || fetched != served("bytes block") || served("bytes image") != 0 || served("requests index") != 1 {
 		t.Errorf("the machine reports %d bytes fetched; the server served %d of blocks, %d of images, %d indexes: want the blocks it reported, the index once, no image",
 			fetched, served("bytes block"), served("bytes image"), served("requests index"))
 	}
@@ -220,6 +222,31 @@ func TestVMFleetLoop(t *testing.T) {
 		t.Errorf("state after the failures = %s, want quarantined", m.State)
 	}
 	decoyUnchanged()
+}
+
+// patchBlocks overwrites 4 KiB with random bytes in each of the first n
+// 64 KiB blocks of the image (past its first MiB) that hold data, on the
+// disk image at path: blocks a delta must fetch.
+func patchBlocks(t *testing.T, path string, img []byte, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const bs = blockindex.DefaultBlockSize
+	for off := 1 << 20; off+bs <= len(img)-1<<20 && n > 0; off += bs {
+		if bytes.Equal(img[off:off+bs], make([]byte, bs)) {
+			continue
+		}
+		if _, err := f.WriteAt(randomBytes(t, 4096), int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		n--
+	}
+	if n > 0 {
+		t.Fatalf("the image has too few blocks with data to patch")
+	}
 }
 
 // requireNICROM skips unless qemu's virtio-net has its iPXE ROM, which
