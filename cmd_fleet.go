@@ -19,6 +19,7 @@ import (
 
 	"bty/fleet"
 	"bty/server/web"
+	"bty/units"
 	"bty/wire"
 )
 
@@ -323,7 +324,11 @@ func (c *fleetCLI) show(ctx context.Context, args []string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLAN\tKIND\tTRIGGER\tTRY\tSTATE\tSTARTED\tTIMELINE\tREASON")
 	for _, cy := range cycles {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", cy.ID, cy.Kind, cy.Trigger, cy.Attempt, cy.State, cy.CreatedAt.Local().Format(time.DateTime), timeline(cy), cy.Reason)
+		note := cy.Reason
+		if cy.BytesFetched != nil {
+			note = fmt.Sprintf("delta: %s fetched, %s written", units.Bytes(*cy.BytesFetched), units.Bytes(cy.BytesWritten))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", cy.ID, cy.Kind, cy.Trigger, cy.Attempt, cy.State, cy.CreatedAt.Local().Format(time.DateTime), timeline(cy), note)
 	}
 	return tw.Flush()
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -224,4 +225,59 @@ func TestDeltaRemote(t *testing.T) {
 			t.Errorf("delta without an index: blocks fetched %d, skipped %d; want none fetched, most skipped, the image on the target", res.FetchedBlocks, res.Skipped)
 		}
 	})
+}
+
+// servedCounts reads bty serve's counters of what it served from /metrics:
+// "bytes image", "requests block", ...
+func servedCounts(t *testing.T, base string) map[string]int64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := map[string]int64{}
+	for _, m := range servedLineRE.FindAllStringSubmatch(string(b), -1) {
+		n, _ := strconv.ParseInt(m[3], 10, 64)
+		out[m[1]+" "+m[2]] = n
+	}
+	if len(out) != 6 {
+		t.Fatalf("GET %s/metrics has %d bty_served_* lines, want 6:\n%s", base, len(out), b)
+	}
+	return out
+}
+
+var servedLineRE = regexp.MustCompile(`(?m)^bty_served_(bytes|requests)_total\{kind="(\w+)"\} (\d+)$`)
+
+// TestServeCountsServed: the fleet server's /metrics counts exactly what a
+// client received: for a delta over HTTP, the index once and the blocks
+// the client says it fetched, to the byte; for a full flash, the image.
+func TestServeCountsServed(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	v1, v2, _ := deltaVersions(t, dir)
+	base, _ := indexedCatalog(t, v1, v2)
+	dev := loopHolding(t, randomBytes(t, 32<<20), 512)
+	flashOK(t, "--image", v1, "--disk", dev)
+
+	before := servedCounts(t, base)
+	res := flashOK(t, "--catalog", base+"/catalog.toml", "--image", "v2.img", "--disk", dev, "--delta")
+	after := servedCounts(t, base)
+	diff := func(k string) int64 { return after[k] - before[k] }
+	t.Logf("delta: the client fetched %d blocks, %d bytes; the server counted %d blocks, %d bytes, %d index (%d bytes), %d images",
+		res.FetchedBlocks, res.Fetched, diff("requests block"), diff("bytes block"), diff("requests index"), diff("bytes index"), diff("requests image"))
+	if res.FetchedBlocks == 0 || diff("requests block") != res.FetchedBlocks || diff("bytes block") != res.Fetched {
+		t.Errorf("the server counted %d blocks of %d bytes, the client fetched %d of %d: want the same, and some", diff("requests block"), diff("bytes block"), res.FetchedBlocks, res.Fetched)
+	}
+	if diff("requests index") != 1 || diff("bytes index") == 0 || diff("requests image") != 0 {
+		t.Errorf("the server counted %d indexes (%d bytes) and %d images for a delta, want the one index and no image", diff("requests index"), diff("bytes index"), diff("requests image"))
+	}
+
+	before = servedCounts(t, base)
+	res = flashOK(t, "--image", base+"/images/v2.img", "--disk", dev)
+	after = servedCounts(t, base)
+	if diff("requests image") != 1 || diff("bytes image") != res.SourceBytes || res.SourceBytes == 0 {
+		t.Errorf("full flash: the server counted %d images of %d bytes, the client read %d bytes: want one image, the same bytes", diff("requests image"), diff("bytes image"), res.SourceBytes)
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"bty/blockindex"
 	"bty/internal/testproc"
 	"bty/wire"
 )
@@ -22,9 +24,14 @@ import (
 // disk named by serial, posts done and reboots, and the next boot gets the
 // disk. Then bty fleet reflash --wait power-cycles the VM through a cmd:
 // driver that writes system_reset to its QEMU monitor, and exits 0 when the
-// second flash is done. Then an image whose catalog digest is wrong fails,
-// is retried (--retries 1), fails again and the machine is quarantined
-// (reflash --wait exits 4). The decoy disk is untouched throughout.
+// second flash is done. Then, with delta reflash on (bty fleet set --delta
+// on), a third reflash finds the disk holding the image but for two patches
+// and fetches only their blocks: the bytes the machine reports, which bty
+// fleet show and the event say, are the server's count of blocks served, far
+// below the image and the full flash before it. Then (delta off) an image whose catalog
+// digest is wrong fails, is retried (--retries 1), fails again and the
+// machine is quarantined (reflash --wait exits 4). The decoy disk is
+// untouched throughout.
 func TestVMFleetLoop(t *testing.T) {
 	k := requireVM(t)
 	requireTool(t, "mkfifo")
@@ -148,26 +155,66 @@ func TestVMFleetLoop(t *testing.T) {
 	// for the second flash. The target is wiped first, so the bytes show
 	// that it was written again.
 	writeFile(t, target.path, make([]byte, 16<<20))
+	before := servedCounts(t, srv.url)
 	r := srv.fleet("reflash", vmMAC, "--wait", "--timeout", (2 * vmTimeout).String(), "--reason", "CI job teardown")
 	t.Logf("bty fleet reflash --wait = %d after %s: %s", r.code, since(), strings.TrimSpace(r.stderr))
 	if r.code != 0 {
 		t.Fatalf("bty fleet reflash --wait = %d, want 0", r.code)
 	}
 	checkTarget(t, k, target)
+	full := servedCounts(t, srv.url)["bytes image"] - before["bytes image"]
 	if r := srv.fleet("events", "--machine", vmMAC, "--kind", "power.cycled", "--json"); !strings.Contains(r.stdout, "power.cycled") {
 		t.Errorf("no power.cycled event: %s", r.stdout)
 	}
 
-	// Phase 3: a wrong digest fails, is retried once, fails and quarantines.
-	if r := srv.fleet("set", vmMAC, "--image", "bad.img.gz"); r.code != 0 {
-		t.Fatalf("bty fleet set --image bad.img.gz = %d %s", r.code, r.stderr)
+	// Phase 3: delta on, the disk holds the image but for 4 KiB in two of
+	// its blocks: a reflash fetches only what the disk lacks.
+	if r := srv.fleet("set", vmMAC, "--delta", "on"); r.code != 0 {
+		t.Fatalf("bty fleet set --delta on = %d %s", r.code, r.stderr)
+	}
+	patchBlocks(t, target.path, k.raw, 2)
+	before = servedCounts(t, srv.url)
+	r = srv.fleet("reflash", vmMAC, "--wait", "--timeout", (2 * vmTimeout).String(), "--reason", "CI job, delta")
+	t.Logf("bty fleet reflash --wait (delta) = %d after %s: %s", r.code, since(), strings.TrimSpace(r.stderr))
+	if r.code != 0 {
+		t.Fatalf("bty fleet reflash --wait (delta) = %d, want 0", r.code)
+	}
+	checkTarget(t, k, target)
+	after := servedCounts(t, srv.url)
+	served := func(k string) int64 { return after[k] - before[k] }
+	cy := machine().Cycle
+	if cy == nil || cy.State != wire.CycleDone || cy.BytesFetched == nil {
+		t.Fatalf("the delta cycle = %+v, want done with the bytes fetched", cy)
+	}
+	fetched := *cy.BytesFetched
+	t.Logf("delta reflash: the machine fetched %d bytes (the server served %d in %d blocks, the index %d bytes, images %d); the full reflash before it: %d bytes; the image: %d bytes decoded",
+		fetched, served("bytes block"), served("requests block"), served("bytes index"), served("bytes image"), full, len(k.raw))
+	if fetched == 0 || fetched != served("bytes block") || served("bytes image") != 0 || served("requests index") != 1 {
+		t.Errorf("the machine reports %d bytes fetched; the server served %d of blocks, %d of images, %d indexes: want the blocks it reported, the index once, no image",
+			fetched, served("bytes block"), served("bytes image"), served("requests index"))
+	}
+	if fetched*10 > full || fetched*10 > int64(len(k.raw)) {
+		t.Errorf("the delta fetched %d bytes, want far below the full reflash's %d and the image's %d", fetched, full, len(k.raw))
+	}
+	if show := srv.fleet("show", vmMAC).stdout; !strings.Contains(show, "delta: ") {
+		t.Errorf("bty fleet show does not say what the delta fetched:\n%s", show)
+	}
+	ev := srv.fleet("events", "--machine", vmMAC, "--kind", "machine.flashed", "--limit", "1").stdout
+	t.Logf("%s", strings.TrimSpace(ev))
+	if !strings.Contains(ev, "delta: ") {
+		t.Errorf("the machine.flashed event does not say what the delta fetched: %s", ev)
+	}
+
+	// Phase 4: a wrong digest fails, is retried once, fails and quarantines.
+	if r := srv.fleet("set", vmMAC, "--image", "bad.img.gz", "--delta", "off"); r.code != 0 {
+		t.Fatalf("bty fleet set --image bad.img.gz --delta off = %d %s", r.code, r.stderr)
 	}
 	r = srv.fleet("reflash", vmMAC, "--wait", "--timeout", (3 * vmTimeout).String())
 	t.Logf("bty fleet reflash --wait (bad digest) = %d after %s: %s", r.code, since(), strings.TrimSpace(r.stderr))
 	if r.code != exitIntegrity || !strings.Contains(r.stderr, "quarantined") {
 		t.Errorf("reflash --wait of a wrong digest = %d, want %d and the quarantine", r.code, exitIntegrity)
 	}
-	ev := srv.fleet("events", "--machine", vmMAC, "--limit", "500").stdout
+	ev = srv.fleet("events", "--machine", vmMAC, "--limit", "500").stdout
 	if strings.Count(ev, "machine.flash_failed") != 2 || !strings.Contains(ev, "machine.retry") || !strings.Contains(ev, "machine.quarantined") {
 		t.Errorf("events of the failing cycle:\n%s", ev)
 	}
@@ -175,6 +222,31 @@ func TestVMFleetLoop(t *testing.T) {
 		t.Errorf("state after the failures = %s, want quarantined", m.State)
 	}
 	decoyUnchanged()
+}
+
+// patchBlocks overwrites 4 KiB with random bytes in each of the first n
+// 64 KiB blocks of the image (past its first MiB) that hold data, on the
+// disk image at path: blocks a delta must fetch.
+func patchBlocks(t *testing.T, path string, img []byte, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const bs = blockindex.DefaultBlockSize
+	for off := 1 << 20; off+bs <= len(img)-1<<20 && n > 0; off += bs {
+		if bytes.Equal(img[off:off+bs], make([]byte, bs)) {
+			continue
+		}
+		if _, err := f.WriteAt(randomBytes(t, 4096), int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		n--
+	}
+	if n > 0 {
+		t.Fatalf("the image has too few blocks with data to patch")
+	}
 }
 
 // requireNICROM skips unless qemu's virtio-net has its iPXE ROM, which

@@ -11,8 +11,11 @@
 # of the image's size, in the same run: a full flash of v2 over HTTP, then with
 # v1 on the target a delta of v2 over HTTP (block index), the same again (the
 # target holds v2), and onto random bytes; then the same three with a local
-# --delta from the file. Each row gives the time, the bytes fetched (the
-# client's count), the bytes the loop device counted as written
+# --delta from the file. Each row gives the time, the bytes fetched as the
+# client counts them (its --json result: blocks for a delta, the image's
+# bytes for a full flash), the bytes bty serve counted as served (images,
+# blocks and indexes: bty_served_bytes_total on its /metrics, read before and
+# after the row), the bytes the loop device counted as written
 # (/sys/block/loopN/stat), and checks the target against v2. Prints a markdown
 # table (also $BENCH_DIR/delta-results.md). Needs root.
 #
@@ -123,36 +126,48 @@ truncate -s "$SIZE" "$WORK/target"
 TARGET=$(losetup --find --show --direct-io=on "$WORK/target")
 LOOPS+=("$TARGET")
 written() { echo $(($(awk '{print $7}' "/sys/block/$(basename "$TARGET")/stat") * 512)); }
+# served: the bytes bty serve has served (images, blocks, indexes) since it started.
+served() { curl -fs "$URL/metrics" | awk '/^bty_served_bytes_total\{/ { n += $2 } END { printf "%d\n", n }'; }
+mib() { python3 -c "print(f'{$1 / 1048576:.1f}')"; }
 
 put_v1() { "$BTY" --image "$RAW" --disk "$TARGET" --yes >/dev/null; }
 put_random() { dd if=/dev/urandom of="$TARGET" bs=1M count="$DISK_MIB" oflag=direct status=none; }
 
 ROWS=()
-# run NAME ARGS...: one timed flash of v2; records seconds, fetched, written.
+SV_LOCAL=0 # what the server served during the local runs
+# run NAME ARGS...: one timed flash of v2; records seconds, fetched (the
+# client's count), served (the server's), written (the device's).
 run() {
-	local name=$1 before t0 t1 out
+	local name=$1 before sbefore t0 t1 out
 	shift
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
 	before=$(written)
+	sbefore=$(served)
 	t0=$(date +%s.%N)
 	out=$("$BTY" --disk "$TARGET" --yes --json "$@" | tail -1)
 	t1=$(date +%s.%N)
 	W=$(($(written) - before))
+	SV=$(($(served) - sbefore))
 	S=$(python3 -c "print(round($t1 - $t0, 2))")
-	F=$(python3 -c "import json,sys; print(json.loads(sys.argv[1]).get('bytes_fetched', 0))" "$out")
+	# The client's count: a delta's blocks, the image a full flash over
+	# HTTP read, nothing from the file.
+	local key=none
+	if [[ " $* " == *" --delta "* ]]; then key=bytes_fetched; elif [[ " $* " == *" --catalog "* ]]; then key=source_bytes; fi
+	F=$(python3 -c "import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], 0))" "$out" "$key")
+	[[ " $* " == *" --catalog "* ]] || SV_LOCAL=$((SV_LOCAL + SV))
 	cmp -s -n "$SIZE" "$TARGET" "$V2" || die "$name: the target differs from v2"
-	ROWS+=("| $name | $S | $((F >> 20)) | $((W >> 20)) |")
-	log "$name: ${S}s, fetched $F, device wrote $W"
+	ROWS+=("| $name | $S | $(mib "$F") | $(mib "$SV") | $(mib "$W") |")
+	log "$name: ${S}s, fetched $F (client), served $SV (server), device wrote $W"
 }
 
 HTTP=(--catalog "$URL/catalog.toml" --image v2.img)
 put_v1
 run "full flash of v2 over HTTP" "${HTTP[@]}"
-T_FULL=$S
+T_FULL=$S F_FULL=$F SV_FULL=$SV
 put_v1
 run "delta over HTTP, v1 on the target" "${HTTP[@]}" --delta
-T_DELTA=$S F_DELTA=$F W_DELTA=$W
+T_DELTA=$S F_DELTA=$F SV_DELTA=$SV W_DELTA=$W
 run "delta over HTTP, v2 on the target" "${HTTP[@]}" --delta
 W_SAME=$W
 put_random
@@ -173,8 +188,8 @@ T_LRAND=$S
 {
 	echo "Delta reflash, ${DISK_MIB} MiB GPT+ext4 image, v2 changes $((CHANGED >> 20)) MiB ($CHANGE_PCT%); loop target with direct I/O"
 	echo
-	echo "| run | seconds | MiB fetched | MiB written (device) |"
-	echo "|---|---:|---:|---:|"
+	echo "| run | seconds | MiB fetched (client) | MiB served (server) | MiB written (device) |"
+	echo "|---|---:|---:|---:|---:|"
 	printf '%s\n' "${ROWS[@]}"
 } | tee "$BENCH_DIR/delta-results.md"
 
@@ -183,9 +198,15 @@ check() { # check WHAT OK
 	if (($2)); then log "ok: $1"; else log "NOT MET: $1" && fail=1; fi
 }
 check "same image writes nothing (HTTP $W_SAME, local $W_LSAME bytes)" "W_SAME == 0 && W_LSAME == 0"
+# The index of 64 KiB blocks (docs/delta.md): a header, a digest per block, a checksum.
+INDEX=$((72 + 32 * ((SIZE + 65535) / 65536) + 32))
+check "the server served the image a full flash read ($SV_FULL served, $F_FULL read)" "SV_FULL == F_FULL && F_FULL > 0"
+check "the server served a delta's blocks and its index ($SV_DELTA served, $F_DELTA fetched + $INDEX)" "SV_DELTA == F_DELTA + INDEX"
+check "local runs fetch nothing from the server ($SV_LOCAL bytes served)" "SV_LOCAL == 0"
 if ((!SMOKE)); then
 	ratio() { python3 -c "print(1 if $1 <= $2 * $3 else 0)"; }
 	check "delta over HTTP fetches <= 1.5x the change ($F_DELTA of $CHANGED)" "F_DELTA * 2 <= CHANGED * 3"
+	check "delta over HTTP: the server serves <= 1.5x the change ($SV_DELTA of $CHANGED)" "SV_DELTA * 2 <= CHANGED * 3"
 	check "delta over HTTP writes <= 1.5x the change ($W_DELTA of $CHANGED)" "W_DELTA * 2 <= CHANGED * 3"
 	check "local delta writes <= 1.5x the change ($W_LDELTA of $CHANGED)" "W_LDELTA * 2 <= CHANGED * 3"
 	check "delta over HTTP <= 0.3x a full flash ($T_DELTA s vs $T_FULL s)" "$(ratio "$T_DELTA" 0.3 "$T_FULL")"

@@ -54,8 +54,9 @@ type ServerOptions struct {
 }
 
 // Server is bty serve's read-only HTTP catalog: GET /catalog.toml, GET|HEAD
-// /images/<name> with Range and ETag, GET /healthz, GET /version. Names that
-// leave Dir, symlinks, hidden and non-regular files are refused.
+// /images/<name> with Range and ETag, GET /healthz, GET /version, GET
+// /metrics (what it served). Names that leave Dir, symlinks, hidden and
+// non-regular files are refused.
 //
 // Digests are computed in the background, one file at a time, and logged
 // with their progress; /catalog.toml never waits for long: an image whose
@@ -65,6 +66,7 @@ type Server struct {
 	opt     ServerOptions
 	hashes  hashCache
 	indexes hashCache // of the block indexes: the sha256 of each encoded index
+	served  served
 	logMu   sync.Mutex
 	catMu   sync.Mutex // guards opt.Catalogs, which SetCatalogs replaces
 }
@@ -170,6 +172,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	lw := &logWriter{ResponseWriter: w}
 	s.route(lw, r)
+	s.countServed(r, lw)
 	if s.opt.Log != nil {
 		status := lw.status
 		if status == 0 {
@@ -193,6 +196,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		// checks the status code or greps for ok still works.
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ok"}`+"\n")
+	case p == "/metrics":
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		s.WriteMetrics(w)
 	case p == "/version":
 		v := s.opt.Version
 		if v == "" {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,8 @@ import (
 // TestServerBlocks: bty serve indexes every image, keeps the blocks two
 // versions share once, lists each index in the catalog, and serves indexes
 // and blocks that a client can check against the catalog and the index.
+// Its /metrics counts exactly the images, blocks and indexes the client
+// received and their bytes.
 func TestServerBlocks(t *testing.T) {
 	const bs = blockindex.DefaultBlockSize
 	const n = 16
@@ -72,9 +75,14 @@ func TestServerBlocks(t *testing.T) {
 
 	srv := httptest.NewServer(s)
 	defer srv.Close()
+	received := map[string][2]int64{} // kind: {responses, bytes} of the 2xx GETs
 	get := func(path string, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		method := "GET"
+		if len(hdr) == 1 {
+			method = hdr[0]
+		}
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
 		}
@@ -84,6 +92,9 @@ func TestServerBlocks(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
+		if kind := servedKind(path); kind != "" && method == "GET" && resp.StatusCode/100 == 2 {
+			received[kind] = [2]int64{received[kind][0] + 1, received[kind][1] + int64(len(b))}
+		}
 		return resp, b
 	}
 	_, body := get("/catalog.toml")
@@ -154,6 +165,26 @@ func TestServerBlocks(t *testing.T) {
 	}
 	if resp, err := http.Post(srv.URL+"/blocks/sha256/"+blockindex.Hex(missing), "application/zstd", nil); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST a block = %v %v, want 405", resp.Status, err)
+	}
+
+	// Whole images and ranges count as images; HEAD, 304 and 404 not at all.
+	get("/images/v1.img.gz")
+	get("/images/v2.img", "Range", "bytes=100-4195")
+	get("/images/v2.img", "HEAD")
+	get(strings.TrimPrefix(rows["v1.img"].BlockIndex, srv.URL), "HEAD")
+	get("/images/missing.img")
+	_, metrics := get("/metrics")
+	for _, kind := range []string{ServedImage, ServedBlock, ServedIndex} {
+		want := fmt.Sprintf("bty_served_requests_total{kind=%q} %d\n", kind, received[kind][0]) +
+			fmt.Sprintf("bty_served_bytes_total{kind=%q} %d\n", kind, received[kind][1])
+		for _, line := range strings.SplitAfter(want, "\n")[:2] {
+			if !strings.Contains(string(metrics), line) {
+				t.Errorf("GET /metrics has no line %q: the client received %d responses of %d bytes\n%s", strings.TrimSpace(line), received[kind][0], received[kind][1], metrics)
+			}
+		}
+	}
+	if received[ServedImage] != [2]int64{2, int64(len(gz.Bytes()) + 4096)} {
+		t.Errorf("the test's own count of images received = %v, want 2 responses of %d bytes", received[ServedImage], len(gz.Bytes())+4096)
 	}
 }
 

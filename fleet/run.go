@@ -183,6 +183,13 @@ func (r *Runner) flash(ctx context.Context, plan wire.Plan) Outcome {
 	}
 	r.progress.Wait()
 	done := wire.Status{Status: wire.StatusDone, SHA256: res.SHA256, BytesWritten: res.Written + res.Zeroed}
+	if opt.Delta {
+		fetched := res.Fetched
+		if opt.Store == nil {
+			fetched = res.SourceBytes // no block index: the whole image was read
+		}
+		done.BytesFetched = &fetched
+	}
 	if err := r.Client.PostStatus(context.WithoutCancel(ctx), done); err != nil {
 		r.say("%v", err)
 	}

@@ -61,7 +61,7 @@ func wireCycle(c *store.Cycle) *wire.Cycle {
 		ImageRef: c.ImageRef, ImageName: c.ImageName, ImageSHA256: c.ImageSHA256, TargetDiskSerial: c.TargetDiskSerial,
 		CreatedAt: c.CreatedAt, DHCPAt: tp(c.DHCPAt), OfferedAt: tp(c.OfferedAt), BootedAt: tp(c.BootedAt), PlannedAt: tp(c.PlannedAt),
 		WriteStartedAt: tp(c.WriteStartedAt), EndedAt: tp(c.EndedAt), Reason: c.Reason, Class: wire.Class(c.Class),
-		SHA256: c.SHA256, BytesWritten: c.BytesWritten}
+		SHA256: c.SHA256, BytesWritten: c.BytesWritten, BytesFetched: c.BytesFetched}
 }
 
 type plainDisk wire.InventoryDisk

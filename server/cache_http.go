@@ -402,6 +402,15 @@ func (s *Server) deleteCache(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// The routes that serve cached images, which bty_served_bytes_total counts
+// as images.
+const (
+	cacheDigestRoute = "GET /cache/{sha}/{name}"
+	cacheRefRoute    = "GET /cache/ref/{ref}/{name}"
+)
+
+var cachedImageRoutes = map[string]bool{cacheDigestRoute: true, cacheRefRoute: true}
+
 func (s *Server) cacheRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /admin/cache", s.admin(s.getCache))
 	m.HandleFunc("POST /admin/cache/warm", s.admin(s.warmCache))
@@ -410,8 +419,8 @@ func (s *Server) cacheRoutes(m *http.ServeMux) {
 		return
 	}
 	// Open, as the other routes machines read.
-	m.HandleFunc("GET /cache/{sha}/{name}", s.cacheDigest)
-	m.HandleFunc("GET /cache/ref/{ref}/{name}", s.cacheRef)
+	m.HandleFunc(cacheDigestRoute, s.cacheDigest)
+	m.HandleFunc(cacheRefRoute, s.cacheRef)
 	if s.opt.Catalog != nil {
 		m.HandleFunc("GET /catalog.toml", s.catalogTOML)
 	}

@@ -556,6 +556,10 @@ func TestCacheRoutes(t *testing.T) {
 	if m := f.do("GET", "/metrics", "").body; !strings.Contains(m, fmt.Sprintf("bty_cache_origin_bytes_total %d\n", len(data))) || !strings.Contains(m, `bty_cache_images{state="complete"} 1`) {
 		t.Errorf("/metrics lacks the cache's lines:\n%s", m)
 	}
+	// The image the machine read counts as served, once (HEAD does not).
+	if m := f.do("GET", "/metrics", "").body; !strings.Contains(m, fmt.Sprintf("bty_served_bytes_total{kind=\"image\"} %d\n", len(data))) || !strings.Contains(m, `bty_served_requests_total{kind="image"} 1`+"\n") {
+		t.Errorf("/metrics does not count the one image served from the cache (%d bytes):\n%s", len(data), m)
+	}
 	for _, bad := range []string{"/cache/" + strings.Repeat("0", 64) + "/x", "/cache/nothex/x", "/cache/ref/" + strings.Repeat("1", 64) + "/x"} {
 		if r := f.do("GET", bad, ""); r.code != http.StatusNotFound {
 			t.Errorf("GET %s: %d %s, want 404", bad, r.code, r.body)

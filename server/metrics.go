@@ -139,6 +139,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if s.cache != nil {
 		s.cache.metrics(&b, help)
 	}
+	if s.opt.Catalog != nil {
+		s.opt.Catalog.WriteMetrics(&b)
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Write([]byte(b.String()))
 }

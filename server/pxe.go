@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"bty/server/store"
+	"bty/units"
 	"bty/wire"
 )
 
@@ -300,6 +301,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		if st.BytesWritten > 0 {
 			c.BytesWritten = st.BytesWritten
 		}
+		c.BytesFetched = st.BytesFetched
 		if err := tx.PutCycle(c); err != nil {
 			return err
 		}
@@ -313,8 +315,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		if !c.PlannedAt.IsZero() {
 			took = " in " + now.Sub(c.PlannedAt).Round(time.Second).String()
 		}
-		return event(tx, now, "machine.flashed", mac, "pxe-client", ip, fmt.Sprintf("plan %d done: %s on serial %s%s", c.ID, c.ImageName, c.TargetDiskSerial, took),
-			map[string]any{"plan_id": c.ID, "sha256": sum, "image_ref": c.ImageRef, "bytes_written": c.BytesWritten})
+		details := map[string]any{"plan_id": c.ID, "sha256": sum, "image_ref": c.ImageRef, "bytes_written": c.BytesWritten}
+		if c.BytesFetched != nil {
+			details["bytes_fetched"] = *c.BytesFetched
+			took += fmt.Sprintf("; delta: %s fetched, %s written", units.Bytes(*c.BytesFetched), units.Bytes(c.BytesWritten))
+		}
+		return event(tx, now, "machine.flashed", mac, "pxe-client", ip, fmt.Sprintf("plan %d done: %s on serial %s%s", c.ID, c.ImageName, c.TargetDiskSerial, took), details)
 	})
 	if err != nil {
 		s.writeErr(w, s.refused(r.Context(), mac, ip, "status", now, err))

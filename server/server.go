@@ -194,6 +194,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route = "other"
 	}
 	s.metrics.request(route, rec.status)
+	if cachedImageRoutes[route] && r.Method == http.MethodGet && rec.status/100 == 2 && s.opt.Catalog != nil {
+		s.opt.Catalog.Served(catalog.ServedImage, rec.n) // the catalog counts its own
+	}
 	if s.opt.Log != nil {
 		s.logMu.Lock()
 		fmt.Fprintf(s.opt.Log, "%s %s %d %s %s\n", r.Method, r.URL.RequestURI(), rec.status, time.Since(start).Round(time.Microsecond), r.RemoteAddr)
@@ -201,11 +204,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// statusRecorder keeps the status of a response; ReadFrom passes through so
-// that file responses still use sendfile.
+// statusRecorder keeps the status and body size of a response; ReadFrom
+// passes through so that file responses still use sendfile.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	n      int64
 }
 
 func (w *statusRecorder) WriteHeader(code int) {
@@ -219,14 +223,18 @@ func (w *statusRecorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(p)
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
 }
 
 func (w *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return io.Copy(w.ResponseWriter, r)
+	n, err := io.Copy(w.ResponseWriter, r)
+	w.n += n
+	return n, err
 }
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -7,7 +7,7 @@
 //	GET  /pxe/<mac>/plan      <-    Plan (plan_id, agent_token)
 //	POST /pxe/<mac>/inventory ->    Inventory
 //	POST /pxe/<mac>/progress  ->    Progress
-//	POST /pxe/<mac>/status    ->    Status (plan_id, sha256, class)
+//	POST /pxe/<mac>/status    ->    Status (plan_id, sha256, class, bytes_fetched)
 //	                                Machine, Cycle, Event   ->   bty fleet ls|show|events
 //	                                MachineUpsert           <-   bty fleet set
 //

@@ -218,6 +218,9 @@ type Cycle struct {
 	Class            Class      `json:"class,omitempty"`
 	SHA256           string     `json:"sha256,omitempty"` // done: what the machine reports it wrote
 	BytesWritten     int64      `json:"bytes_written,omitempty"`
+	// BytesFetched (done, a delta reflash) is what the machine downloaded
+	// for it (Status.BytesFetched); nil for a full flash.
+	BytesFetched *int64 `json:"bytes_fetched,omitempty"`
 }
 
 // Cycle kinds and states.

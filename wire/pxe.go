@@ -29,6 +29,12 @@ type Status struct {
 	// BytesWritten (done) is how many bytes of the image went to the disk,
 	// zeroed ranges included.
 	BytesWritten int64 `json:"bytes_written,omitempty"`
+	// BytesFetched (done, delta) is how many bytes the machine downloaded
+	// for a delta reflash: the blocks its disk lacked (compressed, the
+	// index not counted), or the whole image when there was no block index.
+	// Sent only when the plan asked for delta (a server that asks knows the
+	// field); nil otherwise, so 0 is a delta that fetched nothing.
+	BytesFetched *int64 `json:"bytes_fetched,omitempty"`
 }
 
 // Status values.
@@ -84,6 +90,9 @@ func (s *Status) Validate() error {
 			return fmt.Errorf("sha256 %q is not 64 hex digits", s.SHA256)
 		}
 		s.SHA256 = sum
+	}
+	if s.BytesWritten < 0 || (s.BytesFetched != nil && *s.BytesFetched < 0) {
+		return fmt.Errorf("bytes_written and bytes_fetched cannot be negative")
 	}
 	if s.Class != "" && !s.Class.valid() {
 		return fmt.Errorf("class %q is not one of integrity, source, refused, usage, io, cancelled", s.Class)

@@ -260,16 +260,17 @@ type Cycle struct {
 	SHA256           string
 	BytesWritten     int64
 	BytesTotal       int64
+	BytesFetched     *int64 // done, a delta reflash: the bytes it downloaded; nil for a full flash
 }
 
 const cycleCols = `id, mac, kind, state, cause, attempt, image_ref, image_name, image_sha256, target_disk_serial, token_hash,
-	created_at, offered_at, booted_at, planned_at, write_started_at, ended_at, reason, class, sha256, bytes_written, bytes_total, dhcp_at`
+	created_at, offered_at, booted_at, planned_at, write_started_at, ended_at, reason, class, sha256, bytes_written, bytes_total, dhcp_at, bytes_fetched`
 
 func (c *Cycle) args() []any {
 	return []any{c.ID, c.MAC, c.Kind, c.State, c.Cause, c.Attempt, nullString(c.ImageRef), nullString(c.ImageName),
 		nullString(c.ImageSHA256), nullString(c.TargetDiskSerial), nullString(c.TokenHash),
 		nullTime(c.CreatedAt), nullTime(c.OfferedAt), nullTime(c.BootedAt), nullTime(c.PlannedAt), nullTime(c.WriteStartedAt),
-		nullTime(c.EndedAt), nullString(c.Reason), nullString(c.Class), nullString(c.SHA256), nullInt(c.BytesWritten), nullInt(c.BytesTotal), nullTime(c.DHCPAt)}
+		nullTime(c.EndedAt), nullString(c.Reason), nullString(c.Class), nullString(c.SHA256), nullInt(c.BytesWritten), nullInt(c.BytesTotal), nullTime(c.DHCPAt), c.BytesFetched}
 }
 
 func scanCycle(row scanner) (*Cycle, error) {
@@ -277,9 +278,9 @@ func scanCycle(row scanner) (*Cycle, error) {
 	var s [8]sql.NullString
 	var t [7]sql.NullString
 	var created string
-	var bw, bt sql.NullInt64
+	var bw, bt, bf sql.NullInt64
 	err := row.Scan(&c.ID, &c.MAC, &c.Kind, &c.State, &c.Cause, &c.Attempt, &s[0], &s[1], &s[2], &s[3], &s[4],
-		&created, &t[0], &t[1], &t[2], &t[3], &t[4], &s[5], &s[6], &s[7], &bw, &bt, &t[5])
+		&created, &t[0], &t[1], &t[2], &t[3], &t[4], &s[5], &s[6], &s[7], &bw, &bt, &t[5], &bf)
 	if err != nil {
 		return nil, err
 	}
@@ -288,6 +289,9 @@ func scanCycle(row scanner) (*Cycle, error) {
 	c.CreatedAt = parseTime(sql.NullString{String: created, Valid: true})
 	c.OfferedAt, c.BootedAt, c.PlannedAt, c.WriteStartedAt, c.EndedAt = parseTime(t[0]), parseTime(t[1]), parseTime(t[2]), parseTime(t[3]), parseTime(t[4])
 	c.DHCPAt = parseTime(t[5])
+	if bf.Valid {
+		c.BytesFetched = &bf.Int64
+	}
 	return &c, nil
 }
 
@@ -365,7 +369,7 @@ func (tx *Tx) Cycles(mac string, since int64, limit int) ([]*Cycle, error) {
 func (tx *Tx) InsertCycle(c *Cycle) error {
 	a := c.args()[1:]
 	return tx.q.QueryRowContext(tx.ctx, `INSERT INTO cycles (`+strings.TrimPrefix(cycleCols, "id, ")+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id`, a...).Scan(&c.ID)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) RETURNING id`, a...).Scan(&c.ID)
 }
 
 // PutCycle writes every column of an existing cycle.
@@ -373,7 +377,7 @@ func (tx *Tx) PutCycle(c *Cycle) error {
 	_, err := tx.exec(`UPDATE cycles SET mac = $2, kind = $3, state = $4, cause = $5, attempt = $6, image_ref = $7, image_name = $8,
 		image_sha256 = $9, target_disk_serial = $10, token_hash = $11, created_at = $12, offered_at = $13, booted_at = $14,
 		planned_at = $15, write_started_at = $16, ended_at = $17, reason = $18, class = $19, sha256 = $20, bytes_written = $21,
-		bytes_total = $22, dhcp_at = $23 WHERE id = $1`, c.args()...)
+		bytes_total = $22, dhcp_at = $23, bytes_fetched = $24 WHERE id = $1`, c.args()...)
 	return err
 }
 
