@@ -17,6 +17,8 @@
 #   BENCH_DIR        work dir, images are cached here       (default: bench/out)
 #   BENCH_RUNS       timed runs per command, median taken   (default: 3; smoke: 1)
 #   BTY              bty binary                             (default: go build -o $BENCH_DIR/bty .)
+#   BTY_BASE         a second bty binary (e.g. an older commit), timed in the same runs
+#                    as BTY and the reference: its own columns show before and after
 #   BENCH_DISK_MIB   image size in MiB                      (default: 2048; smoke: 64)
 #   BENCH_DATA_MIB   real files copied into the ext4        (default: 700;  smoke: 20)
 #   BENCH_LOOP_DIO   1: loop device with --direct-io=on     (default: 1)
@@ -300,12 +302,15 @@ split_row() { # split_row ROW: sets name src dst ref shown goal
 	shown=${shown//$'\x01'/|}
 }
 
-bty_cmd() { # bty_cmd SRC DST
-	printf '%q --image %q --disk %q --yes --json' "$BTY" "$1" "$2"
+bty_cmd() { # bty_cmd SRC DST [BINARY]
+	printf '%q --image %q --disk %q --yes --json' "${3:-$BTY}" "$1" "$2"
 }
+if [[ -n ${BTY_BASE:-} ]]; then
+	[[ -x $BTY_BASE ]] || die "BTY_BASE=$BTY_BASE is not executable"
+fi
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A REF_T BTY_T BTY_M PAIRS
+declare -A REF_T BTY_T BTY_M PAIRS BASE_T BASE_M
 for row in "${ROWS[@]}"; do
 	split_row "$row"
 	[[ " $ONLY " == *" $name "* ]] || continue
@@ -319,11 +324,15 @@ for row in "${ROWS[@]}"; do
 		timed junk bash -c "$(bty_cmd "$src" "$dst")"
 		check "bty ($name, dirty target)" "$dst"
 	fi
-	refs=() btys=() rss=() pairs=()
+	refs=() btys=() rss=() pairs=() bases=() brss=()
 	for ((i = 1; i <= RUNS; i++)); do
 		# alternate who goes first
 		order=(ref bty)
 		((i % 2 == 0)) && order=(bty ref)
+		[[ -n ${BTY_BASE:-} ]] && order=(ref bty base) && case $((i % 3)) in
+			2) order=(bty base ref) ;;
+			0) order=(base ref bty) ;;
+			esac
 		for who in "${order[@]}"; do
 			reset_target
 			if [[ $who == ref ]]; then
@@ -332,11 +341,16 @@ for row in "${ROWS[@]}"; do
 				# bmaptool leaves unmapped ranges alone; the discarded target reads zero
 				# (sha256sum writes nothing)
 				[[ $name == fast-sum ]] || check "reference ($name)" "$dst"
-			else
+			elif [[ $who == bty ]]; then
 				timed res bash -c "$(bty_cmd "$src" "$dst")"
 				btys+=("${res% *}")
 				rss+=("${res#* }")
 				check "bty ($name)" "$dst"
+			else
+				timed res bash -c "$(bty_cmd "$src" "$dst" "$BTY_BASE")"
+				bases+=("${res% *}")
+				brss+=("${res#* }")
+				check "bty base ($name)" "$dst"
 			fi
 			log "$name run $i $who: ${res% *} s"
 		done
@@ -347,6 +361,10 @@ for row in "${ROWS[@]}"; do
 	REF_T[$name]=$(median "${refs[@]}")
 	BTY_T[$name]=$(median "${btys[@]}")
 	BTY_M[$name]=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
+	if [[ -n ${BTY_BASE:-} ]]; then
+		BASE_T[$name]=$(median "${bases[@]}")
+		BASE_M[$name]=$(printf '%s\n' "${brss[@]}" | sort -n | tail -1)
+	fi
 done
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 rm -f "$DECOUT"
@@ -402,6 +420,20 @@ out=$BENCH_DIR/results.md
 		# a | inside a table cell must be escaped, code span or not
 		echo "| $label | \`${shown//|/\\|}\` | $r | $b | $ratio | ${PAIRS[$name]} | $tgt | $m | $ok |"
 	done
+	if [[ -n ${BTY_BASE:-} ]]; then
+		echo
+		echo "Before and after, in the same runs: base is $("$BTY_BASE" --version 2>/dev/null | head -1 || echo "$BTY_BASE")."
+		echo
+		echo "| row | ref s | base s | base/ref | bty s | bty/ref | base peak RSS MiB | bty peak RSS MiB |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		for row in "${ROWS[@]}"; do
+			split_row "$row"
+			[[ -n ${BASE_T[$name]:-} ]] || continue
+			r=${REF_T[$name]}
+			awk -v n="$name" -v r="$r" -v a="${BASE_T[$name]}" -v b="${BTY_T[$name]}" -v am="${BASE_M[$name]}" -v bm="${BTY_M[$name]}" \
+				'BEGIN { printf "| %s | %s | %s | %.2f | %s | %.2f | %d | %d |\n", n, r, a, (r > 0 ? a / r : 0), b, (r > 0 ? b / r : 0), am / 1024, bm / 1024 }'
+		done
+	fi
 } | tee "$out"
 log "written to $out"
 ((SMOKE)) && log "smoke run passed: every result byte-identical to the image"
