@@ -65,25 +65,7 @@ func cmdMedia(ctx context.Context, e env, args []string) error {
 	kind := args[0]
 	var f mediaFlags
 	fs := newFlagSet(e, "media "+kind, mediaSynopsis[kind]+"\n\n"+mediaAbout)
-	fs.StringVar(&f.kernel, "kernel", "", "the kernel `VMLINUZ` (bzImage), e.g. /boot/vmlinuz-6.1.0-NN-amd64")
-	fs.StringVar(&f.modules, "modules", "", "its modules: `DIR` is lib/modules/VERSION, or a directory holding one")
-	fs.StringVar(&f.bty, "bty", "", "static bty executable `FILE` to put inside (default: this one)")
-	fs.StringVar(&f.busybox, "busybox", media.DefaultBusybox, "static busybox `FILE` (Debian package busybox-static)")
-	fs.StringVar(&f.caCerts, "ca-certs", "", "CA bundle `FILE` for https:// sources (default "+media.DefaultCACerts+" if present; - for none)")
-	fs.Var(&f.extra, "add-module", "another kernel `MODULE` to load, e.g. mpt3sas; repeatable")
-	if kind == "netboot" {
-		fs.BoolVar(&f.secureBoot, "secure-boot", true, "add shim and GRUB for UEFI PXE, and check that shim boots the kernel (=false: neither)")
-		fs.StringVar(&f.out, "out", "", "directory `DIR` to write the files into (for UEFI PXE with Secure Boot: the TFTP root)")
-		fs.StringVar(&f.appendOpts, "append", "", "kernel `OPTS` for grub.cfg, e.g. \"bty.server=http://10.0.0.5:8080\"")
-	} else {
-		fs.StringVar(&f.out, "out", "", "the disk image `FILE` to write (e.g. bty-usb.img), or a whole DISK (/dev/sdX, serial:S) that the stick then fills")
-		fs.BoolVar(&f.yes, "yes", false, "write DISK without a question")
-		fs.BoolVar(&f.secureBoot, "secure-boot", true, "check that shim boots the kernel with Secure Boot on (=false: any kernel, for machines with Secure Boot off)")
-		fs.StringVar(&f.images, "images", "", "directory `DIR` whose images (as the image root lists them) go onto BTY_IMAGES")
-		fs.StringVar(&f.catalog, "catalog", "", "catalog TOML `FILE` to put on BTY_IMAGES as catalog.toml")
-		fs.StringVar(&f.size, "size", "", "`SIZE` of the disk image file, e.g. 8G (default: just large enough)")
-		fs.StringVar(&f.appendOpts, "append", "", "kernel `OPTS` to add, e.g. \"bty.image=NAME bty.disk=serial:S bty.yes=1\"")
-	}
+	f.register(fs, kind)
 	pos, err := parseArgs(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -107,23 +89,56 @@ func cmdMedia(ctx context.Context, e env, args []string) error {
 	ir := media.InitramfsOptions{Bty: f.bty, Busybox: f.busybox, Modules: f.modules, ExtraModules: f.extra, CACerts: f.caCerts}
 	chain := media.BootChain{UnsignedKernel: !f.secureBoot}
 	if kind == "netboot" {
-		o := media.NetbootOptions{Kernel: f.kernel, Initramfs: ir, Append: f.appendOpts, Out: f.out}
-		if f.secureBoot {
-			o.Chain = &chain
-		}
-		nb, err := media.BuildNetboot(o)
-		if err != nil {
-			return mediaErr(err)
-		}
-		reportInitramfs(e, nb.Initramfs)
-		for _, p := range []string{nb.Kernel, nb.Initrd, nb.Shim, nb.Grub, nb.GrubCfg} {
-			if p != "" {
-				fmt.Fprintln(e.stdout, p)
-			}
-		}
-		return nil
+		return buildNetboot(e, f, ir, chain)
 	}
+	return buildUSB(e, f, ir, chain)
+}
 
+// register adds the flags of bty media KIND.
+func (f *mediaFlags) register(fs *flagSet, kind string) {
+	fs.StringVar(&f.kernel, "kernel", "", "the kernel `VMLINUZ` (bzImage), e.g. /boot/vmlinuz-6.1.0-NN-amd64")
+	fs.StringVar(&f.modules, "modules", "", "its modules: `DIR` is lib/modules/VERSION, or a directory holding one")
+	fs.StringVar(&f.bty, "bty", "", "static bty executable `FILE` to put inside (default: this one)")
+	fs.StringVar(&f.busybox, "busybox", media.DefaultBusybox, "static busybox `FILE` (Debian package busybox-static)")
+	fs.StringVar(&f.caCerts, "ca-certs", "", "CA bundle `FILE` for https:// sources (default "+media.DefaultCACerts+" if present; - for none)")
+	fs.Var(&f.extra, "add-module", "another kernel `MODULE` to load, e.g. mpt3sas; repeatable")
+	if kind == "netboot" {
+		fs.BoolVar(&f.secureBoot, "secure-boot", true, "add shim and GRUB for UEFI PXE, and check that shim boots the kernel (=false: neither)")
+		fs.StringVar(&f.out, "out", "", "directory `DIR` to write the files into (for UEFI PXE with Secure Boot: the TFTP root)")
+		fs.StringVar(&f.appendOpts, "append", "", "kernel `OPTS` for grub.cfg, e.g. \"bty.server=http://10.0.0.5:8080\"")
+	} else {
+		fs.StringVar(&f.out, "out", "", "the disk image `FILE` to write (e.g. bty-usb.img), or a whole DISK (/dev/sdX, serial:S) that the stick then fills")
+		fs.BoolVar(&f.yes, "yes", false, "write DISK without a question")
+		fs.BoolVar(&f.secureBoot, "secure-boot", true, "check that shim boots the kernel with Secure Boot on (=false: any kernel, for machines with Secure Boot off)")
+		fs.StringVar(&f.images, "images", "", "directory `DIR` whose images (as the image root lists them) go onto BTY_IMAGES")
+		fs.StringVar(&f.catalog, "catalog", "", "catalog TOML `FILE` to put on BTY_IMAGES as catalog.toml")
+		fs.StringVar(&f.size, "size", "", "`SIZE` of the disk image file, e.g. 8G (default: just large enough)")
+		fs.StringVar(&f.appendOpts, "append", "", "kernel `OPTS` to add, e.g. \"bty.image=NAME bty.disk=serial:S bty.yes=1\"")
+	}
+}
+
+// buildNetboot writes the netboot files (bty media netboot) and lists them.
+func buildNetboot(e env, f mediaFlags, ir media.InitramfsOptions, chain media.BootChain) error {
+	o := media.NetbootOptions{Kernel: f.kernel, Initramfs: ir, Append: f.appendOpts, Out: f.out}
+	if f.secureBoot {
+		o.Chain = &chain
+	}
+	nb, err := media.BuildNetboot(o)
+	if err != nil {
+		return mediaErr(err)
+	}
+	reportInitramfs(e, nb.Initramfs)
+	for _, p := range []string{nb.Kernel, nb.Initrd, nb.Shim, nb.Grub, nb.GrubCfg} {
+		if p != "" {
+			fmt.Fprintln(e.stdout, p)
+		}
+	}
+	return nil
+}
+
+// buildUSB writes the stick (bty media usb) to an image file or a whole disk.
+func buildUSB(e env, f mediaFlags, ir media.InitramfsOptions, chain media.BootChain) error {
+	var err error
 	o := media.USBOptions{Kernel: f.kernel, Initramfs: ir, Chain: chain, Append: f.appendOpts, Out: f.out}
 	if !isFileTarget(f.out) {
 		if f.size != "" {
