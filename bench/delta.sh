@@ -127,7 +127,7 @@ TARGET=$(losetup --find --show --direct-io=on "$WORK/target")
 LOOPS+=("$TARGET")
 written() { echo $(($(awk '{print $7}' "/sys/block/$(basename "$TARGET")/stat") * 512)); }
 # served: the bytes bty serve has served (images, blocks, indexes) since it started.
-served() { curl -fs "$URL/metrics" | awk '/^bty_served_bytes_total\{/ { n += $2 } END { printf "%d\n", n }'; }
+served() { curl -fs "$URL/metrics" | awk '/^bty_served_bytes_total\{/ { n += $2 } END { printf "%.0f\n", n }'; }
 mib() { python3 -c "print(f'{$1 / 1048576:.1f}')"; }
 
 put_v1() { "$BTY" --image "$RAW" --disk "$TARGET" --yes >/dev/null; }
