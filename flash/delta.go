@@ -56,6 +56,12 @@ func (w *writer) doDelta(j job, rbuf []byte) error {
 		}
 		return w.patch(off, p, false, rbuf)
 	}
+	if w.full.Load() && n > 0 { // past the probe: zeroed as a full flash zeroes
+		if err := w.wipe(); err != nil {
+			return err
+		}
+		return w.zeroJob(off, n)
+	}
 	for done := int64(0); done < n; {
 		if err := w.ctx.Err(); err != nil {
 			return err

@@ -172,6 +172,7 @@ type flashRun struct {
 
 	w             atomic.Pointer[writer] // once the target is open
 	fetched       atomic.Int64           // Options.Store: bytes fetched
+	fellBack      bool                   // Options.Store: the target was unlike the image, flashed in full
 	fetchedBlocks atomic.Int64
 	verified      atomic.Int64
 	imageSize     atomic.Int64 // -1 until known
@@ -390,6 +391,9 @@ func (f *flashRun) finish(t *target, w *writer) error {
 	if f.opt.Delta && f.opt.Store != nil {
 		res.SHA256, res.SourceBytes = indexDigest(f.opt.Store.Index()), f.fetched.Load()
 		res.Fetched, res.FetchedBlocks = f.fetched.Load(), f.fetchedBlocks.Load()
+	}
+	if f.fellBack { // all that was downloaded: the blocks, then the image
+		res.Fetched, res.FetchedBlocks = f.fetched.Load()+f.rr.off, f.fetchedBlocks.Load()
 	}
 	res.Written, res.Zeroed, res.TargetRead, res.Skipped = w.written.Load(), w.zeroed.Load(), w.targetRead.Load(), w.skipped.Load()
 	res.Retries = f.rr.retries

@@ -3,6 +3,7 @@ package flash
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -49,6 +50,18 @@ func (f *flashRun) flashIndexed(target string) error {
 	w := newWriter(f.ctx, t, newPool(16), f.opt.Verify, true)
 	f.w.Store(w)
 	err = f.fetchBlocks(t, w, ix)
+	if errors.Is(err, errUnlike) {
+		// Fetching the rest block by block would take longer than the image
+		// in one stream: flash it in full (its digest checked as ever) over
+		// what the blocks so far left.
+		if err := w.drain(); err != nil {
+			return err
+		}
+		t.close()
+		f.opt.Delta, f.fellBack = false, true
+		f.res.Warnings = append(f.res.Warnings, unlikeWarning)
+		return f.flash(target)
+	}
 	if err == nil {
 		w.flushBehind()
 	}
@@ -64,6 +77,16 @@ func (f *flashRun) flashIndexed(target string) error {
 	return f.finish(t, w)
 }
 
+// errUnlike stops fetchBlocks when the target holds less than an eighth of
+// the image's data in the first indexProbe bytes of data compared, or the
+// first eighth of the data if less (another image, a new disk, random
+// bytes): each block it lacks is a request, the image one stream.
+const indexProbe = 32 << 20
+
+var errUnlike = errors.New("the target holds too little of the image for a delta")
+
+const unlikeWarning = "the disk held less than an eighth of the image's data where it was compared: the image was flashed in full"
+
 // indexRead is how much of the target one read of fetchBlocks covers: a
 // run of blocks, since a 64 KiB read at a time leaves a disk idle between
 // reads (most of all a virtual one).
@@ -77,6 +100,16 @@ func (f *flashRun) fetchBlocks(t *target, w *writer, ix *blockindex.Index) error
 		zeroSums[n] = sha256.Sum256(make([]byte, n))
 	}
 	per := int(max(1, indexRead/ix.BlockSize))
+	var p probe
+	// The probe ends at indexProbe bytes of data, or an eighth of the
+	// image's data if that is less.
+	limit := int64(0)
+	for i, sum := range ix.Blocks {
+		if sum != zeroSums[ix.Len(i)] {
+			limit += ix.Len(i)
+		}
+	}
+	limit = max(ix.BlockSize, min(indexProbe, limit/8))
 	runs := (len(ix.Blocks) + per - 1) / per
 	var next atomic.Int64
 	g, ctx := errgroup.WithContext(f.ctx)
@@ -97,8 +130,11 @@ func (f *flashRun) fetchBlocks(t *target, w *writer, ix *blockindex.Index) error
 				}
 				for i := first; i < last; i++ {
 					off := int64(i) * ix.BlockSize
-					if err := f.fetchBlock(ctx, w, ix, i, got[off-start:off-start+ix.Len(i)], zeroSums); err != nil {
+					if err := f.fetchBlock(ctx, w, ix, i, got[off-start:off-start+ix.Len(i)], zeroSums, &p); err != nil {
 						return err
+					}
+					if c := p.data.Load(); c >= limit && p.held.Load() < c/8 {
+						return errUnlike
 					}
 				}
 			}
@@ -107,10 +143,14 @@ func (f *flashRun) fetchBlocks(t *target, w *writer, ix *blockindex.Index) error
 	return g.Wait()
 }
 
+// probe counts the image's data (its blocks that are not zeros) compared
+// with the target, and how much of it the target held.
+type probe struct{ data, held atomic.Int64 }
+
 // fetchBlock hands on block i of the image, given p, what the target holds
 // there: as it is if its digest matches, zeroed if the image's block is
 // zeros, else fetched (and checked) from the store.
-func (f *flashRun) fetchBlock(ctx context.Context, w *writer, ix *blockindex.Index, i int, p []byte, zeroSums map[int64][32]byte) error {
+func (f *flashRun) fetchBlock(ctx context.Context, w *writer, ix *blockindex.Index, i int, p []byte, zeroSums map[int64][32]byte, pr *probe) error {
 	off, n, sum := int64(i)*ix.BlockSize, int64(len(p)), ix.Blocks[i]
 	if sum == zeroSums[n] {
 		if isZero(p) {
@@ -118,7 +158,9 @@ func (f *flashRun) fetchBlock(ctx context.Context, w *writer, ix *blockindex.Ind
 		}
 		return w.Zero(off, n)
 	}
+	pr.data.Add(n)
 	if sha256.Sum256(p) == sum {
+		pr.held.Add(n)
 		return w.have(off, p)
 	}
 	blk, moved, err := f.opt.Store.Fetch(ctx, sum, n)

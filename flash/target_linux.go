@@ -289,6 +289,12 @@ func (t *target) sameFile(path string) bool {
 func (t *target) close() error {
 	if t.sys.buffered != nil {
 		t.sys.buffered.Close()
+		t.sys.buffered = nil
 	}
-	return unix.Close(t.sys.fd)
+	if t.sys.fd < 0 {
+		return nil
+	}
+	fd := t.sys.fd
+	t.sys.fd = -1 // closed once: the number may be another file's by the next call
+	return unix.Close(fd)
 }

@@ -151,22 +151,7 @@ func (w *writer) do(j job, rbuf []byte) error {
 		return w.doDelta(j, rbuf)
 	}
 	if j.zero {
-		// In slices, so a cancel is noticed within a second even where the
-		// kernel has to write the zeros itself (a USB stick without WRITE
-		// ZEROES manages some 30 MB/s).
-		for off, end := j.off, j.off+j.n; off < end; {
-			if err := w.ctx.Err(); err != nil {
-				return err
-			}
-			n := min(end-off, zeroSlice)
-			if err := w.t.zeroRange(off, n); err != nil {
-				return err
-			}
-			w.zeroed.Add(n)
-			off += n
-		}
-		w.record(extent{off: j.off, n: j.n, zero: true})
-		return nil
+		return w.zeroJob(j.off, j.n)
 	}
 	if err := w.t.writeAt(j.buf, j.off); err != nil {
 		return err
@@ -175,6 +160,25 @@ func (w *writer) do(j job, rbuf []byte) error {
 	if w.verify {
 		w.record(extent{off: j.off, n: int64(len(j.buf)), sum: sha256.Sum256(j.buf)})
 	}
+	return nil
+}
+
+// zeroJob zeroes n bytes at off, in slices, so that a cancel is noticed
+// within a second even where the kernel has to write the zeros itself (a
+// USB stick without WRITE ZEROES manages some 30 MB/s).
+func (w *writer) zeroJob(off, n int64) error {
+	for o, end := off, off+n; o < end; {
+		if err := w.ctx.Err(); err != nil {
+			return err
+		}
+		k := min(end-o, zeroSlice)
+		if err := w.t.zeroRange(o, k); err != nil {
+			return err
+		}
+		w.zeroed.Add(k)
+		o += k
+	}
+	w.record(extent{off: off, n: n, zero: true})
 	return nil
 }
 
