@@ -157,8 +157,8 @@ func TestDeltaRemote(t *testing.T) {
 		// its partition table was rewritten for the disk (the GPT relocated).
 		{"same", 512, v2, "", 0, 1},
 		{"random", 512, "", "", 0, -1},
-		{"corrupt block", 512, "", "corrupt", 4, 0},
-		{"cut connection", 512, "", "cut", 5, 0},
+		{"corrupt block", 512, v1, "corrupt", 4, 0},
+		{"cut connection", 512, v1, "cut", 5, 0},
 		{"truncated index", 512, v1, "truncated index", 4, 0},
 		{"wrong index", 512, v1, "wrong index", 4, 0},
 	} {

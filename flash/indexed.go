@@ -143,8 +143,9 @@ func (f *flashRun) fetchBlocks(t *target, w *writer, ix *blockindex.Index) error
 	return g.Wait()
 }
 
-// probe counts the image's data (its blocks that are not zeros) compared
-// with the target, and how much of it the target held.
+// probe counts the image's blocks compared with the target that the target
+// may lack (its data, and its zeros where the target is not zero), and how
+// much of them the target held.
 type probe struct{ data, held atomic.Int64 }
 
 // fetchBlock hands on block i of the image, given p, what the target holds
@@ -156,6 +157,7 @@ func (f *flashRun) fetchBlock(ctx context.Context, w *writer, ix *blockindex.Ind
 		if isZero(p) {
 			return w.have(off, p)
 		}
+		pr.data.Add(n) // costs a write: counts as not held
 		return w.Zero(off, n)
 	}
 	pr.data.Add(n)
