@@ -186,8 +186,8 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	go cat.Warm(ctx)
 	h := serving{handler: cat}
 	if f.state != "" {
-		closeFleet, err := f.startFleet(ctx, e, &h, cat, r, ln.Addr(), version)
-		if err != nil {
+		var closeFleet func()
+		if h, closeFleet, err = f.startFleet(ctx, e, cat, r, ln.Addr(), version); err != nil {
 			return err
 		}
 		defer closeFleet()
@@ -224,12 +224,12 @@ type serving struct {
 }
 
 // startFleet opens the fleet's state and starts the fleet server (and with
-// --pxe its netboot services) in front of cat; h gets its handler. The
-// returned func closes the server and the store.
-func (f *serveFlags) startFleet(ctx context.Context, e env, h *serving, cat *catalog.Server, r *catalog.Resolver, laddr net.Addr, version string) (func(), error) {
+// --pxe its netboot services) in front of cat: what to serve, and a func
+// that closes the server and the store.
+func (f *serveFlags) startFleet(ctx context.Context, e env, cat *catalog.Server, r *catalog.Resolver, laddr net.Addr, version string) (h serving, closeFleet func(), err error) {
 	st, err := store.Open(ctx, f.state)
 	if err != nil {
-		return nil, err
+		return h, nil, err
 	}
 	ok := false
 	defer func() {
@@ -238,13 +238,13 @@ func (f *serveFlags) startFleet(ctx context.Context, e env, h *serving, cat *cat
 		}
 	}()
 	if path, err := server.EnsureAdminToken(ctx, st, f.secrets, time.Now()); err != nil {
-		return nil, err
+		return h, nil, err
 	} else if path != "" {
 		fmt.Fprintf(e.stderr, "bty serve: the admin token is in %s (BTY_TOKEN=$(cat %s) bty fleet ...)\n", path, path)
 	}
 	pwFile, err := server.EnsurePassword(ctx, st, f.secrets, e.getenv("BTY_ADMIN_PASSWORD"), time.Now())
 	if err != nil {
-		return nil, err
+		return h, nil, err
 	} else if pwFile != "" {
 		fmt.Fprintf(e.stderr, "bty serve: the web UI's password is in %s (change it with bty fleet password)\n", pwFile)
 	}
@@ -260,7 +260,7 @@ func (f *serveFlags) startFleet(ctx context.Context, e env, h *serving, cat *cat
 	var cache *server.Cache
 	if f.cacheDir != "" {
 		if cache, err = server.OpenCache(f.cacheDir, f.capBytes); err != nil {
-			return nil, usagef("%v", err)
+			return h, nil, usagef("%v", err)
 		}
 		fmt.Fprintf(e.stderr, "bty serve: image cache in %s (%s)\n", f.cacheDir, cache)
 	}
@@ -275,14 +275,14 @@ func (f *serveFlags) startFleet(ctx context.Context, e env, h *serving, cat *cat
 	if f.px.on {
 		if h.pxeFailed, h.pxeDone, err = startPXE(ctx, e, f.px, srv, f.baseURL, laddr); err != nil {
 			srv.Close()
-			return nil, err
+			return h, nil, err
 		}
 	}
 	go srv.Run(ctx, f.refresh)
 	h.handler = srv
 	fmt.Fprintf(e.stderr, "bty serve: fleet server at http://%s/ (state %s); PXE: http://%s/pxe-bootstrap.ipxe; web UI: http://%s/ui/\n", addr, store.Redact(f.state), addr, addr)
 	ok = true
-	return func() { srv.Close(); st.Close() }, nil
+	return h, func() { srv.Close(); st.Close() }, nil
 }
 
 // serve answers HTTP on ln until ctx ends (then shuts down within 5 s and

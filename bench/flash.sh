@@ -271,6 +271,10 @@ timed() {
 	rm -f "$tf" "$tf.out" "$tf.err"
 }
 
+peak() { # the largest of the arguments
+	printf '%s\n' "$@" | sort -n | tail -1
+}
+
 median() { # median of the arguments
 	printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'
 }
@@ -326,13 +330,13 @@ for row in "${ROWS[@]}"; do
 	fi
 	refs=() btys=() rss=() pairs=() bases=() brss=()
 	for ((i = 1; i <= RUNS; i++)); do
-		# alternate who goes first
+		# rotate who goes first
 		order=(ref bty)
 		((i % 2 == 0)) && order=(bty ref)
-		[[ -n ${BTY_BASE:-} ]] && order=(ref bty base) && case $((i % 3)) in
-			2) order=(bty base ref) ;;
-			0) order=(base ref bty) ;;
-			esac
+		if [[ -n ${BTY_BASE:-} ]]; then
+			order=(ref bty base ref bty)
+			order=("${order[@]:i%3:3}")
+		fi
 		for who in "${order[@]}"; do
 			reset_target
 			if [[ $who == ref ]]; then
@@ -360,10 +364,10 @@ for row in "${ROWS[@]}"; do
 	PAIRS[$name]=$(printf '%s\n' "${pairs[@]}" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { print (a == b ? a : a "–" b) }')
 	REF_T[$name]=$(median "${refs[@]}")
 	BTY_T[$name]=$(median "${btys[@]}")
-	BTY_M[$name]=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
+	BTY_M[$name]=$(peak "${rss[@]}")
 	if [[ -n ${BTY_BASE:-} ]]; then
 		BASE_T[$name]=$(median "${bases[@]}")
-		BASE_M[$name]=$(printf '%s\n' "${brss[@]}" | sort -n | tail -1)
+		BASE_M[$name]=$(peak "${brss[@]}")
 	fi
 done
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
