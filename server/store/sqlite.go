@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 )
@@ -64,7 +65,7 @@ func OpenSQLite(path string, upTo int) (*SQLite, error) {
 	}
 	dsn := func(pragmas ...string) string {
 		q := url.Values{}
-		for _, p := range append([]string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)", "foreign_keys(1)"}, pragmas...) {
+		for _, p := range append([]string{"busy_timeout(10000)", "synchronous(FULL)", "foreign_keys(1)"}, pragmas...) {
 			q.Add("_pragma", p)
 		}
 		return "file:" + path + "?" + q.Encode()
@@ -73,27 +74,49 @@ func OpenSQLite(path string, upTo int) (*SQLite, error) {
 	// default is 2): a smaller one spilled pages to the WAL in the middle of
 	// a group's transaction. The connections stay open: opening one reads
 	// the schema again.
-	w, err := sql.Open("sqlite", dsn("cache_size(-32768)"))
+	// WAL is a property of the file, set by the writer; readers find it.
+	w, err := sql.Open("sqlite", dsn("journal_mode(WAL)", "cache_size(-32768)"))
 	if err != nil {
 		return nil, err
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
+	conn, err := connect(w)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("state database %s: %w", path, err)
+	}
 	r, err := sql.Open("sqlite", dsn())
 	if err != nil {
+		conn.Close()
 		w.Close()
 		return nil, err
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	s := &SQLite{w: w, r: r, writes: make(chan *write), stop: make(chan struct{}), done: make(chan struct{})}
-	go s.writer()
+	go s.writer(conn)
 	if err := migrate(context.Background(), s, sqliteDialect, upTo); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("state database %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// connect opens the writer's connection. Turning a new file to WAL takes an
+// exclusive lock that SQLite's busy timeout does not wait for (servers
+// starting together on one new file failed with SQLITE_BUSY), so a busy
+// open is tried again, for as long as that timeout.
+func connect(w *sql.DB) (*sql.Conn, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := w.Conn(context.Background())
+		if err == nil || !IsBusy(err) || time.Now().After(deadline) {
+			return conn, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Version returns the schema version of the database.
@@ -140,15 +163,10 @@ func (s *SQLite) Update(ctx context.Context, fn func(*Tx) error) error {
 // keeps: its transactions are plain BEGIN IMMEDIATE and COMMIT statements,
 // so that the statements it prepared stay prepared from one group to the
 // next (database/sql prepares again for every *sql.Tx).
-func (s *SQLite) writer() {
+func (s *SQLite) writer(conn *sql.Conn) {
 	defer close(s.done)
-	ctx := context.Background()
-	conn, err := s.w.Conn(ctx)
-	q := &querier{prepared: map[string]*sql.Stmt{}}
-	if err == nil {
-		defer conn.Close()
-		q.db = conn
-	}
+	defer conn.Close()
+	q := &querier{db: conn, prepared: map[string]*sql.Stmt{}}
 	for {
 		var group []*write
 		select {
@@ -165,12 +183,6 @@ func (s *SQLite) writer() {
 			default:
 				break more
 			}
-		}
-		if err != nil {
-			for _, w := range group {
-				w.err <- err
-			}
-			continue
 		}
 		s.commit(q, group)
 	}
