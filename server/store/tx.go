@@ -391,12 +391,18 @@ type Offer struct {
 	CreatedAt time.Time
 }
 
+const (
+	offerCols = `mac, boot_id, kind, cycle_id, script, created_at`
+	// latestOffer is a machine's latest offer (index offers_mac_created).
+	latestOffer = `SELECT ` + offerCols + ` FROM offers WHERE mac = $1 ORDER BY created_at DESC LIMIT 1`
+)
+
 // Offer returns the offer made to this boot, or ErrNotFound. With bootID ""
 // it returns the machine's latest offer.
 func (tx *Tx) Offer(mac, bootID string) (*Offer, error) {
-	q, args := `SELECT mac, boot_id, kind, cycle_id, script, created_at FROM offers WHERE mac = $1 AND boot_id = $2`, []any{mac, bootID}
+	q, args := `SELECT `+offerCols+` FROM offers WHERE mac = $1 AND boot_id = $2`, []any{mac, bootID}
 	if bootID == "" {
-		q, args = `SELECT mac, boot_id, kind, cycle_id, script, created_at FROM offers WHERE mac = $1 ORDER BY created_at DESC LIMIT 1`, []any{mac}
+		q, args = latestOffer, []any{mac}
 	}
 	var o Offer
 	var cycle sql.NullInt64
