@@ -65,7 +65,7 @@ func OpenSQLite(path string, upTo int) (*SQLite, error) {
 	}
 	dsn := func(pragmas ...string) string {
 		q := url.Values{}
-		for _, p := range append([]string{"busy_timeout(10000)", "synchronous(FULL)", "foreign_keys(1)"}, pragmas...) {
+		for _, p := range append([]string{fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()), "synchronous(FULL)", "foreign_keys(1)"}, pragmas...) {
 			q.Add("_pragma", p)
 		}
 		return "file:" + path + "?" + q.Encode()
@@ -104,12 +104,15 @@ func OpenSQLite(path string, upTo int) (*SQLite, error) {
 	return s, nil
 }
 
+// busyTimeout is how long a connection waits for another's lock.
+const busyTimeout = 10 * time.Second
+
 // connect opens the writer's connection. Turning a new file to WAL takes an
 // exclusive lock that SQLite's busy timeout does not wait for (servers
 // starting together on one new file failed with SQLITE_BUSY), so a busy
 // open is tried again, for as long as that timeout.
 func connect(w *sql.DB) (*sql.Conn, error) {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(busyTimeout)
 	for {
 		conn, err := w.Conn(context.Background())
 		if err == nil || !IsBusy(err) || time.Now().After(deadline) {
