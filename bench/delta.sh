@@ -132,6 +132,8 @@ written() { echo $(($(awk '{print $7}' "/sys/block/$(basename "$TARGET")/stat") 
 # served: the bytes bty serve has served (images, blocks, indexes) since it started.
 served() { curl -fs "$URL/metrics" | awk '/^bty_served_bytes_total\{/ { n += $2 } END { printf "%.0f\n", n }'; }
 mib() { python3 -c "print(f'{$1 / 1048576:.1f}')"; }
+cold() { sync && echo 3 >/proc/sys/vm/drop_caches; } # a cold page cache
+since() { python3 -c "print(round($(date +%s.%N) - $1, 2))"; } # seconds since T0, 2 decimals
 
 put_v1() { "$BTY" --image "$RAW" --disk "$TARGET" --yes >/dev/null; }
 put_random() { dd if=/dev/urandom of="$TARGET" bs=1M count="$DISK_MIB" oflag=direct status=none; }
@@ -143,24 +145,22 @@ SV_LOCAL=0 # what the server served during the local runs
 # seconds and, of the last run, fetched (the client's count), served (the
 # server's) and written (the device's).
 run() {
-	local name=$1 setup=$2 before sbefore t0 t1 out times=() k
+	local name=$1 setup=$2 before sbefore t0 out times=() k
 	shift 2
 	for ((k = 0; k < RUNS; k++)); do
 		$setup
-		sync
-		echo 3 >/proc/sys/vm/drop_caches
+		cold
 		before=$(written)
 		sbefore=$(served)
 		t0=$(date +%s.%N)
 		out=$("$BTY" --disk "$TARGET" --yes --json "$@" | tail -1)
-		t1=$(date +%s.%N)
+		times+=("$(since "$t0")")
 		W=$(($(written) - before))
 		SV=$(($(served) - sbefore))
-		times+=("$(python3 -c "print(round($t1 - $t0, 2))")")
 		[[ " $* " == *" --catalog "* ]] || SV_LOCAL=$((SV_LOCAL + SV))
 		cmp -s -n "$SIZE" "$TARGET" "$V2" || die "$name: the target differs from v2"
 	done
-	S=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+	S=$(median "${times[@]}")
 	# The client's count: a delta's blocks, the image a full flash over
 	# HTTP read, nothing from the file.
 	local key=none
@@ -175,11 +175,10 @@ HTTP=(--catalog "$URL/catalog.toml" --image v2.img)
 run "full flash of v2 over HTTP" put_v1 "${HTTP[@]}"
 T_FULL=$S F_FULL=$F SV_FULL=$SV
 # The floor of any delta: reading the whole disk once, as dd does it.
-sync
-echo 3 >/proc/sys/vm/drop_caches
+cold
 t0=$(date +%s.%N)
 dd if="$TARGET" of=/dev/null bs=4M iflag=direct status=none
-T_READ=$(python3 -c "print(round($(date +%s.%N) - $t0, 2))")
+T_READ=$(since "$t0")
 ROWS+=("| reading the disk alone (dd bs=4M iflag=direct) | $T_READ | $T_READ | - | - | - |")
 log "reading the disk alone: ${T_READ}s"
 run "delta over HTTP, v1 on the target" put_v1 "${HTTP[@]}" --delta

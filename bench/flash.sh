@@ -275,10 +275,6 @@ peak() { # the largest of the arguments
 	printf '%s\n' "$@" | sort -n | tail -1
 }
 
-median() { # median of the arguments
-	printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'
-}
-
 DD="of=$LOOP bs=4M oflag=direct conv=fsync"
 DDP="dd of=$LOOP bs=4M iflag=fullblock oflag=direct conv=fsync"
 # rows: name | source for bty | bty target | reference (shell) | shown reference | target ratio

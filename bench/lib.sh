@@ -117,3 +117,7 @@ build_raw() {
 	touch "$raw.done"
 	log "  $raw: $(du -h "$raw" | cut -f1) allocated of $(du -h --apparent-size "$raw" | cut -f1)"
 }
+
+median() { # median of the arguments
+	printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'
+}
