@@ -31,31 +31,23 @@ func needQemuImg(t *testing.T) {
 	}
 }
 
+// qemu runs a qemu-img or qemu-io command in dir and fails the test if it
+// fails. One failure is qemu-img's, not the command's: creating a LUKS image,
+// it times 32768 PBKDF2 rounds to choose a count and gives up with "Unable
+// to get accurate CPU usage" when the thread's CPU time did not move, which
+// happens now and then on fast machines. Such a command is tried again, and
+// the test is skipped only if every try hits that.
 func qemu(t *testing.T, dir string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// qemuRetried is qemu for commands that may hit qemu-img's LUKS defect: it
-// times 32768 PBKDF2 rounds to choose a count and gives up with "Unable to
-// get accurate CPU usage" when the thread's CPU time did not move, which
-// happens now and then on fast machines. Such a command is tried again, and
-// the test is skipped only if every try hits the defect.
-func qemuRetried(t *testing.T, dir string, args ...string) {
-	t.Helper()
 	const defect = "Unable to get accurate CPU usage"
-	var out []byte
 	for range 5 {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir = dir
-		var err error
-		if out, err = cmd.CombinedOutput(); err == nil {
+		out, err := cmd.CombinedOutput()
+		if err == nil {
 			return
-		} else if !bytes.Contains(out, []byte(defect)) {
+		}
+		if !bytes.Contains(out, []byte(defect)) {
 			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
@@ -400,7 +392,7 @@ func TestQcow2Refused(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, c := range tc.cmds {
-				qemuRetried(t, dir, c...)
+				qemu(t, dir, c...)
 			}
 			file, err := os.ReadFile(filepath.Join(dir, tc.file))
 			if err != nil {
