@@ -11,12 +11,28 @@ const (
 )
 
 // alignedBuf returns n bytes whose address is a multiple of 4096, as O_DIRECT
-// requires of user buffers.
+// requires of user buffers. From hugePage up (the pool's and the prefetcher's
+// arenas) they are aligned to it and backed by huge pages where the system
+// has them (hugePages): a first write to a page costs a fault, 11 µs per 4 KiB
+// page on the benchmark's virtual machines, and 4096 of them, a 16 MiB arena,
+// took longer than writing 100 MiB of the image. Measured on the fast target:
+// the raw flash went from 216 to 187 ms (median of 21 runs, interleaved).
 func alignedBuf(n int) []byte {
-	b := make([]byte, n+4096)
-	off := int(-uintptr(unsafe.Pointer(&b[0])) & 4095)
-	return b[off : off+n : off+n]
+	align := 4096
+	if n >= hugePage {
+		align = hugePage
+	}
+	b := make([]byte, n+align)
+	off := int(-uintptr(unsafe.Pointer(&b[0])) & uintptr(align-1))
+	b = b[off : off+n : off+n]
+	if n >= hugePage {
+		hugePages(b[:n&^(hugePage-1)])
+	}
+	return b
 }
+
+// hugePage is the size of a transparent huge page on amd64 and arm64.
+const hugePage = 2 << 20
 
 // zeroBlock is a block of zeros, never written to.
 var zeroBlock = alignedBuf(blockSize)

@@ -29,9 +29,10 @@ const (
 
 func newPrefetcher(ctx context.Context, r *resumeReader) *prefetcher {
 	p := &prefetcher{full: make(chan chunk, prefetchBuffers), free: make(chan []byte, prefetchBuffers), errc: make(chan error, 1)}
-	for range prefetchBuffers {
+	arena := alignedBuf(prefetchBuffers * prefetchSize)
+	for i := range prefetchBuffers {
 		// Aligned, so that the raw path can write them as they are (Take).
-		p.free <- alignedBuf(prefetchSize)
+		p.free <- arena[i*prefetchSize : (i+1)*prefetchSize : (i+1)*prefetchSize]
 	}
 	go func() {
 		defer close(p.full)

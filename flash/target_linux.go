@@ -298,3 +298,8 @@ func (t *target) close() error {
 	t.sys.fd = -1 // closed once: the number may be another file's by the next call
 	return unix.Close(fd)
 }
+
+// hugePages asks for b, a range of whole huge pages, to be backed by them
+// (alignedBuf). It is advice: where transparent huge pages are off, the
+// kernel uses small pages as before.
+func hugePages(b []byte) { _ = unix.Madvise(b, unix.MADV_HUGEPAGE) }
