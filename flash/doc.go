@@ -2,7 +2,7 @@
 // runs it in this order (flash.go, one function a step):
 //
 //	open        Source.Open(off) -> resumeReader (retry with Range, count, sha256,
-//	            length/digest check) -> prefetcher (a few MiB ahead) -> input
+//	            length/digest check) -> prefetcher (16 MiB ahead) -> input
 //	probe       first bytes -> bty/format names the format -> its prober: the
 //	            decoded size where the container records it, and the decoder
 //	refuse tar  decoder.head: the decoded start, "ustar" at 257 refused

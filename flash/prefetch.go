@@ -22,9 +22,14 @@ type chunk struct {
 	zeros int64
 }
 
+// The buffers are 4 MiB: a raw image's data is written from them as it was
+// read, and four writes of 4 MiB took less time than sixteen of 1 MiB (fast
+// target, raw: 190 against 201 ms, medians of 21 interleaved runs; compressed
+// sources the same). On huge pages (alignedBuf) their size costs no faults.
 const (
 	prefetchBuffers = 4
-	prefetchSize    = 1 << 20
+	prefetchSize    = 4 << 20
+	undecidedRead   = 64 << 10 // the most read at once before the format is known
 )
 
 func newPrefetcher(ctx context.Context, r *resumeReader) *prefetcher {
@@ -56,6 +61,11 @@ func newPrefetcher(ctx context.Context, r *resumeReader) *prefetcher {
 				p.errc <- ctx.Err()
 				return
 			}
+			if r.hashing.Load() == hashUndecided {
+				// The probers wait for the first bytes, and until they
+				// decide, a hole is read as zeros and hashed: read little.
+				b = b[:undecidedRead]
+			}
 			n, err := r.Read(b)
 			if n > 0 {
 				select {
@@ -65,7 +75,7 @@ func newPrefetcher(ctx context.Context, r *resumeReader) *prefetcher {
 					return
 				}
 			} else {
-				p.free <- b
+				p.free <- b[:cap(b)]
 			}
 			if err != nil {
 				p.errc <- err
