@@ -49,30 +49,32 @@ func (w *writer) doDelta(j job, rbuf []byte) error {
 		}
 		n = lo - off
 	}
-	if !j.zero {
-		p := j.buf[:n]
-		if w.verify && n > 0 {
-			w.record(extent{off: off, n: n, sum: sha256.Sum256(p)})
-		}
-		return w.patch(off, p, false, rbuf)
-	}
-	if w.full.Load() && n > 0 { // past the probe: zeroed as a full flash zeroes
+	switch {
+	case !j.zero && w.verify && n > 0:
+		w.record(extent{off: off, n: n, sum: sha256.Sum256(j.buf[:n])})
+	case j.zero && w.full.Load() && n > 0: // past the probe: zeroed as a full flash zeroes
 		if err := w.wipe(); err != nil {
 			return err
 		}
 		return w.zeroJob(off, n)
 	}
+	// A job is up to a prefetch buffer (the raw path's data) or a zero
+	// range of any length: compare it a block at a time.
 	for done := int64(0); done < n; {
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}
 		c := min(n-done, blockSize)
-		if err := w.patch(off+done, zeroBlock[:c], true, rbuf); err != nil {
+		p := zeroBlock[:c]
+		if !j.zero {
+			p = j.buf[done : done+c]
+		}
+		if err := w.patch(off+done, p, j.zero, rbuf); err != nil {
 			return err
 		}
 		done += c
 	}
-	if n > 0 {
+	if j.zero && n > 0 {
 		w.record(extent{off: off, n: n, zero: true})
 	}
 	return nil
