@@ -86,9 +86,16 @@ func startFleetUnder(t *testing.T, under []string, images, state, listen string,
 		}
 		p.cmd.Wait()
 	}()
+	// Stopped as an operator stops it, so that it removes what it made
+	// (the TFTP root of --pxe in /tmp); killed if it does not go.
 	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
 		if t.Failed() {
 			t.Logf("bty serve's log (tail):\n%s", tail(p.logText(), 4000))
 		}
