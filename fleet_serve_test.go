@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"bty/internal/pgtest"
+	"bty/internal/testproc"
 	"bty/server/store"
 	"bty/wire"
 )
@@ -86,16 +87,9 @@ func startFleetUnder(t *testing.T, under []string, images, state, listen string,
 		}
 		p.cmd.Wait()
 	}()
-	// Stopped as an operator stops it, so that it removes what it made
-	// (the TFTP root of --pxe in /tmp); killed if it does not go.
 	t.Cleanup(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
+		// SIGTERM, so that bty serve --pxe removes its TFTP root in /tmp.
+		testproc.Stop(p.cmd.Process, syscall.SIGTERM, p.done, 10*time.Second)
 		if t.Failed() {
 			t.Logf("bty serve's log (tail):\n%s", tail(p.logText(), 4000))
 		}

@@ -186,13 +186,7 @@ func (s *Server) Log() string {
 
 // Stop stops the server (a fast shutdown) and removes its directory.
 func (s *Server) Stop() {
-	s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.exit:
-	case <-time.After(30 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exit
-	}
+	testproc.Stop(s.cmd.Process, syscall.SIGINT, s.exit, 30*time.Second)
 	os.RemoveAll(s.dir)
 }
 

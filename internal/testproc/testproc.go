@@ -1,7 +1,11 @@
 // Package testproc holds what tests need of the processes they start.
 package testproc
 
-import "os/exec"
+import (
+	"os"
+	"os/exec"
+	"time"
+)
 
 // DieWithTest makes cmd's process die with the test binary. t.Cleanup kills
 // it on a normal end, but a test binary that times out (or is killed) panics
@@ -13,4 +17,17 @@ import "os/exec"
 func DieWithTest(cmd *exec.Cmd) *exec.Cmd {
 	dieWithParent(cmd)
 	return cmd
+}
+
+// Stop asks a process to end with sig, as an operator would, so that it
+// removes what it made, and kills it if exited has not closed or sent within wait.
+// It returns once it has.
+func Stop[T any](p *os.Process, sig os.Signal, exited <-chan T, wait time.Duration) {
+	p.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(wait):
+		p.Kill()
+		<-exited
+	}
 }

@@ -200,13 +200,7 @@ func (l *LAN) Start(cmd *exec.Cmd, name string) {
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	l.t.Cleanup(func() {
-		cmd.Process.Signal(unix.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
+		testproc.Stop(cmd.Process, unix.SIGTERM, done, 10*time.Second)
 		logf.Close()
 	})
 }
