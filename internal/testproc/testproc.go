@@ -20,8 +20,8 @@ func DieWithTest(cmd *exec.Cmd) *exec.Cmd {
 }
 
 // Stop asks a process to end with sig, as an operator would, so that it
-// removes what it made, and kills it if exited has not closed or sent within wait.
-// It returns once it has.
+// removes what it made, and kills it if exited has neither closed nor sent
+// within wait. It returns once exited has closed or sent.
 func Stop[T any](p *os.Process, sig os.Signal, exited <-chan T, wait time.Duration) {
 	p.Signal(sig)
 	select {
